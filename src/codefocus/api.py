@@ -1,0 +1,157 @@
+"""The library's entry points."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from codefocus.attribution import Attribution, Unit
+from codefocus.data.statements import line_of, statements_of
+from codefocus.data.tasks import Task
+from codefocus.data.units import Aggregation, Span, aggregate_to_words, word_spans
+from codefocus.errors import CodefocusError, InvalidArgumentError
+from codefocus.methods.base import resolve_methods
+from codefocus.methods.context import AttributionContext
+from codefocus.methods.perturbation import PerturbationSetup
+from codefocus.models.base import GenerationSettings, model_input_for
+from codefocus.models.cache import CachedGenerator
+
+log = logging.getLogger(__name__)
+
+
+class _BlackBoxContext:
+    """What a perturbation method sees of an endpoint model: only the perturbation setup."""
+
+    perturbation = None
+
+
+def _as_model(model):
+    if isinstance(model, str):
+        from codefocus.models.loading import load_model
+
+        return load_model(model)
+    return model
+
+
+def attribute(
+    model,
+    task_or_prompt: Task | str,
+    methods: Sequence[str] | str = "all-whitebox",
+    completion: str | None = None,
+    settings: GenerationSettings | None = None,
+    aggregation: Aggregation = "sum",
+    substitutes: str = "embedding",
+    similarity: str = "bleu",
+    cache=None,
+    batch_size: int = 8,
+) -> Attribution:
+    """Which words of a task the model attended to, by each method.
+
+    ``model`` is a loaded model or a name (``default``, ``tiny``, hub id, directory, .gguf).
+    Without ``completion`` the model first writes one (greedy; the study's token budget). A method
+    that fails is recorded in ``failures`` and the others still run.
+    """
+    model = _as_model(model)
+    settings = settings or GenerationSettings()
+    chosen = resolve_methods(list(methods) if not isinstance(methods, str) else methods)
+    if isinstance(task_or_prompt, Task):
+        task: Task | None = task_or_prompt
+        prompt = task_or_prompt.prompt
+        model_input = model_input_for(task_or_prompt)
+    else:
+        task = None
+        prompt = model_input = task_or_prompt
+    timings: dict[str, float] = {}
+    budget = settings.max_new_tokens or model.default_max_new_tokens(
+        task.reference_solution if task else None
+    )
+    generator = CachedGenerator(model, cache, batch_size)
+    if completion is None:
+        model.check_fits(model.count_tokens(model_input), budget)
+        started = time.perf_counter()
+        completion = generator([model_input], budget, settings)[0]
+        timings["generate"] = time.perf_counter() - started
+    white_box = hasattr(model, "encode")
+    if not white_box:
+        needing = [m.name for m in chosen if m.needs_white_box]
+        if needing:
+            raise InvalidArgumentError(
+                f"{', '.join(needing)} need a white-box model; {model.name} is an endpoint: "
+                "use the perturbation methods (occlusion, bert_masking, shap, shap_partition)"
+            )
+        context = _BlackBoxContext()
+    else:
+        context = AttributionContext(model, model_input, completion)
+    if any(m.family == "perturbation" for m in chosen):
+        context.perturbation = PerturbationSetup(
+            prompt=prompt,
+            suffix=model_input[len(prompt) :],
+            completion=completion,
+            generator=generator,
+            budget=budget,
+            settings=settings,
+            similarity=similarity,
+            provider=substitutes,
+            model=model,
+        )
+    offsets = context.prompt_offsets if white_box else []
+    tokens = [Unit(model_input[s:e], s, e) for s, e in offsets]
+    words = [Unit(prompt[w.start : w.end], w.start, w.end) for w in word_spans(prompt)]
+    token_spans = [Span(t.start, t.end) for t in tokens]
+    word_span_list = [Span(w.start, w.end) for w in words]
+    statements = statements_of(model_input, completion)
+    step_lines = [
+        line_of(completion, start) for start, _ in getattr(context, "completion_offsets", [])
+    ]
+
+    token_scores: dict[str, list[float]] = {}
+    word_scores: dict[str, list[float]] = {}
+    statement_scores: dict[str, list[list[float]]] = {}
+    failures: dict[str, str] = {}
+    for method in chosen:
+        started = time.perf_counter()
+        try:
+            result = method.compute(context)
+        except CodefocusError as error:
+            failures[method.name] = str(error)
+            continue
+        except RuntimeError as error:  # e.g. out of memory: record it, keep the other methods
+            failures[method.name] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
+            log.warning("method %s failed: %s", method.name, failures[method.name])
+            continue
+        timings[method.name] = time.perf_counter() - started
+        scores = np.asarray(result.scores, dtype=float)
+        if result.word_level:  # perturbation methods score the words themselves
+            word_scores[method.name] = scores.tolist()
+            continue
+        token_scores[method.name] = scores.tolist()
+        word_scores[method.name] = aggregate_to_words(
+            token_spans, scores, word_span_list, aggregation
+        )
+        if result.per_step is not None and len(result.per_step) == len(step_lines):
+            rows = []
+            for statement in statements:
+                mask = [statement.first_line <= line <= statement.last_line for line in step_lines]
+                summed = result.per_step[np.asarray(mask, dtype=bool)].sum(axis=0)
+                rows.append(aggregate_to_words(token_spans, summed, word_span_list, aggregation))
+            statement_scores[method.name] = rows
+    return Attribution(
+        model=model.name,
+        task_id=task.task_id if task else None,
+        prompt=prompt,
+        model_input=model_input,
+        generated=completion,
+        tokens=tokens,
+        words=words,
+        token_scores=token_scores,
+        word_scores=word_scores,
+        statements=statements,
+        statement_word_scores=statement_scores,
+        human_spans=list(task.human_spans) if task else [],
+        settings={"generation": settings.to_dict(), "aggregation": aggregation},
+        timings=timings,
+        failures=failures,
+    )

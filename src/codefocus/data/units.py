@@ -1,0 +1,138 @@
+"""Scored units (model sub-tokens, words, the study's cleaned tokens) as character spans.
+
+Every comparison in codefocus happens on half-open character intervals ``[start, end)`` of one
+prompt text, so any unit sequence is first turned into spans here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from codefocus.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True, order=True)
+class Span:
+    """A half-open character interval ``[start, end)`` of a prompt."""
+
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.start < 0 or self.end < self.start:
+            raise InvalidArgumentError(f"invalid span ({self.start}, {self.end})")
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+    def overlap(self, other: Span) -> int:
+        """Number of characters shared with ``other``."""
+        return max(0, min(self.end, other.end) - max(self.start, other.start))
+
+    def text(self, prompt: str) -> str:
+        return prompt[self.start : self.end]
+
+
+@dataclass(frozen=True)
+class ScoredUnit:
+    """A unit of text with its position and an importance score."""
+
+    text: str
+    span: Span
+    score: float
+
+
+def find_units(text: str, units: Iterable[str], start: int = 0) -> list[Span | None]:
+    """Locate units left to right, each searched from the end of the previous match.
+
+    This is how the original study mapped its cleaned tokens to characters: ``str.find`` from a
+    moving cursor. A unit that is not found maps to ``None`` (the study dropped it) and does not
+    move the cursor.
+    """
+    cursor = start
+    spans: list[Span | None] = []
+    for unit in units:
+        index = text.find(unit, cursor) if unit else -1
+        if index < 0:
+            spans.append(None)
+            continue
+        spans.append(Span(index, index + len(unit)))
+        cursor = index + len(unit)
+    return spans
+
+
+def scored_units_from_pairs(text: str, pairs: Sequence[tuple[str, float]]) -> list[ScoredUnit]:
+    """Turn stored ``(unit, score)`` pairs into located units, dropping those not found."""
+    spans = find_units(text, (unit for unit, _ in pairs))
+    return [
+        ScoredUnit(unit, span, float(score))
+        for (unit, score), span in zip(pairs, spans, strict=True)
+        if span is not None
+    ]
+
+
+def spans_from_offsets(offsets: Sequence[tuple[int, int]]) -> list[Span]:
+    """Spans from tokenizer offsets (``return_offsets_mapping``), trimming nothing."""
+    return [Span(int(s), int(e)) for s, e in offsets]
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?])\s+")
+_PUNCTUATION_ONLY = re.compile(r"^[^\w]+$")
+
+
+def word_spans(text: str, drop_punctuation: bool = True) -> list[Span]:
+    """NLTK-style words of ``text`` as spans (the study's unit for perturbation methods).
+
+    NLTK's ``word_tokenize`` needs the punkt model, which is a download; we split sentences at
+    ``.!?`` followed by whitespace instead and run NLTK's own word tokenizer on each sentence,
+    which gives the same words on benchmark prompts. Punctuation-only tokens are dropped, as in
+    the study.
+    """
+    from nltk.tokenize.destructive import NLTKWordTokenizer
+
+    tokenizer = NLTKWordTokenizer()
+    spans: list[Span] = []
+    position = 0
+    for sentence in _SENTENCE_BREAK.split(text):
+        offset = text.find(sentence, position)
+        position = offset + len(sentence)
+        for start, end in tokenizer.span_tokenize(sentence):
+            piece = sentence[start:end]
+            if drop_punctuation and _PUNCTUATION_ONLY.match(piece):
+                continue
+            spans.append(Span(offset + start, offset + end))
+    return spans
+
+
+Aggregation = Literal["sum", "mean", "max"]
+
+
+def aggregate_to_words(
+    token_spans: Sequence[Span],
+    token_scores: Sequence[float],
+    words: Sequence[Span],
+    how: Aggregation = "sum",
+) -> list[float]:
+    """Aggregate sub-token scores onto words: each token goes to every word it overlaps.
+
+    A word that no token overlaps scores 0.0.
+    """
+    if len(token_spans) != len(token_scores):
+        raise InvalidArgumentError("token spans and scores differ in length")
+    if how not in ("sum", "mean", "max"):
+        raise InvalidArgumentError(f"unknown aggregation {how!r}: use sum, mean or max")
+    result: list[float] = []
+    for word in words:
+        values = [s for t, s in zip(token_spans, token_scores, strict=True) if t.overlap(word)]
+        if not values:
+            result.append(0.0)
+        elif how == "sum":
+            result.append(float(sum(values)))
+        elif how == "mean":
+            result.append(float(sum(values) / len(values)))
+        else:
+            result.append(float(max(values)))
+    return result

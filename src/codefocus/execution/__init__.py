@@ -1,0 +1,1 @@
+"""Running model-written code: the sandbox, test harnesses, pass@k."""

@@ -1,0 +1,1 @@
+"""The code-classification lab: datasets, attention-pooled classifiers, AutoFocus analysis."""

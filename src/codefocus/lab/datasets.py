@@ -1,0 +1,150 @@
+"""Datasets of the lab: Java algorithm classification (bi-tbcnn) and Python method names.
+
+Algorithms: the AutoFocus authors' crawl of GitHub Java programs in 10 classes. Files that do not
+parse are dropped (counted); exact duplicates (same tokens) and near duplicates (same token
+sequence once identifiers and literals are abstracted — type-2 clones) are removed before a
+seeded, stratified 70/10/20 split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import tarfile
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from codefocus.data.paths import data_file, resolve_data_dir
+from codefocus.lab.parsing import parse
+
+ABSTRACT_KINDS = {
+    "identifier",
+    "type_identifier",
+    "decimal_integer_literal",
+    "string_fragment",
+    "decimal_floating_point_literal",
+    "character_literal",
+    "integer",
+    "float",
+    "string_content",
+}
+
+
+@dataclass
+class Sample:
+    code: str
+    label: int
+    source: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class LabDataset:
+    name: str
+    language: str
+    classes: list[str]
+    train: list[Sample]
+    valid: list[Sample]
+    test: list[Sample]
+    report: dict = field(default_factory=dict)
+
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "name": self.name,
+            "language": self.language,
+            "classes": self.classes,
+            "report": self.report,
+        }
+        (directory / "dataset.json").write_text(json.dumps(meta, indent=1))
+        for split in ("train", "valid", "test"):
+            with open(directory / f"{split}.jsonl", "w") as handle:
+                for sample in getattr(self, split):
+                    handle.write(json.dumps(sample.to_dict()) + "\n")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LabDataset:
+        directory = Path(directory)
+        meta = json.loads((directory / "dataset.json").read_text())
+        splits = {
+            split: [Sample(**json.loads(line)) for line in open(directory / f"{split}.jsonl")]
+            for split in ("train", "valid", "test")
+        }
+        return cls(meta["name"], meta["language"], meta["classes"], **splits, report=meta["report"])
+
+
+def _fingerprints(code: str, language: str) -> tuple[str, str] | None:
+    parsed = parse(code, language)
+    if parsed.has_error or not parsed.tokens:
+        return None
+    exact = hashlib.sha1(" ".join(t.text for t in parsed.tokens).encode()).hexdigest()
+    abstract = " ".join(t.kind if t.kind in ABSTRACT_KINDS else t.text for t in parsed.tokens)
+    return exact, hashlib.sha1(abstract.encode()).hexdigest()
+
+
+def split(samples: list[Sample], seed: int) -> tuple[list[Sample], list[Sample], list[Sample]]:
+    """Stratified 70/10/20 split, reproducible for a seed."""
+    rng = random.Random(seed)
+    by_label: dict[int, list[Sample]] = {}
+    for sample in samples:
+        by_label.setdefault(sample.label, []).append(sample)
+    train, valid, test = [], [], []
+    for label in sorted(by_label):
+        group = by_label[label]
+        rng.shuffle(group)
+        n_train, n_valid = round(0.7 * len(group)), round(0.1 * len(group))
+        train += group[:n_train]
+        valid += group[n_train : n_train + n_valid]
+        test += group[n_train + n_valid :]
+    for part in (train, valid, test):
+        rng.shuffle(part)
+    return train, valid, test
+
+
+def load_algorithms(
+    data_dir: str | Path | None = None, per_class: int | None = None, seed: int = 0
+) -> LabDataset:
+    path = data_file(resolve_data_dir(data_dir), "algorithm-classification", "bi-tbcnn-java.tar.gz")
+    files: dict[str, list[tuple[str, str]]] = {}
+    with tarfile.open(path) as archive:
+        for member in sorted(archive.getmembers(), key=lambda m: m.name):
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 4 or not member.name.endswith(".java"):
+                continue
+            raw = archive.extractfile(member).read()
+            files.setdefault(parts[1], []).append(
+                (member.name, io.TextIOWrapper(io.BytesIO(raw), errors="replace").read())
+            )
+    classes = sorted(files)
+    report = Counter()
+    seen_exact, seen_near, samples = set(), set(), []
+    for label, name in enumerate(classes):
+        kept = 0
+        for source, code in files[name]:
+            if per_class is not None and kept >= per_class:
+                break
+            report["files"] += 1
+            prints = _fingerprints(code, "java")
+            if prints is None:
+                report["dropped: does not parse"] += 1
+                continue
+            exact, near = prints
+            if exact in seen_exact:
+                report["dropped: exact duplicate"] += 1
+                continue
+            if near in seen_near:
+                report["dropped: near duplicate (same code up to names and literals)"] += 1
+                continue
+            seen_exact.add(exact)
+            seen_near.add(near)
+            samples.append(Sample(code, label, source))
+            kept += 1
+    report["kept"] = len(samples)
+    train, valid, test = split(samples, seed)
+    return LabDataset("algorithms", "java", classes, train, valid, test, dict(report))

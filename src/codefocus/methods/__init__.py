@@ -1,0 +1,1 @@
+"""Attribution methods, found by name through a registry."""

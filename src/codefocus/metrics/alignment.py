@@ -1,0 +1,267 @@
+"""Alignment between a model's top-K units and programmers' labelled spans.
+
+Definitions follow Kou et al. (FSE 2024), who follow Da San Martino et al. (2019):
+
+* precision  P = sum_prompts sum_{h in H} sum_{m in TopK} |h ∩ m| / |m|  /  (number of top-K spans)
+* recall     R = sum_prompts sum_{h in H} sum_{m in TopK} |h ∩ m| / |h|  /  (number of human spans)
+* F1 = 2PR / (P + R), pooled over prompts (micro), and the same per prompt.
+* Krippendorff's alpha (nominal) over every unit of every prompt, between "overlaps a human span"
+  and "overlaps a top-K span".
+
+All spans are half-open character intervals; partial overlap earns partial credit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codefocus.errors import InvalidArgumentError
+
+
+@dataclass(frozen=True)
+class PromptUnits:
+    """One prompt's scored units and its human spans, as arrays ready for the metrics.
+
+    ``unit_spans`` and ``human_spans`` are (n, 2) integer arrays of half-open intervals;
+    ``human_categories`` gives each human span's category.
+    """
+
+    key: str
+    unit_spans: np.ndarray
+    scores: np.ndarray
+    human_spans: np.ndarray
+    human_categories: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        key: str,
+        unit_spans: Iterable[tuple[int, int]],
+        scores: Iterable[float],
+        human_spans: Iterable[tuple[int, int]],
+        human_categories: Iterable[str] = (),
+    ) -> PromptUnits:
+        units = np.asarray(list(unit_spans), dtype=np.int64).reshape(-1, 2)
+        human = np.asarray(list(human_spans), dtype=np.int64).reshape(-1, 2)
+        values = np.asarray(list(scores), dtype=np.float64)
+        if len(values) != len(units):
+            raise InvalidArgumentError(f"{key}: {len(units)} units but {len(values)} scores")
+        categories = tuple(human_categories)
+        if categories and len(categories) != len(human):
+            raise InvalidArgumentError(
+                f"{key}: {len(human)} human spans but {len(categories)} categories"
+            )
+        return cls(key, units, values, human, categories)
+
+
+def check_k(k: int) -> int:
+    if not isinstance(k, int | np.integer) or k <= 0:
+        raise InvalidArgumentError(f"K must be a positive integer, got {k!r}")
+    return int(k)
+
+
+def top_k_indices(scores: Sequence[float] | np.ndarray, k: int) -> np.ndarray:
+    """Indices of the K highest scores; ties go to the earlier unit; NaN ranks last.
+
+    The earlier-unit rule is the one the original study's Python ``sorted`` applied.
+    """
+    check_k(k)
+    values = np.asarray(scores, dtype=np.float64)
+    keyed = np.where(np.isnan(values), -np.inf, values)
+    order = np.argsort(-keyed, kind="stable")
+    return order[:k]
+
+
+def overlap_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """|a_i ∩ b_j| for every pair of half-open spans (rows of ``a`` by rows of ``b``)."""
+    a = np.asarray(a, dtype=np.int64).reshape(-1, 2)
+    b = np.asarray(b, dtype=np.int64).reshape(-1, 2)
+    lo = np.maximum(a[:, None, 0], b[None, :, 0])
+    hi = np.minimum(a[:, None, 1], b[None, :, 1])
+    return np.clip(hi - lo, 0, None)
+
+
+@dataclass(frozen=True)
+class PromptCounts:
+    """Per-prompt sums from which every pooled metric is computed (and bootstrapped)."""
+
+    precision_sum: float
+    recall_sum: float
+    n_top: int
+    n_human: int
+    # unit-level agreement counts: (human flag, model flag) = 00, 01, 10, 11
+    pairs: tuple[int, int, int, int]
+    covered_human: int
+    category_recall_sum: dict[str, float] = field(default_factory=dict)
+    category_count: dict[str, int] = field(default_factory=dict)
+
+
+class PromptAlignment:
+    """Precomputed overlaps for one prompt, so that several K cost almost nothing extra."""
+
+    def __init__(self, prompt: PromptUnits) -> None:
+        self.prompt = prompt
+        self.human_vs_unit = overlap_matrix(prompt.human_spans, prompt.unit_spans).astype(float)
+        self.unit_lengths = np.maximum(prompt.unit_spans[:, 1] - prompt.unit_spans[:, 0], 1)
+        human_lengths = prompt.human_spans[:, 1] - prompt.human_spans[:, 0]
+        self.human_lengths = human_lengths
+        self.human_flags = (self.human_vs_unit > 0).any(axis=0)
+        self.unit_vs_unit = overlap_matrix(prompt.unit_spans, prompt.unit_spans) > 0
+
+    def counts(self, k: int) -> PromptCounts:
+        top = top_k_indices(self.prompt.scores, k)
+        shared = self.human_vs_unit[:, top]
+        precision_sum = float((shared / self.unit_lengths[top]).sum())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            per_human = np.where(
+                self.human_lengths[:, None] > 0, shared / self.human_lengths[:, None], 0.0
+            ).sum(axis=1)
+        model_flags = (
+            self.unit_vs_unit[:, top].any(axis=1)
+            if len(top)
+            else np.zeros(len(self.unit_lengths), dtype=bool)
+        )
+        h, m = self.human_flags, model_flags
+        pairs = (
+            int((~h & ~m).sum()),
+            int((~h & m).sum()),
+            int((h & ~m).sum()),
+            int((h & m).sum()),
+        )
+        category_sum: dict[str, float] = {}
+        category_count: dict[str, int] = {}
+        for index, category in enumerate(self.prompt.human_categories):
+            category_sum[category] = category_sum.get(category, 0.0) + float(per_human[index])
+            category_count[category] = category_count.get(category, 0) + 1
+        return PromptCounts(
+            precision_sum=precision_sum,
+            recall_sum=float(per_human.sum()),
+            n_top=len(top),
+            n_human=len(self.human_lengths),
+            pairs=pairs,
+            covered_human=int((shared > 0).any(axis=1).sum()),
+            category_recall_sum=category_sum,
+            category_count=category_count,
+        )
+
+
+def f1_score(precision: float, recall: float) -> float:
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+def alpha_from_pairs(n00: float, n01: float, n10: float, n11: float) -> float:
+    """Krippendorff's alpha (nominal) for two coders and binary values, from pair counts.
+
+    With the coincidence matrix o: o_00 = 2 n00, o_11 = 2 n11, o_01 = o_10 = n01 + n10, marginals
+    n_0, n_1 and n = n_0 + n_1 pairable values, alpha = 1 - (n - 1) (o_01 + o_10) / (2 n_0 n_1).
+    Equal to ``krippendorff.alpha(..., level_of_measurement="nominal")`` (tested); NaN when
+    every value is the same (no variation to agree on).
+    """
+    disagreements = n01 + n10
+    n0 = 2 * n00 + disagreements
+    n1 = 2 * n11 + disagreements
+    n = n0 + n1
+    if n0 == 0 or n1 == 0:
+        return float("nan")
+    return float(1 - (n - 1) * (2 * disagreements) / (2 * n0 * n1))
+
+
+def cohen_kappa_from_pairs(n00: float, n01: float, n10: float, n11: float) -> float:
+    """Cohen's kappa for two binary raters from their 2x2 table; NaN when chance agreement is 1."""
+    total = n00 + n01 + n10 + n11
+    if total == 0:
+        return float("nan")
+    observed = (n00 + n11) / total
+    first_yes = (n10 + n11) / total
+    second_yes = (n01 + n11) / total
+    expected = first_yes * second_yes + (1 - first_yes) * (1 - second_yes)
+    if expected == 1:
+        return float("nan")
+    return float((observed - expected) / (1 - expected))
+
+
+@dataclass(frozen=True)
+class AlignmentScores:
+    """Pooled alignment of one method at one K over a set of prompts."""
+
+    k: int
+    precision: float
+    recall: float
+    f1: float
+    alpha: float
+    kappa: float
+    coverage: float
+    per_category_recall: dict[str, float]
+    n_prompts: int
+    n_top: int
+    n_human: int
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> AlignmentScores:
+        return cls(**data)
+
+
+def pool(
+    counts: Sequence[PromptCounts], k: int, recall_denominator: int | None = None
+) -> AlignmentScores:
+    """Pool per-prompt counts into micro-averaged scores.
+
+    ``recall_denominator`` overrides the number of human spans (the original study divided by
+    every label row, including rows of duplicate prompts it did not score; see reproduce).
+    """
+    n_top = sum(c.n_top for c in counts)
+    n_human = sum(c.n_human for c in counts)
+    denominator = recall_denominator if recall_denominator is not None else n_human
+    precision = sum(c.precision_sum for c in counts) / n_top if n_top else 0.0
+    recall = sum(c.recall_sum for c in counts) / denominator if denominator else 0.0
+    pairs = np.sum([c.pairs for c in counts], axis=0) if counts else np.zeros(4)
+    category_sum: dict[str, float] = {}
+    category_count: dict[str, int] = {}
+    for c in counts:
+        for name, value in c.category_recall_sum.items():
+            category_sum[name] = category_sum.get(name, 0.0) + value
+            category_count[name] = category_count.get(name, 0) + c.category_count[name]
+    return AlignmentScores(
+        k=k,
+        precision=precision,
+        recall=recall,
+        f1=f1_score(precision, recall),
+        alpha=alpha_from_pairs(*pairs),
+        kappa=cohen_kappa_from_pairs(*pairs),
+        coverage=sum(c.covered_human for c in counts) / n_human if n_human else 0.0,
+        per_category_recall={
+            name: category_sum[name] / category_count[name] for name in sorted(category_sum)
+        },
+        n_prompts=len(counts),
+        n_top=n_top,
+        n_human=n_human,
+    )
+
+
+def align(
+    prompts: Sequence[PromptUnits],
+    ks: Sequence[int] = (5, 10, 20),
+    recall_denominator: int | None = None,
+) -> list[AlignmentScores]:
+    """Alignment scores of one method over ``prompts`` for each K (pooled, micro)."""
+    for k in ks:
+        check_k(k)
+    prepared = [PromptAlignment(p) for p in prompts]
+    return [pool([p.counts(k) for p in prepared], k, recall_denominator) for k in ks]
+
+
+def per_prompt(prompts: Sequence[PromptUnits], k: int) -> list[AlignmentScores]:
+    """The same scores computed for each prompt alone."""
+    check_k(k)
+    return [pool([PromptAlignment(p).counts(k)], k) for p in prompts]
+
+
+def unit_flags(unit_spans: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """1 for each unit that overlaps any of ``spans`` (the per-unit vectors behind alpha)."""
+    return (overlap_matrix(spans, unit_spans) > 0).any(axis=0).astype(int)

@@ -1,0 +1,1 @@
+"""Model backends: Hugging Face transformers (white-box) and OpenAI-compatible endpoints."""

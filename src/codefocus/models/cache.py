@@ -1,0 +1,97 @@
+"""An on-disk cache of generations keyed by (model, input, settings, token budget), in SQLite.
+
+Perturbation methods regenerate code for many prompt variants; the same variant recurs across
+methods and runs (the unperturbed prompt, single-word masks shared by BERT masking and SHAP), so
+each generation is computed once. WAL mode: safe for one writer and concurrent readers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+
+def _key(model: str, model_input: str, settings: dict, budget: int) -> str:
+    payload = json.dumps([model, model_input, settings, budget], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+class GenerationCache:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, model TEXT, "
+            "model_input TEXT, completion TEXT)"
+        )
+        self._db.commit()
+        self.hits = 0
+        self.misses = 0
+
+    def get_many(
+        self, model: str, inputs: list[str], settings: dict, budget: int
+    ) -> dict[str, str]:
+        keys = {_key(model, text, settings, budget): text for text in inputs}
+        found: dict[str, str] = {}
+        with self._lock:
+            for key, text in keys.items():
+                row = self._db.execute(
+                    "SELECT completion FROM generations WHERE key = ?", (key,)
+                ).fetchone()
+                if row is not None:
+                    found[text] = row[0]
+        self.hits += len(found)
+        self.misses += len(set(inputs)) - len(found)
+        return found
+
+    def put_many(self, model: str, pairs: dict[str, str], settings: dict, budget: int) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?)",
+                [
+                    (_key(model, text, settings, budget), model, text, completion)
+                    for text, completion in pairs.items()
+                ],
+            )
+            self._db.commit()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class CachedGenerator:
+    """Generate completions for many inputs: cached ones are read, the rest batched."""
+
+    def __init__(self, model, cache: GenerationCache | None = None, batch_size: int = 8) -> None:
+        self.model = model
+        self.cache = cache
+        self.batch_size = batch_size
+        self.generated = 0
+
+    def __call__(self, inputs: list[str], budget: int, settings=None) -> list[str]:
+        from codefocus.models.base import GenerationSettings
+
+        settings = settings or GenerationSettings()
+        settings_key = settings.to_dict()
+        unique = list(dict.fromkeys(inputs))
+        known = (
+            self.cache.get_many(self.model.name, unique, settings_key, budget) if self.cache else {}
+        )
+        missing = [text for text in unique if text not in known]
+        if missing:
+            outputs = self.model.generate(
+                missing, settings, max_new_tokens=budget, batch_size=self.batch_size
+            )
+            fresh = {text: out.completion for text, out in zip(missing, outputs, strict=True)}
+            self.generated += len(fresh)
+            if self.cache:
+                self.cache.put_many(self.model.name, fresh, settings_key, budget)
+            known = {**known, **fresh}
+        return [known[text] for text in inputs]

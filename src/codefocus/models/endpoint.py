@@ -1,0 +1,160 @@
+"""Black-box models behind an OpenAI-compatible HTTP API (OpenAI, vLLM, llama.cpp, Ollama...).
+
+Only generation is needed (the perturbation methods). Requests go out concurrently up to a limit,
+each with a timeout; connection errors, 429 and 5xx are retried with exponential backoff a
+bounded number of times; every failure ends as one clear ``EndpointError``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from codefocus.errors import CodefocusError
+from codefocus.models.base import (
+    Generation,
+    GenerationSettings,
+    token_limits,
+    truncate_at_function_end,
+)
+
+
+class EndpointError(CodefocusError):
+    """The endpoint could not be reached, refused us, or answered nonsense."""
+
+
+class EndpointModel:
+    """``/v1/completions`` (default) or ``/v1/chat/completions`` (``chat=True``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        model: str = "default",
+        api_key: str | None = None,
+        chat: bool = False,
+        timeout: float = 60.0,
+        retries: int = 4,
+        backoff: float = 0.5,
+        concurrency: int = 4,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        if not self.base_url.endswith("/v1"):
+            self.base_url += "/v1"
+        self.model = model
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY", "")
+        self.chat = chat
+        self.timeout = timeout
+        self.retries = retries
+        self.backoff = backoff
+        self.concurrency = concurrency
+        self.name = f"{model}@{self.base_url}"
+        self.requests_sent = 0
+
+    @classmethod
+    def from_spec(cls, spec: str) -> EndpointModel:
+        """``http://host:port[/v1][#model]`` or ``openai:<model>`` ($OPENAI_BASE_URL, $OPENAI_API_KEY)."""
+        if spec.startswith("openai:"):
+            base = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
+            return cls(base, spec.split(":", 1)[1], chat=True)
+        url, _, model = spec.partition("#")
+        return cls(url, model or os.environ.get("CODEFOCUS_ENDPOINT_MODEL", "default"))
+
+    # ---- what the methods use ---------------------------------------------------------------
+    def count_tokens(self, text: str) -> int:
+        return max(1, len(text) // 4)  # rough: the endpoint's tokenizer is not known here
+
+    def check_fits(self, n_prompt: int, n_new: int) -> None:
+        return None  # the server reports a too-long context itself (as an EndpointError)
+
+    def default_max_new_tokens(self, reference_solution: str | None) -> int:
+        return self.count_tokens(reference_solution) + 20 if reference_solution else 128
+
+    def generate(
+        self,
+        model_inputs: Sequence[str],
+        settings: GenerationSettings | None = None,
+        max_new_tokens: Sequence[int] | int | None = None,
+        batch_size: int = 8,
+    ) -> list[Generation]:
+        settings = settings or GenerationSettings()
+        limits = token_limits(len(model_inputs), settings, max_new_tokens)
+        with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
+            texts = list(
+                pool.map(
+                    lambda a: self._complete(a[0], a[1], settings),
+                    zip(model_inputs, limits, strict=True),
+                )
+            )
+        results = []
+        for text, completion in zip(model_inputs, texts, strict=True):
+            if settings.stop_at_function_end:
+                completion = truncate_at_function_end(completion)
+            results.append(Generation(self.name, text, completion, settings))
+        return results
+
+    # ---- HTTP ---------------------------------------------------------------------------
+    def _complete(self, prompt: str, limit: int, settings: GenerationSettings) -> str:
+        body: dict = {
+            "model": self.model,
+            "max_tokens": int(limit),
+            "temperature": settings.temperature if settings.do_sample else 0.0,
+            "seed": settings.seed,
+        }
+        if self.chat:
+            body["messages"] = [{"role": "user", "content": prompt}]
+            path = "/chat/completions"
+        else:
+            body["prompt"] = prompt
+            path = "/completions"
+        reply = self._post(path, body)
+        try:
+            choice = reply["choices"][0]
+            text = choice["message"]["content"] if self.chat else choice["text"]
+        except (KeyError, IndexError, TypeError):
+            raise EndpointError(
+                f"malformed reply from {self.base_url}{path}: {str(reply)[:200]}"
+            ) from None
+        if not isinstance(text, str):
+            raise EndpointError(f"malformed reply from {self.base_url}{path}: text is not a string")
+        return text
+
+    def _post(self, path: str, body: dict) -> dict:
+        data = json.dumps(body).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        url = self.base_url + path
+        last = ""
+        for attempt in range(self.retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+            self.requests_sent += 1
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                    raw = response.read()
+            except urllib.error.HTTPError as error:
+                detail = error.read()[:200].decode(errors="replace")
+                if error.code in (401, 403):
+                    raise EndpointError(
+                        f"{url}: authentication failed ({error.code}); check OPENAI_API_KEY"
+                    ) from None
+                if error.code == 429 or error.code >= 500:
+                    last = f"{error.code} {detail}".strip()
+                    continue
+                raise EndpointError(f"{url}: HTTP {error.code}: {detail}") from None
+            except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
+                last = str(getattr(error, "reason", error))
+                continue
+            try:
+                return json.loads(raw)
+            except ValueError:
+                raise EndpointError(f"{url}: malformed reply (not JSON): {raw[:100]!r}") from None
+        if last.startswith("429"):
+            raise EndpointError(f"{url}: rate limited (429) after {self.retries + 1} attempts")
+        raise EndpointError(f"cannot reach {url} after {self.retries + 1} attempts: {last}")

@@ -1,0 +1,227 @@
+"""White-box models through Hugging Face transformers: hub id, local directory or GGUF file."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codefocus.errors import CodefocusError, InvalidArgumentError
+from codefocus.models.base import (
+    Generation,
+    GenerationSettings,
+    token_limits,
+    truncate_at_function_end,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(CodefocusError):
+    """A model could not be found or loaded."""
+
+
+class ContextTooLongError(CodefocusError):
+    """A prompt (plus the tokens to generate) does not fit the model's context window."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenized text: ids and each token's character span in the text."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    tokens: list[str]
+
+
+class HFModel:
+    """A causal LM with its tokenizer; eager attention so attention weights can be read.
+
+    float32 on CPU; on GPU the caller's dtype (default bfloat16 is *not* assumed: float32 unless
+    given) and device.
+    """
+
+    def __init__(self, model, tokenizer, name: str, device: str | None = None) -> None:
+        import torch
+
+        self.model = model
+        self.tokenizer = tokenizer
+        self.name = name
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model.to(self.device)
+        self.model.eval()
+        for parameter in self.model.parameters():  # attribution needs input gradients only
+            parameter.requires_grad_(False)
+        if getattr(self.model.config, "_attn_implementation", None) != "eager":
+            self.model.config._attn_implementation = "eager"
+        if self.tokenizer.pad_token_id is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+
+    # ---- loading -------------------------------------------------------------------------
+    @classmethod
+    def load(cls, spec: str, device: str | None = None, dtype: str | None = None) -> HFModel:
+        """Load by hub id, local directory, or ``.gguf`` file (dequantized by transformers)."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()  # our own progress and errors are enough
+        hf_logging.disable_progress_bar()
+        torch_dtype = getattr(torch, dtype) if dtype else torch.float32
+        path = Path(spec).expanduser()
+        kwargs: dict = {"dtype": torch_dtype, "attn_implementation": "eager"}
+        try:
+            if path.suffix == ".gguf":
+                if not path.is_file():
+                    raise ModelLoadError(f"GGUF file not found: {path}")
+                tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+                model = AutoModelForCausalLM.from_pretrained(
+                    path.parent, gguf_file=path.name, **kwargs
+                )
+            elif path.exists():
+                tokenizer = AutoTokenizer.from_pretrained(str(path))
+                model = AutoModelForCausalLM.from_pretrained(str(path), **kwargs)
+            else:
+                tokenizer, model = _load_from_hub(spec, kwargs)
+        except ModelLoadError:
+            raise
+        except (OSError, ValueError) as error:
+            first = (
+                str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            )
+            raise ModelLoadError(f"cannot load model {spec!r}: {first}") from None
+        return cls(model, tokenizer, name=spec, device=device)
+
+    # ---- tokens --------------------------------------------------------------------------
+    @property
+    def context_length(self) -> int:
+        config = self.model.config
+        for attribute in ("max_position_embeddings", "n_positions", "n_ctx"):
+            value = getattr(config, attribute, None)
+            if isinstance(value, int) and value > 0:
+                return value
+        return 2048
+
+    @property
+    def num_layers(self) -> int:
+        config = self.model.config
+        return int(getattr(config, "num_hidden_layers", None) or config.n_layer)
+
+    def encode(self, text: str) -> Encoded:
+        encoded = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
+        ids = list(encoded["input_ids"])
+        offsets = [tuple(o) for o in encoded["offset_mapping"]]
+        tokens = [text[s:e] for s, e in offsets]
+        return Encoded(ids, offsets, tokens)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def check_fits(self, n_prompt: int, n_new: int) -> None:
+        if n_prompt + n_new > self.context_length:
+            raise ContextTooLongError(
+                f"prompt of {n_prompt} tokens + {n_new} new tokens exceeds the context of "
+                f"{self.name} ({self.context_length} tokens)"
+            )
+
+    # ---- generation ----------------------------------------------------------------------
+    def generate(
+        self,
+        model_inputs: Sequence[str],
+        settings: GenerationSettings | None = None,
+        max_new_tokens: Sequence[int] | int | None = None,
+        batch_size: int = 8,
+    ) -> list[Generation]:
+        """Greedy (or sampled) completions, batched with left padding, cut at the function end."""
+        import torch
+
+        settings = settings or GenerationSettings()
+        limits = token_limits(len(model_inputs), settings, max_new_tokens)
+        results: list[Generation] = []
+        self.tokenizer.padding_side = "left"
+        for begin in range(0, len(model_inputs), batch_size):
+            texts = list(model_inputs[begin : begin + batch_size])
+            batch_limit = max(limits[begin : begin + batch_size])
+            encoded = self.tokenizer(
+                texts, return_tensors="pt", padding=True, add_special_tokens=False
+            )
+            for row in encoded["attention_mask"]:
+                self.check_fits(int(row.sum()), batch_limit)
+            encoded = {k: v.to(self.device) for k, v in encoded.items()}
+            if settings.do_sample:
+                torch.manual_seed(settings.seed + begin)
+            with torch.no_grad():
+                output = self.model.generate(
+                    **encoded,
+                    max_new_tokens=batch_limit,
+                    do_sample=settings.do_sample,
+                    temperature=settings.temperature if settings.do_sample else None,
+                    top_p=settings.top_p if settings.do_sample else None,
+                    top_k=None,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                )
+            width = encoded["input_ids"].shape[1]
+            for offset, text in enumerate(texts):
+                own_limit = limits[begin + offset]
+                new_ids = output[offset, width : width + own_limit].tolist()
+                completion = self.decode_completion(new_ids)
+                if settings.stop_at_function_end:
+                    completion = truncate_at_function_end(completion)
+                results.append(Generation(self.name, text, completion, settings))
+        return results
+
+    def decode_completion(self, ids: list[int]) -> str:
+        eos = self.tokenizer.eos_token_id
+        if eos in ids:
+            ids = ids[: ids.index(eos)]
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def default_max_new_tokens(self, reference_solution: str | None) -> int:
+        """The study's budget: tokens of the reference solution + 20."""
+        if not reference_solution:
+            return 128
+        return self.count_tokens(reference_solution) + 20
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    import os
+    import socket
+
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        with socket.create_connection(("huggingface.co", 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _load_from_hub(spec: str, kwargs: dict):
+    """Load a hub id: from the local Hugging Face cache if present, else download it."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(spec, local_files_only=True, **kwargs)
+        return tokenizer, model
+    except (OSError, ValueError):
+        pass
+    if "/" not in spec:
+        raise ModelLoadError(
+            f"unknown model {spec!r}: use default, tiny, a hub id (owner/name), a directory "
+            "or a .gguf file"
+        )
+    if not _hub_reachable():
+        raise ModelLoadError(
+            f"model {spec!r} is not in the local cache and the Hugging Face hub is unreachable"
+        )
+    tokenizer = AutoTokenizer.from_pretrained(spec)
+    model = AutoModelForCausalLM.from_pretrained(spec, **kwargs)
+    return tokenizer, model
+
+
+def check_positive(name: str, value: int) -> int:
+    if value <= 0:
+        raise InvalidArgumentError(f"{name} must be positive, got {value}")
+    return value

@@ -1,0 +1,32 @@
+"""Model names users type (``default``, ``tiny``, a hub id, a directory, a ``.gguf`` file)."""
+
+from __future__ import annotations
+
+from codefocus.models.hf import HFModel
+
+
+def load_model(
+    spec: str = "default", device: str | None = None, dtype: str | None = None
+) -> HFModel:
+    """Load a white-box model by name.
+
+    ``default`` is the packaged Qwen2.5-Coder-0.5B-Instruct (converted once, then cached);
+    ``tiny`` / ``tiny-gpt2`` are random-weight test models built in code.
+    """
+    if spec == "default":
+        from codefocus.models.packaged import DEFAULT_MODEL_NAME, ensure_default_model
+
+        model = HFModel.load(str(ensure_default_model()), device=device, dtype=dtype)
+        model.name = DEFAULT_MODEL_NAME
+        return model
+    if spec.startswith(("http://", "https://", "openai:")):
+        from codefocus.models.endpoint import EndpointModel
+
+        return EndpointModel.from_spec(spec)
+    if spec in ("tiny", "tiny-qwen2", "tiny-gpt2"):
+        from codefocus.models.tiny import build_tiny_model
+
+        architecture = "gpt2" if spec == "tiny-gpt2" else "qwen2"
+        model, tokenizer = build_tiny_model(architecture)
+        return HFModel(model, tokenizer, name=spec, device=device)
+    return HFModel.load(spec, device=device, dtype=dtype)

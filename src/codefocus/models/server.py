@@ -1,0 +1,83 @@
+"""``codefocus serve``: an OpenAI-compatible HTTP server for any white-box codefocus model.
+
+It lets black-box tooling (and codefocus' own endpoint backend) talk to a local model over
+``/v1/completions`` and ``/v1/chat/completions``. Loopback by default; one generation at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from codefocus.models.base import GenerationSettings
+
+
+def make_server(model, host: str = "127.0.0.1", port: int = 0, api_key: str | None = None):
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):  # quiet
+            return
+
+        def _send(self, code: int, payload: dict) -> None:
+            data = json.dumps(payload).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self):  # noqa: N802
+            if self.path.rstrip("/") == "/v1/models":
+                self._send(200, {"object": "list", "data": [{"id": model.name, "object": "model"}]})
+            else:
+                self._send(404, {"error": {"message": "not found"}})
+
+        def do_POST(self):  # noqa: N802
+            if api_key and self.headers.get("Authorization") != f"Bearer {api_key}":
+                self._send(401, {"error": {"message": "invalid API key"}})
+                return
+            try:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length))
+            except ValueError:
+                self._send(400, {"error": {"message": "body is not JSON"}})
+                return
+            chat = self.path.rstrip("/") == "/v1/chat/completions"
+            if not chat and self.path.rstrip("/") != "/v1/completions":
+                self._send(404, {"error": {"message": "not found"}})
+                return
+            prompt = (
+                "\n".join(m.get("content", "") for m in body.get("messages", []))
+                if chat
+                else body.get("prompt", "")
+            )
+            temperature = float(body.get("temperature") or 0.0)
+            settings = GenerationSettings(
+                do_sample=temperature > 0,
+                temperature=temperature or 1.0,
+                seed=int(body.get("seed") or 0),
+                stop_at_function_end=False,
+            )
+            with lock:
+                text = model.generate(
+                    [prompt], settings, max_new_tokens=int(body.get("max_tokens", 16))
+                )[0].completion
+            choice = {"index": 0, "finish_reason": "length"}
+            choice |= (
+                {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+            )
+            self._send(
+                200,
+                {
+                    "id": "cmpl-codefocus",
+                    "object": "text_completion",
+                    "created": int(time.time()),
+                    "model": model.name,
+                    "choices": [choice],
+                },
+            )
+
+    return ThreadingHTTPServer((host, port), Handler)

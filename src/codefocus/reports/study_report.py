@@ -1,0 +1,280 @@
+"""The study report: one self-contained, offline HTML file (no scripts, no external assets).
+
+Per model: pass@1, the Table 2/3-style alignment table for every method and K with bootstrap
+intervals, recall per label category, charts; the automated error explanation of the study's
+RQ2 (which labelled keyword categories got no top-K attention in failing generations); and a
+section per task with the prompt highlighted by each method next to the programmers' labels,
+the generated code with its verdict, and the word -> statement map. Everything that came from a
+model, a user or the data is escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+from codefocus.attribution import Attribution, Unit
+from codefocus.data.labels import CATEGORIES, CATEGORY_NAMES
+from codefocus.data.statements import Statement
+from codefocus.metrics.alignment import PromptAlignment, PromptUnits, pool, top_k_indices
+from codefocus.metrics.stats import bootstrap
+from codefocus.reports.html import CATEGORY_COLOURS, STYLE, _method_spans, highlighted
+from codefocus.reports.svg import bar_chart, line_chart
+from codefocus.studies.runner import STORE_NAME, StudyConfig, study_tasks
+from codefocus.studies.store import StudyStore
+
+KS = (5, 10, 20)
+REPORT_NAME = "report.html"
+
+
+@dataclass
+class TaskResult:
+    model: str
+    task: object
+    attribution: Attribution
+    verdict: dict | None
+
+
+def load_results(directory: Path) -> tuple[StudyConfig, list[TaskResult]]:
+    store = StudyStore(directory / STORE_NAME)
+    try:
+        config = StudyConfig.from_dict(store.meta("config", {}))
+        tasks = {t.task_id: t for t in study_tasks(config)}
+        method_rows: dict[tuple[str, str], list[dict]] = {}  # read once, not per task
+        for row in store.rows("method:"):
+            if row["status"] == "done":
+                method_rows.setdefault((row["model"], row["task_id"]), []).append(row)
+        results = []
+        for model in config.models:
+            for task_id, task in tasks.items():
+                generation = store.get(model, task_id, "generation")
+                if generation is None or generation["status"] != "done":
+                    continue
+                verdict = store.get(model, task_id, "verdict")
+                scores, statement_scores, words, statements = {}, {}, None, []
+                for row in method_rows.get((model, task_id), []):
+                    name = row["kind"].split(":", 1)[1]
+                    payload = row["payload"]
+                    scores[name] = payload["word_scores"]
+                    if payload.get("statement_word_scores"):
+                        statement_scores[name] = payload["statement_word_scores"]
+                    words = payload["words"]
+                    statements = payload.get("statements", [])
+                if words is None:
+                    continue
+                attribution = Attribution(
+                    model=model,
+                    task_id=task_id,
+                    prompt=task.prompt,
+                    model_input=generation["payload"]["model_input"],
+                    generated=generation["payload"]["completion"],
+                    tokens=[],
+                    words=[Unit.from_list(w) for w in words],
+                    token_scores={},
+                    word_scores=scores,
+                    statements=[Statement.from_dict(s) for s in statements],
+                    statement_word_scores=statement_scores,
+                    human_spans=list(task.human_spans),
+                )
+                results.append(TaskResult(model, task, attribution, verdict and verdict["payload"]))
+        return config, results
+    finally:
+        store.close()
+
+
+def _prompt_units(result: TaskResult, method: str) -> PromptUnits:
+    a = result.attribution
+    return PromptUnits.build(
+        a.task_id,
+        [(w.start, w.end) for w in a.words],
+        a.word_scores[method],
+        [(s.start, s.end) for s in a.human_spans],
+        [s.category for s in a.human_spans],
+    )
+
+
+def _fmt(interval) -> str:
+    return f"{interval.estimate:.3f} <small>[{interval.low:.3f}, {interval.high:.3f}]</small>"
+
+
+def alignment_section(
+    model: str, results: list[TaskResult], methods: list[str]
+) -> tuple[str, dict]:
+    rows, f1_by_k, alpha_at_10, categories = [], {}, {}, {}
+    for method in methods:
+        usable = [
+            r for r in results if method in r.attribution.word_scores and r.attribution.human_spans
+        ]
+        if not usable:
+            continue
+        prepared = [PromptAlignment(_prompt_units(r, method)) for r in usable]
+        cells = []
+        for k in KS:
+            counts = [p.counts(k) for p in prepared]
+            intervals = bootstrap(counts, resamples=500, seed=0)
+            pooled = pool(counts, k)
+            f1_by_k.setdefault(method, []).append(pooled.f1)
+            if k == 10:
+                alpha_at_10[method] = pooled.alpha
+                categories[method] = pooled.per_category_recall
+            cells += [_fmt(intervals[m]) for m in ("precision", "recall", "f1", "alpha")]
+        rows.append(
+            f"<tr><th>{html.escape(method)}</th>"
+            + "".join(f"<td>{c}</td>" for c in cells)
+            + "</tr>"
+        )
+    header = "".join(f"<th>K={k} {m}</th>" for k in KS for m in ("P", "R", "F1", "α"))
+    table = (
+        f"<table class='alignment'><tr><th>method</th>{header}</tr>{''.join(rows)}</table>"
+        f"<p><small>pooled over {len(results)} tasks; 95% bootstrap intervals over tasks</small></p>"
+    )
+    category_rows = "".join(
+        f"<tr><th>{html.escape(m)}</th>"
+        + "".join(f"<td>{100 * v.get(c, float('nan')):.1f}</td>" for c in CATEGORIES)
+        + "</tr>"
+        for m, v in categories.items()
+    )
+    category_table = (
+        "<h3>Recall per label category (K = 10, %)</h3><table class='categories'><tr><th>method</th>"
+        + "".join(f"<th>{CATEGORY_NAMES[c]}</th>" for c in CATEGORIES)
+        + f"</tr>{category_rows}</table>"
+    )
+    charts = line_chart(f"F1 vs K — {model}", list(KS), f1_by_k, "F1") + bar_chart(
+        f"Krippendorff's α at K = 10 — {model}", alpha_at_10, "alpha"
+    )
+    return table + category_table + f"<div class='charts'>{charts}</div>", f1_by_k
+
+
+def missed_categories(result: TaskResult, method: str, k: int = 10) -> list[str]:
+    """Label categories of the task that none of the method's top-K words touches."""
+    a = result.attribution
+    top = [a.words[i] for i in top_k_indices(a.word_scores[method], k)]
+    missed = []
+    for category in CATEGORIES:
+        spans = [s for s in a.human_spans if s.category == category]
+        if spans and not any(min(s.end, w.end) > max(s.start, w.start) for s in spans for w in top):
+            missed.append(category)
+    return missed
+
+
+def error_section(results: list[TaskResult], methods: list[str], k: int = 10) -> str:
+    failing = [r for r in results if r.verdict and not r.verdict.get("passed")]
+    if not failing:
+        return "<p>No failing generation among the analysed tasks.</p>"
+    rows, examples = [], {c: [] for c in CATEGORIES}
+    for method in methods:
+        counts = dict.fromkeys(CATEGORIES, 0)
+        for r in failing:
+            if method not in r.attribution.word_scores:
+                continue
+            for category in missed_categories(r, method, k):
+                counts[category] += 1
+                if len(examples[category]) < 30:
+                    examples[category].append(f"{r.model} {r.attribution.task_id} ({method})")
+        rows.append(
+            f"<tr><th>{html.escape(method)}</th>"
+            + "".join(f"<td>{counts[c]}</td>" for c in CATEGORIES)
+            + "</tr>"
+        )
+    lists = "".join(
+        f"<h4>missing attention to {CATEGORY_NAMES[c]}</h4><ul>"
+        + "".join(f"<li>{html.escape(e)}</li>" for e in examples[c])
+        + "</ul>"
+        for c in CATEGORIES
+        if examples[c]
+    )
+    return (
+        f"<p>{len(failing)} failing generations. For each method, how many of them gave no top-{k} "
+        "attention to any labelled keyword of a category.</p><table class='errors'><tr><th>method</th>"
+        + "".join(f"<th>{CATEGORY_NAMES[c]}</th>" for c in CATEGORIES)
+        + f"</tr>{''.join(rows)}</table>{lists}"
+    )
+
+
+def statement_map(attribution: Attribution, method: str, top: int = 3) -> str:
+    rows = attribution.statement_word_scores.get(method)
+    if not rows:
+        return ""
+    lines = []
+    for statement, scores in zip(attribution.statements, rows, strict=False):
+        best = [attribution.words[i].text for i in top_k_indices(scores, top)] if scores else []
+        lines.append(
+            f"<tr><td><code>{html.escape(statement.text.strip())}</code></td><td>{html.escape(', '.join(best))}</td></tr>"
+        )
+    return (
+        f"<h4>word → statement map ({html.escape(method)}, top {top} words per statement)</h4>"
+        f"<table class='statements'><tr><th>statement</th><th>words</th></tr>{''.join(lines)}</table>"
+    )
+
+
+def task_section(result: TaskResult, methods: list[str], k: int = 10) -> str:
+    a = result.attribution
+    verdict = result.verdict or {}
+    status = "passed" if verdict.get("passed") else verdict.get("result", "not evaluated")
+    human = [
+        (
+            s.start,
+            s.end,
+            CATEGORY_COLOURS.get(s.category, "#ccc"),
+            CATEGORY_NAMES.get(s.category, s.category),
+        )
+        for s in a.human_spans
+    ]
+    panels = [
+        f"<div class='panel'><h4>programmers</h4><pre class='labels'>{highlighted(a.prompt, human)}</pre></div>"
+    ]
+    for method in methods:
+        if method in a.word_scores:
+            panels.append(
+                f"<div class='panel'><h4>{html.escape(method)} — top {k}</h4>"
+                f"<pre class='highlight'>{highlighted(a.prompt, _method_spans(a, method, k))}</pre></div>"
+            )
+    coding = next((m for m in methods if a.statement_word_scores.get(m)), None)
+    anchor = html.escape(f"{result.model}-{a.task_id}", quote=True)
+    return (
+        f"<section class='task' id='{anchor}'><h3>{html.escape(a.task_id)} — {html.escape(result.model)}</h3>"
+        + "".join(panels)
+        + f"<h4>generated code — <span class='verdict'>{html.escape(status)}</span></h4><pre>{html.escape(a.generated)}</pre>"
+        + (statement_map(a, coding) if coding else "")
+        + "</section>"
+    )
+
+
+def write_report(directory: str | Path) -> Path:
+    directory = Path(directory)
+    if not (directory / STORE_NAME).is_file():
+        from codefocus.errors import DataError
+
+        raise DataError(f"no study in {directory} (missing {STORE_NAME})")
+    config, results = load_results(directory)
+    methods = [m for m in dict.fromkeys(m for r in results for m in r.attribution.word_scores)]
+    body = [
+        f"<h1>codefocus study report</h1><p>models: {html.escape(', '.join(config.models))}; "
+        f"benchmarks: {html.escape(', '.join(config.benchmarks))}; tasks analysed: {len(results)}</p>"
+    ]
+    pass_rates = {}
+    for model in config.models:
+        own = [r for r in results if r.model == model]
+        verdicts = [r.verdict for r in own if r.verdict]
+        pass_rates[model] = (
+            sum(v["passed"] for v in verdicts) / len(verdicts) if verdicts else float("nan")
+        )
+        section, _ = alignment_section(model, own, methods)
+        body.append(
+            f"<h2>{html.escape(model)}</h2><p>pass@1 (greedy): {pass_rates[model]:.3f} over {len(verdicts)} tasks</p>{section}"
+        )
+    body.append(
+        "<div class='charts'>" + bar_chart("pass@1 per model", pass_rates, "pass@1") + "</div>"
+    )
+    body.append(
+        "<h2>Why generations fail: missing attention (RQ2)</h2>" + error_section(results, methods)
+    )
+    body.append("<h2>Tasks</h2>" + "".join(task_section(r, methods) for r in results))
+    page = (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>codefocus study report</title>"
+        f"<style>{STYLE} .panel{{width:31%}} small{{color:#666}}</style></head><body>{''.join(body)}</body></html>"
+    )
+    path = directory / REPORT_NAME
+    path.write_text(page, encoding="utf-8")
+    return path

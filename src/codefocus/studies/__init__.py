@@ -1,0 +1,1 @@
+"""Studies: models x tasks x methods, stored as they finish, resumable, local or on Ray."""

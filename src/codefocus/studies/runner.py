@@ -1,0 +1,182 @@
+"""Run a study: for each model and task, generate, check the code in the sandbox, attribute.
+
+Units are (model, task, kind) with kind = generation, verdict, or method:<name>. Each finished unit
+is written to the study's SQLite store before the next starts, so a killed study resumes where it
+stopped: re-running the same command skips stored units and never duplicates one. A unit that
+fails (context too long, out of memory, endpoint error) is stored with its reason; the study
+goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from codefocus.data.tasks import Task, load_tasks
+from codefocus.errors import CodefocusError, InvalidArgumentError
+from codefocus.methods.base import resolve_methods
+from codefocus.studies.store import StudyStore
+
+log = logging.getLogger(__name__)
+STORE_NAME = "study.sqlite"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    models: tuple[str, ...] = ("default",)
+    methods: tuple[str, ...] = ("all-whitebox",)
+    benchmarks: tuple[str, ...] = ("humaneval",)
+    limit: int | None = None
+    labelled_only: bool = True
+    max_new_tokens: int | None = None
+    substitutes: str = "embedding"
+    similarity: str = "bleu"
+    timeout: float = 3.0
+    data_dir: str | None = None
+    task_ids: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> StudyConfig:
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fields)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> StudyConfig:
+        """A small TOML (or YAML-free) config: the same keys as the command's options."""
+        import tomllib
+
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as error:
+            raise InvalidArgumentError(f"cannot read study config {path}: {error}") from None
+        study = data.get("study", data)
+        for key in ("models", "methods", "benchmarks", "task_ids"):
+            if isinstance(study.get(key), str):
+                study[key] = [v.strip() for v in study[key].split(",") if v.strip()]
+        try:
+            return cls.from_dict(study)
+        except TypeError as error:
+            raise InvalidArgumentError(f"bad study config {path}: {error}") from None
+
+
+def study_tasks(config: StudyConfig) -> list[Task]:
+    tasks: list[Task] = []
+    for benchmark in config.benchmarks:
+        chosen = load_tasks(benchmark, config.data_dir)
+        if config.labelled_only:
+            chosen = [t for t in chosen if t.human_spans]
+        if config.task_ids:
+            chosen = [t for t in chosen if t.task_id in config.task_ids]
+        tasks += chosen[: config.limit]
+    return tasks
+
+
+def method_names(config: StudyConfig) -> list[str]:
+    return [m.name for m in resolve_methods(list(config.methods))]
+
+
+def verdict_program(task: Task, model_input: str, completion: str) -> tuple[str, str]:
+    """The study's generations, made testable. HumanEval: prompt + completion. MBPP: the study's
+    header was ``def function():``, so the tests reach the function through an alias."""
+    if task.benchmark == "humaneval":
+        return model_input + completion, task.tests
+    program = model_input[len(task.prompt) :].lstrip("\n") + completion
+    return program + f"\n{task.entry_point} = function\n", task.tests
+
+
+def process_task(
+    model, task: Task, config: StudyConfig, todo: dict[str, bool], cache=None
+) -> Iterator[tuple[str, dict | None, str | None, float]]:
+    """Yield (kind, payload, error, seconds) for each unit of one task that is still to do.
+
+    ``todo`` maps kinds to whether they are missing; a stored generation is passed back in
+    through ``todo["_completion"]``.
+    """
+    from codefocus.api import attribute
+    from codefocus.execution.sandbox import Limits, run_python
+    from codefocus.models.base import GenerationSettings, model_input_for
+    from codefocus.models.cache import CachedGenerator
+
+    settings = GenerationSettings(max_new_tokens=config.max_new_tokens)
+    model_input = model_input_for(task)
+    completion = todo.get("_completion")
+    if completion is None:
+        started = time.perf_counter()
+        try:
+            budget = config.max_new_tokens or model.default_max_new_tokens(task.reference_solution)
+            model.check_fits(model.count_tokens(model_input), budget)
+            completion = CachedGenerator(model, cache)([model_input], budget, settings)[0]
+        except (CodefocusError, RuntimeError, MemoryError) as error:
+            yield (
+                "generation",
+                None,
+                f"{type(error).__name__}: {error}",
+                time.perf_counter() - started,
+            )
+            return
+        payload = {"model_input": model_input, "completion": completion}
+        yield "generation", payload, None, time.perf_counter() - started
+    if todo.get("verdict"):
+        program, tests = verdict_program(task, model_input, completion)
+        outcome = run_python(program, tests, Limits(timeout=config.timeout))
+        verdict = {"passed": outcome.passed, "status": outcome.status, "result": outcome.reason}
+        yield "verdict", verdict, None, outcome.seconds
+    pending = [
+        kind.split(":", 1)[1]
+        for kind, missing in todo.items()
+        if kind.startswith("method:") and missing
+    ]
+    if not pending:
+        return
+    started = time.perf_counter()
+    try:
+        result = attribute(
+            model,
+            task,
+            pending,
+            completion=completion,
+            settings=settings,
+            substitutes=config.substitutes,
+            similarity=config.similarity,
+            cache=cache,
+        )
+    except (CodefocusError, RuntimeError, MemoryError) as error:
+        for name in pending:
+            yield f"method:{name}", None, f"{type(error).__name__}: {error}", 0.0
+        return
+    base = result.to_dict()
+    shared = {k: base[k] for k in ("prompt", "words", "statements", "generated")}
+    for name in pending:
+        if name in result.failures:
+            yield f"method:{name}", None, result.failures[name], 0.0
+            continue
+        payload = {
+            "word_scores": result.word_scores[name],
+            "statement_word_scores": result.statement_word_scores.get(name),
+            **shared,
+        }
+        seconds = result.timings.get(name, time.perf_counter() - started)
+        yield f"method:{name}", payload, None, seconds
+
+
+def todo_for(store: StudyStore, model: str, task: Task, methods: list[str]) -> dict:
+    todo: dict = {}
+    generation = store.get(model, task.task_id, "generation")
+    if generation is not None and generation["status"] == "done":
+        todo["_completion"] = generation["payload"]["completion"]
+    elif generation is not None:
+        return {}  # failed generation: recorded, nothing more to do for this task
+    todo["verdict"] = not store.has(model, task.task_id, "verdict")
+    for name in methods:
+        todo[f"method:{name}"] = not store.has(model, task.task_id, f"method:{name}")
+    return todo
+
+
+def is_complete(todo: dict) -> bool:
+    return "_completion" in todo and not any(v for k, v in todo.items() if not k.startswith("_"))

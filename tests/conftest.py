@@ -1,0 +1,14 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The shared data directory: $CODEFOCUS_DATA, else ../shared/data beside the checkout."""
+    path = Path(os.environ.get("CODEFOCUS_DATA") or REPO.parent / "shared" / "data")
+    assert path.is_dir(), f"test data not found at {path}: set CODEFOCUS_DATA"
+    return path

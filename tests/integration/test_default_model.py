@@ -1,0 +1,55 @@
+"""The packaged default model (Qwen2.5-Coder-0.5B-Instruct), end to end. Slow: marked."""
+
+import numpy as np
+import pytest
+import torch
+from captum.attr import Saliency
+
+from codefocus.api import attribute
+from codefocus.data.tasks import get_task
+from codefocus.methods.context import AttributionContext
+from codefocus.models.loading import load_model
+from codefocus.models.packaged import model_dir
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_model("default")
+
+
+def test_default_model_is_cached_as_safetensors(model):
+    converted = model_dir() / "safetensors"
+    assert (converted / "config.json").is_file()
+    assert model.num_layers == 24 and model.context_length >= 32768
+
+
+def test_default_model_writes_the_study_solution_and_attributes(model, data_dir):
+    task = get_task("humaneval/0", data_dir)
+    result = attribute(model, task, "reading_all,coding_last,saliency_reading")
+    assert not result.failures
+    assert "for" in result.generated and "threshold" in result.generated
+    assert "return" in result.generated
+    for method in result.methods:
+        assert len(result.top_k(method, 10)) == 10
+    assert result.human_spans and result.alignment([10])
+
+
+def test_saliency_matches_captum_on_the_default_model(model):
+    prompt = 'def is_even(n):\n    """Return True if n is even."""\n'
+    context = AttributionContext(model, prompt, "    return n % 2 == 0\n")
+    ours = context.gradients()[0][:2]
+    net = model.model
+    ids = context.prompt_ids + context.completion_ids
+    embed = net.get_input_embeddings()
+    for step in range(2):
+        inputs = embed(torch.tensor([ids[: context.P + step]])).detach()
+        target = context.completion_ids[step]
+        grads = Saliency(lambda x, t=target: net(inputs_embeds=x).logits[:, -1, t]).attribute(
+            inputs, abs=True
+        )[0]
+        vector = grads.detach().norm(dim=-1).double().numpy()
+        reference = (vector / vector.sum())[: context.P]
+        relative = np.abs(ours[step] - reference) / np.maximum(np.abs(reference), 1e-12)
+        assert relative.max() <= 1e-4

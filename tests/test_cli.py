@@ -1,0 +1,91 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, env_data=None):
+    env = {k: v for k, v in os.environ.items() if k != "CODEFOCUS_DATA"}
+    env["COLUMNS"] = "200"
+    if env_data:
+        env["CODEFOCUS_DATA"] = str(env_data)
+    return subprocess.run(
+        [sys.executable, "-m", "codefocus.cli", *args], capture_output=True, text=True, env=env
+    )
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["data", "check"], "no data directory"),
+        (["data", "check", "--data", "/nonexistent"], "data directory not found"),
+        (["reproduce", "kou2024", "--k", "0"], "K must be positive"),
+        (["reproduce", "kou2024", "--models", "gpt5"], "unknown model 'gpt5'"),
+        (["reproduce", "kou2024", "--methods", "magic"], "unknown method 'magic'"),
+        (["tasks", "show", "mbpp/100000"], "is not in mbpp"),
+    ],
+)
+def test_bad_input_is_one_line(data_dir, args, message):
+    result = run(*args, env_data=None if args == ["data", "check"] else data_dir)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_reproduce_json_lines(data_dir):
+    result = run(
+        "reproduce",
+        "kou2024",
+        "--data",
+        str(data_dir),
+        "--json",
+        "--models",
+        "codegen",
+        "--methods",
+        "bert_perturbation",
+        "--k",
+        "5",
+    )
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records == [
+        {
+            "model": "codegen",
+            "method": "bert_perturbation",
+            "k": 5,
+            "precision": 0.518,
+            "recall": 0.432,
+            "f1": 0.471,
+            "alpha": 0.29,
+        }
+    ]
+
+
+def test_reproduce_tables_and_categories(data_dir):
+    result = run(
+        "reproduce",
+        "kou2024",
+        "--data",
+        str(data_dir),
+        "--per-category",
+        "--models",
+        "codegen,codeparrot,gptj,incoder,polycoder",
+        "--methods",
+        "bert_perturbation",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Table 2" in result.stdout and "Table 3" in result.stdout
+    assert "conditional" in result.stdout and "45.7" in result.stdout
+
+
+def test_data_check_prints_counts(data_dir):
+    result = run("data", "check", "--json", env_data=data_dir)
+    assert result.returncode == 0, result.stderr
+    reports = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["kept"] for r in reports] == [1090, 6889]
+    human = run("data", "check", env_data=data_dir)
+    assert "dropped: unknown category 'type2'" in human.stdout

@@ -1,0 +1,183 @@
+"""The code-classification lab: parsing, deletion, AutoFocus analysis, datasets, a tiny run."""
+
+import io
+import tarfile
+
+import numpy as np
+import pytest
+
+from codefocus.lab.autofocus import (
+    _correlations,
+    analyse,
+    analysis_html,
+    deletion_effects,
+    minimal_program,
+    summary,
+)
+from codefocus.lab.classifier import CodeClassifier, Vocabulary
+from codefocus.lab.datasets import load_algorithms, split
+from codefocus.lab.parsing import delete, parse
+
+JAVA = """class Sort {
+  void sort(int[] a) {
+    int n = a.length;
+    for (int i = 0; i < n; i++) {
+      if (a[i] > a[i + 1]) {
+        swap(a, i);
+      }
+    }
+    System.out.println(n);
+  }
+}
+"""
+
+
+def test_java_statements_in_post_order_and_deletion_keeps_syntax():
+    parsed = parse(JAVA, "java")
+    kinds = [s.kind for s in parsed.statements]
+    assert kinds == [
+        "local_variable_declaration",
+        "expression_statement",
+        "if_statement",
+        "for_statement",
+        "expression_statement",
+    ]
+    # children come before their parents
+    assert parsed.text(parsed.statements[1]) == "swap(a, i);"
+    assert parsed.statements[2].contains(parsed.statements[1].start, parsed.statements[1].end)
+    without_loop = delete(parsed, {3})
+    assert "swap" not in without_loop and not parse(without_loop, "java").has_error
+    without_call = delete(parsed, {1})
+    assert not parse(without_call, "java").has_error
+
+
+def test_python_statements_and_deletion():
+    code = "def f(x):\n    y = 1\n    if x:\n        y += x\n    return y\n"
+    parsed = parse(code, "python")
+    assert [parsed.text(s) for s in parsed.statements] == [
+        "y = 1",
+        "y += x",
+        "if x:\n        y += x",
+        "return y",
+    ]
+    smaller = delete(parsed, {2})
+    assert not parse(smaller, "python").has_error
+    namespace = {}
+    exec(smaller, namespace)  # still a runnable program
+    assert namespace["f"](5) == 1
+
+
+def rule_classifier(codes):
+    """Class 1 ('sorting') when the code swaps, more sure the more it swaps and loops."""
+    rows = []
+    for code in codes:
+        evidence = 2.0 * code.count("swap") + 0.5 * code.count("for") + 0.1 * code.count("println")
+        p = 1 / (1 + np.exp(-(evidence - 1.0)))
+        rows.append([1 - p, p])
+    return np.array(rows)
+
+
+def test_deletion_effects_and_backtracking_minimal_program():
+    parsed = parse(JAVA, "java")
+    confidence, delta = deletion_effects(parsed, 1, rule_classifier)
+    assert confidence == pytest.approx(rule_classifier([JAVA])[0, 1])
+    # deleting the swap, its if, or the loop costs confidence; the declaration costs nothing
+    assert delta[0] == pytest.approx(0.0)
+    assert delta[1] < 0 and delta[2] < 0 and delta[3] < delta[1]
+    smallest, kept = minimal_program(parsed, 1, rule_classifier)
+    # post-order: the declaration goes; deleting the swap would flip the class: backtracked;
+    # then its enclosing if and for cannot go either (they hold the swap); the println goes
+    assert kept == [1, 2, 3]
+    assert "swap" in smallest and "println" not in smallest and "int n" not in smallest
+    assert rule_classifier([smallest])[0].argmax() == 1
+
+
+def test_correlations():
+    attention = np.array([0.1, 0.5, 0.2, 0.9])
+    pearson, spearman = _correlations(attention, -attention * 2)
+    assert pearson == pytest.approx(1.0) and spearman == pytest.approx(1.0)
+    assert _correlations(np.array([1.0, 1.0, 1.0]), np.array([0.1, 0.2, 0.3])) == (None, None)
+
+
+def _tar(tmp_path, files):
+    path = tmp_path / "algorithm-classification" / "bi-tbcnn-java.tar.gz"
+    path.parent.mkdir(parents=True)
+    with tarfile.open(path, "w:gz") as archive:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return tmp_path
+
+
+def test_dataset_drops_broken_and_duplicate_files(tmp_path):
+    files = {}
+    for cls in ("bfs", "stack"):
+        for i in range(10):
+            files[f"code/{cls}/java/{i}.java"] = (
+                f"class C{i} {{ int {cls}{i}() {{ return {i} + {i * i}; }} }}"
+            )
+        files[f"code/{cls}/java/dup.java"] = files[f"code/{cls}/java/0.java"]  # exact copy
+        files[f"code/{cls}/java/near.java"] = (
+            "class Zz { int other() { return 7 + 8; } }" if cls == "bfs" else "class B {"
+        )
+    dataset = load_algorithms(_tar(tmp_path, files))
+    report = dataset.report
+    assert report["dropped: exact duplicate"] == 1
+    assert report["dropped: does not parse"] == 1
+    # near duplicates: same code up to names and literals (bfs/near.java is a renamed copy)
+    assert report["dropped: near duplicate (same code up to names and literals)"] >= 1
+    assert report["kept"] == len(dataset.train) + len(dataset.valid) + len(dataset.test)
+
+
+def test_split_is_stratified_and_seeded():
+    from codefocus.lab.datasets import Sample
+
+    samples = [Sample(str(i), i % 2, str(i)) for i in range(100)]
+    a = split(samples, 3)
+    b = split(list(samples), 3)
+    assert [[s.source for s in part] for part in a] == [[s.source for s in part] for part in b]
+    assert [len(part) for part in a] == [70, 10, 20]
+    assert sum(s.label for s in a[2]) == 10
+
+
+def test_tiny_end_to_end_training_and_analysis(data_dir):
+    dataset = load_algorithms(data_dir, per_class=8, seed=0)
+    model = CodeClassifier(
+        Vocabulary.build(dataset.train, "java"), dataset.classes, "java", dim=32, layers=1
+    )
+    result = model.fit(dataset, epochs=2)
+    assert len(result["history"]) == 2
+    analyses = [analyse(s.code, s.label, model) for s in dataset.test[:3]]
+    for a in analyses:
+        assert len(a.attention) == len(a.delta) == len(a.statements)
+        assert a.pearson is None or -1 <= a.pearson <= 1
+    assert summary(analyses)["programs"] == 3
+    page = analysis_html(analyses[0], "java", dataset.classes)
+    assert "<script" not in page.lower() and "rgb(" in page
+
+
+def test_methodnames_dataset_from_a_source_tree(tmp_path):
+    from codefocus.lab.methodnames import build_methodnames
+
+    package = tmp_path / "pkg"
+    (package / "tests").mkdir(parents=True)
+    body = (
+        "class A{i}:\n    def get(self, k):\n        return self.get(k - 1) if k else {i}\n"
+        "    def __init__(self):\n        pass\n    def test_it(self):\n        pass\n"
+        "    def put(self, v):\n        self.v = v + {i}\n"
+    )
+    for i in range(6):
+        (package / f"m{i}.py").write_text(body.format(i=i))
+    (package / "tests" / "t.py").write_text("class T:\n    def skipped(self):\n        pass\n")
+    (package / "broken.py").write_text("class (:\n")
+    dataset = build_methodnames([tmp_path], top=2, per_name=5)
+    assert dataset.classes == ["get", "put"]
+    assert dataset.report["files skipped (unreadable or not parsable)"] == 1
+    everything = dataset.train + dataset.valid + dataset.test
+    assert len(everything) == 10
+    assert all("get" not in s.code and "put" not in s.code for s in everything)
+    assert all(s.code.startswith("def _(") for s in everything)
+    again = build_methodnames([tmp_path], top=2, per_name=5)
+    assert [s.code for s in again.train] == [s.code for s in dataset.train]

@@ -1,0 +1,140 @@
+"""Perturbation methods: exact values with a transparent generator, determinism and caching on a
+tiny random model, and the substitute providers."""
+
+import numpy as np
+import pytest
+
+from codefocus.api import attribute
+from codefocus.data.units import word_spans
+from codefocus.errors import UnknownNameError
+from codefocus.methods.base import resolve_methods
+from codefocus.methods.context import AttributionContext
+from codefocus.methods.perturbation import PerturbationSetup, rebuild
+from codefocus.methods.substitutes import EmbeddingNeighbours, WordNetSynonyms, get_provider
+from codefocus.models.base import GenerationSettings
+from codefocus.models.cache import CachedGenerator, GenerationCache
+from codefocus.models.hf import HFModel
+from codefocus.models.tiny import build_tiny_model
+
+PROMPT = "Write a function to find the largest even number in a list."
+
+
+class KeywordCoder:
+    """A transparent stand-in for a code model: its 'code' depends only on a few keywords, so the
+    importance of every word is known in advance."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, inputs, budget, settings=None):
+        self.calls += len(inputs)
+        out = []
+        for text in inputs:
+            lines = ["def f(xs):", "    ys = [x for x in xs]"]
+            if "even" in text:
+                lines.append("    ys = [x for x in ys if x % 2 == 0]")
+            if "largest" in text:
+                lines.append("    return max(ys)")
+            else:
+                lines.append("    return ys")
+            out.append("\n".join(lines) + "\n")
+        return out
+
+
+def _setup(generator, **kwargs):
+    original = generator([PROMPT], 10)[0]
+    return PerturbationSetup(
+        prompt=PROMPT,
+        suffix="",
+        completion=original,
+        generator=generator,
+        budget=10,
+        settings=GenerationSettings(),
+        **kwargs,
+    )
+
+
+def _scores(method_name, setup):
+    (method,) = resolve_methods(method_name)
+    context = AttributionContext.__new__(AttributionContext)
+    context.perturbation = setup
+    return method.compute(context).scores
+
+
+def test_rebuild_deletes_and_replaces_words():
+    words = word_spans(PROMPT)
+    assert (
+        rebuild(PROMPT, words, {1: ""})
+        == "Write function to find the largest even number in a list."
+    )
+    assert rebuild(PROMPT, words, {6: "biggest"}).startswith("Write a function to find the biggest")
+
+
+def test_occlusion_and_masking_find_the_keywords():
+    setup = _setup(KeywordCoder(), similarity="sacrebleu")
+    words = [PROMPT[w.start : w.end] for w in setup.words]
+    for name in ("occlusion", "bert_masking"):
+        scores = dict(zip(words, _scores(name, setup), strict=True))
+        assert scores["largest"] > 0 and scores["even"] > 0, name
+        assert all(v == 0 for w, v in scores.items() if w not in ("largest", "even")), name
+
+
+def test_shap_methods_rank_the_keywords_first():
+    setup = _setup(KeywordCoder(), similarity="sacrebleu", shap_samples=200)
+    words = [PROMPT[w.start : w.end] for w in setup.words]
+    for name in ("shap", "shap_partition"):
+        scores = _scores(name, setup)
+        top_two = {words[i] for i in np.argsort(-scores)[:2]}
+        assert top_two == {"largest", "even"}, (name, scores)
+
+
+def test_cached_generator_batches_and_reuses(tmp_path):
+    net, tokenizer = build_tiny_model("qwen2")
+    model = HFModel(net, tokenizer, "tiny", device="cpu")
+    cache = GenerationCache(tmp_path / "cache.sqlite")
+    generator = CachedGenerator(model, cache, batch_size=4)
+    inputs = ["def a():", "def b():", "def a():", "def c(x):"]
+    first = generator(inputs, 6)
+    assert generator.generated == 3 and first[0] == first[2]
+    again = CachedGenerator(model, GenerationCache(tmp_path / "cache.sqlite"))(inputs, 6)
+    assert again == first
+    # batched generation (left padding) gives the same greedy text as one prompt at a time
+    single = [model.generate([text], max_new_tokens=6)[0].completion for text in inputs]
+    assert single == first
+
+
+def test_attribute_with_perturbation_on_tiny_model_is_deterministic_and_cached(tmp_path):
+    net, tokenizer = build_tiny_model("qwen2")
+    model = HFModel(net, tokenizer, "tiny", device="cpu")
+    cache = GenerationCache(tmp_path / "cache.sqlite")
+    settings = GenerationSettings(max_new_tokens=8)
+    methods = "occlusion,bert_masking,shap_partition"
+    first = attribute(
+        model, PROMPT, methods, settings=settings, similarity="sacrebleu", cache=cache
+    )
+    misses = cache.misses
+    second = attribute(
+        model, PROMPT, methods, settings=settings, similarity="sacrebleu", cache=cache
+    )
+    assert not first.failures
+    assert first.word_scores == second.word_scores
+    assert cache.misses == misses  # the second run generated nothing
+    for scores in first.word_scores.values():
+        assert len(scores) == len(first.words)
+        assert all(0.0 <= s <= 1.0 + 1e-9 for s in scores)
+
+
+def test_embedding_neighbours_are_sensible_and_avoid_antonyms():
+    provider = EmbeddingNeighbours()
+    assert provider.neighbours("closer", 3)[0] == "nearer"
+    assert "smallest" not in provider.neighbours("largest", 5)
+    assert provider.substitute("Find the Largest", word_spans("Find the Largest")[2]) == "Biggest"
+    assert provider.substitute("x = 1.5", word_spans("x = 1.5")[-1]) == "1.5"  # not a word
+
+
+def test_wordnet_provider_and_unknown_provider():
+    synonyms = WordNetSynonyms()
+    text = "Write a function"
+    assert synonyms.substitute(text, word_spans(text)[0]) != "Write"
+    with pytest.raises(UnknownNameError):
+        get_provider("thesaurus")

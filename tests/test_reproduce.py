@@ -1,0 +1,66 @@
+"""The published figures of Kou et al. (FSE 2024), recomputed from the study's stored scores."""
+
+import pytest
+
+from codefocus.reproduce import kou2024
+
+PUBLISHED_TABLE2 = [
+    # model, method, K, P %, R %, F1 %, alpha
+    ("codegen", "bert_perturbation", 5, 51.8, 43.2, 47.1, 0.29),
+    ("codeparrot", "reading_last", 5, 60.1, 45.4, 51.7, 0.38),
+    ("gptj", "coding_first", 10, 22.2, 33.0, 26.5, -0.04),
+]
+
+
+@pytest.fixture(scope="module")
+def rows(data_dir):
+    return kou2024.reproduce(
+        data_dir,
+        models=list(kou2024.OPEN_MODELS),
+        methods=["bert_perturbation", "reading_last", "coding_first"],
+        ks=[5, 10],
+    )
+
+
+def _row(rows, model, method, k):
+    (row,) = [r for r in rows if (r.model, r.method, r.k) == (model, method, k)]
+    return row
+
+
+@pytest.mark.parametrize("model,method,k,p,r,f1,alpha", PUBLISHED_TABLE2)
+def test_table2_published_values(rows, model, method, k, p, r, f1, alpha):
+    row = _row(rows, model, method, k)
+    assert round(100 * row.precision, 1) == p
+    assert round(100 * row.recall, 1) == r
+    assert round(100 * row.f1, 1) == f1
+    assert round(row.alpha, 2) == alpha
+
+
+def test_table3_bert_masking_k5(rows):
+    row = _row(rows, kou2024.MEAN_MODEL, "bert_perturbation", 5)
+    assert round(100 * row.f1, 1) == 45.7
+    assert round(row.alpha, 2) == 0.27
+
+
+def test_scored_prompt_count(rows):
+    # 1,134 stored prompts, less MBPP 274 (no labels); the gptj gradient files hold 1,131
+    assert _row(rows, "codegen", "reading_last", 5).n_prompts == 1133
+
+
+def test_per_category_recall_present(rows):
+    row = _row(rows, "codegen", "bert_perturbation", 5)
+    assert set(row.per_category_recall) >= {"datatype", "operator", "conditional", "property"}
+    assert all(0 <= v <= 1 for v in row.per_category_recall.values())
+
+
+def test_json_line_format(rows):
+    line = _row(rows, "codegen", "bert_perturbation", 5).to_json_line()
+    assert line == (
+        '{"model": "codegen", "method": "bert_perturbation", "k": 5, '
+        '"precision": 0.518, "recall": 0.432, "f1": 0.471, "alpha": 0.29}'
+    )
+
+
+def test_gpt4_has_perturbation_methods_only():
+    pairs = kou2024.available_pairs(["gpt4"], kou2024.METHODS)
+    assert pairs == [("gpt4", "bert_perturbation"), ("gpt4", "shap_perturbation")]

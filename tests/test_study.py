@@ -1,0 +1,153 @@
+"""Studies: resume after SIGKILL at random moments, Ray equals local, the report in a browser."""
+
+import html
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from codefocus.reports.study_report import write_report
+from codefocus.studies.executors import run_study
+from codefocus.studies.runner import STORE_NAME, StudyConfig
+from codefocus.studies.store import StudyStore
+
+ARGS = [
+    "--models",
+    "tiny",
+    "--methods",
+    "reading_all,saliency_coding,occlusion",
+    "--limit",
+    "3",
+    "--max-new-tokens",
+    "6",
+]
+
+
+def _study(out: Path, data_dir: Path) -> subprocess.Popen:
+    env = {**os.environ, "CODEFOCUS_DATA": str(data_dir), "COLUMNS": "120"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "codefocus.cli", "study", "--out", str(out), *ARGS],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _units(out: Path) -> list[tuple]:
+    store = StudyStore(out / STORE_NAME)
+    try:
+        return [
+            (
+                r["model"],
+                r["task_id"],
+                r["kind"],
+                r["status"],
+                json.dumps(r["payload"], sort_keys=True),
+            )
+            for r in store.rows()
+        ]
+    finally:
+        store.close()
+
+
+def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, data_dir):
+    reference = tmp_path / "reference"
+    assert _study(reference, data_dir).wait(timeout=600) == 0
+    expected = _units(reference)
+    assert len(expected) == 3 * (2 + 3)  # generation, verdict and 3 methods per task
+
+    resumed = tmp_path / "resumed"
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(4):
+        process = _study(resumed, data_dir)
+        time.sleep(rng.uniform(2.0, 9.0))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=60)
+    assert kills >= 1
+    final = _study(resumed, data_dir)
+    assert final.wait(timeout=600) == 0, final.stderr.read().decode()[-2000:]
+    assert _units(resumed) == expected  # nothing lost, nothing duplicated, same results
+
+
+def test_ray_executor_equals_local(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("CODEFOCUS_DATA", str(data_dir))
+    config = StudyConfig(
+        models=("tiny",), methods=("reading_all", "occlusion"), limit=2, max_new_tokens=6
+    )
+    local = run_study(config, tmp_path / "local", "local")
+    remote = run_study(config, tmp_path / "ray", "ray")
+    assert local.units_failed == remote.units_failed == 0
+    assert _units(tmp_path / "local") == _units(tmp_path / "ray")
+
+
+HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+def test_report_renders_offline_and_runs_no_script_from_the_data(tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("CODEFOCUS_DATA", str(data_dir))
+    out = tmp_path / "study"
+    config = StudyConfig(
+        models=("tiny",), methods=("reading_all", "saliency_coding"), limit=2, max_new_tokens=6
+    )
+    run_study(config, out, "local")
+    # a model wrote HTML and script into its code: the report must show it as text
+    store = StudyStore(out / STORE_NAME)
+    generation = store.get("tiny", "HumanEval/0", "generation")
+    payload = {**generation["payload"], "completion": "    return 1  # " + HOSTILE + "\n"}
+    store.put("tiny", "HumanEval/0", "generation", payload)
+    store.put(
+        "tiny",
+        "HumanEval/0",
+        "verdict",
+        {"passed": False, "status": "failed", "result": "failed: " + HOSTILE},
+    )
+    store.close()
+    report = write_report(out)
+    text = report.read_text()
+    assert "<script>" not in text and "http://" not in text.replace(
+        "http://www.w3.org/2000/svg", ""
+    )
+    assert html.escape(HOSTILE, quote=False)[:30] in text
+
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        page = browser.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(report.as_uri())
+        assert page.evaluate("window.__pwned === undefined")
+        assert page.locator("table.alignment tr").count() >= 3  # header + 2 methods
+        assert page.locator("table.categories").count() >= 1
+        assert page.locator("svg polyline.series").count() >= 2  # F1 vs K lines
+        assert page.locator("svg rect.bar").count() >= 2
+        assert page.locator("section.task").count() == 2
+        assert page.locator("pre.highlight mark").count() >= 10  # top-10 words per method
+        assert page.locator("pre.labels mark").count() >= 1  # programmer labels
+        assert "onerror" in page.locator("section.task").first.inner_text()
+        shots = Path(os.environ.get("CODEFOCUS_ARTIFACTS", tmp_path))
+        shots.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shots / "report.png"), full_page=True)
+        browser.close()
+    assert errors == []
+    assert all(url.startswith("file://") for url in requests)
