@@ -49,14 +49,16 @@ def test_all_humaneval_canonical_solutions_pass(humaneval):
     assert evaluation.pass_at_k == {"pass@1": 1.0}
 
 
-# MBPP reference solutions that do not pass upstream's own asserts within the time limit:
-# Mbpp/123 (amicable numbers up to 9,999) needs more than 3 s on this 2-core machine.
-MBPP_CANONICAL_FAILURES = {"Mbpp/123": "timed out"}
+# Every MBPP reference solution passes upstream's own asserts, given time: Mbpp/123 (amicable
+# numbers up to 9,999, quadratic) takes 1-4 s depending on the machine, so the default 3 s limit
+# would make the verdict depend on the hardware. The test gives it room; the timeout itself is
+# tested on hostile programs below.
+MBPP_CANONICAL_FAILURES: dict[str, str] = {}
 
 
 def test_mbpp_canonical_solutions_pass_except_listed(data_dir):
     tasks = load_tasks("mbpp", data_dir, with_labels=False)
-    evaluation = evaluate_samples(canonical_samples(tasks))
+    evaluation = evaluate_samples(canonical_samples(tasks), limits=Limits(timeout=30.0))
     failed = {r["task_id"]: r["result"] for r in evaluation.results if not r["passed"]}
     assert failed == MBPP_CANONICAL_FAILURES
 
