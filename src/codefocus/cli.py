@@ -436,6 +436,87 @@ def autofocus_show(
         print_analysis(analysis, dataset.language, console)
 
 
+@app.command("memorization")
+def memorization_command(
+    out: Annotated[Path, typer.Option(help="Directory for CSVs, JSON, plots and report.html.")],
+    dataset: Annotated[
+        str, typer.Option(help="algorithms, methodnames, or a saved dataset directory")
+    ] = "algorithms",
+    model: Annotated[str, typer.Option(help="transformer or attention-bag")] = "transformer",
+    noise: Annotated[str, typer.Option(help="Noise levels in percent, comma-separated.")] = (
+        "0,25,50,75,100"
+    ),
+    noise_kind: Annotated[
+        str, typer.Option(help="label (wrong labels) or input (statements deleted)")
+    ] = "label",
+    epochs: Annotated[int, typer.Option(help="Epochs per level (fixed, no early stop).")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed for split, noise, initialisation, order.")] = 0,
+    per_class: Annotated[int | None, typer.Option(help="algorithms: files per class.")] = None,
+    csr_programs: Annotated[
+        int | None, typer.Option(help="Test programs used for the critical sample ratio.")
+    ] = None,
+    data: DataOption = None,
+) -> None:
+    """Train under 0-100 % label (or input) noise; F1, score spread, Gini of loss, CSR per epoch."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from codefocus.lab.memorization import MemorizationConfig, reading, run_memorization
+    from codefocus.reports.memorization import write_report
+
+    try:
+        levels = [int(part) for part in noise.split(",") if part.strip()]
+    except ValueError:
+        raise InvalidArgumentError(f"noise must be percentages like 0,50, got {noise!r}") from None
+    config = MemorizationConfig(
+        dataset=dataset,
+        model=model,
+        noise_kind=noise_kind,
+        noise=levels,
+        epochs=epochs,
+        seed=seed,
+        per_class=per_class,
+        csr_programs=csr_programs,
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("loading data", total=len(levels) * epochs)
+
+        def on_epoch(level: int, record) -> None:
+            progress.update(
+                bar,
+                advance=1,
+                description=f"{level}% {noise_kind} noise, epoch {record.epoch}: "
+                f"train acc {record.train_accuracy:.2f}, test F1 {record.test_f1:.2f}",
+            )
+
+        def on_dataset(loaded) -> None:
+            progress.update(bar, description="renaming test programs")
+            progress.console.print(
+                f"{loaded.name}: {len(loaded.classes)} classes; train {len(loaded.train)}, "
+                f"valid {len(loaded.valid)}, test {len(loaded.test)}"
+            )
+
+        result = run_memorization(
+            config, out, data_dir=data, on_epoch=on_epoch, on_dataset=on_dataset
+        )
+    report = write_report(result, out)
+    for level in result.levels:
+        last = level.epochs[-1]
+        print(
+            f"{level.noise}% {noise_kind} noise: train acc {last.train_accuracy:.3f} "
+            f"test F1 {result.primary_f1(last, 'test'):.3f} gini {last.gini:.3f} "
+            f"csr {last.csr:.3f}"
+        )
+    for line in reading(result):
+        console.print(line)
+    console.print(f"CSV, JSON and plots in {out}; report: {report}")
+
+
 @app.command("models")
 def models_command() -> None:
     """List the models available offline and where they are cached."""
