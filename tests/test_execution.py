@@ -267,18 +267,18 @@ def test_hostile_programs_fail_and_harm_nothing(canary, listener, monkeypatch):
         assert (canary / name).stat().st_mode & 0o777 == 0o777
     assert not Path("/tmp/codefocus-evil.txt").exists()
     assert connections == []
-    # no process of any sandbox uid survives
+    # no process of any sandbox uid survives (a zombie is dead, only not yet reaped)
     leftovers = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                uid_line = next(
-                    line for line in open(f"/proc/{entry}/status") if line.startswith("Uid:")
+                status = dict(
+                    line.split(":", 1) for line in open(f"/proc/{entry}/status") if ":" in line
                 )
-            except (OSError, StopIteration):
+            except OSError:
                 continue
-            if int(uid_line.split()[1]) >= 200_000:
-                leftovers.append(entry)
+            if int(status["Uid"].split()[0]) >= 200_000 and status["State"].split()[0] != "Z":
+                leftovers.append((entry, status["Name"].strip(), status["State"].strip()))
     assert leftovers == []
 
 

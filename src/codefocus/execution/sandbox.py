@@ -66,20 +66,23 @@ def _next_uid() -> int:
         return 200_000 + (os.getpid() % 500) * 1000 + next(_uids) % 1000
 
 
-def _processes_of(uid: int) -> list[int]:
+def processes_of(uid: int | None = None, minimum_uid: int | None = None) -> list[int]:
+    """Live processes (zombies excluded: they are dead, only not yet reaped) of one uid, or of
+    every uid from ``minimum_uid`` up."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/status") as handle:
-                for line in handle:
-                    if line.startswith("Uid:"):
-                        if int(line.split()[1]) == uid:
-                            found.append(int(entry))
-                        break
+                fields = dict(line.split(":", 1) for line in handle if ":" in line)
         except OSError:
             continue
+        if fields.get("State", "").split()[:1] in (["Z"], ["X"]) or "Uid" not in fields:
+            continue
+        owner = int(fields["Uid"].split()[0])
+        if owner == uid or (minimum_uid is not None and owner >= minimum_uid):
+            found.append(int(entry))
     return found
 
 
@@ -92,8 +95,9 @@ def _kill_all(process: subprocess.Popen, uid: int | None) -> None:
         pass
     if uid is None:
         return
-    for _ in range(50):
-        survivors = _processes_of(uid)
+    deadline = time.monotonic() + 10.0  # a loaded machine may take a while to deliver SIGKILL
+    while time.monotonic() < deadline:
+        survivors = processes_of(uid)
         if not survivors:
             return
         for pid in survivors:
