@@ -89,3 +89,42 @@ def test_data_check_prints_counts(data_dir):
     assert [r["kept"] for r in reports] == [1090, 6889]
     human = run("data", "check", env_data=data_dir)
     assert "dropped: unknown category 'type2'" in human.stdout
+
+
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--noise", "0,lots"], "noise must be percentages"),
+        (["--noise", "0,120"], "between 0 and 100"),
+        (["--model", "gpt"], "unknown model 'gpt'"),
+        (["--noise-kind", "typos"], "unknown noise kind 'typos'"),
+        (["--dataset", "/nonexistent"], "unknown dataset"),
+    ],
+)
+def test_memorization_bad_input_is_one_line(tmp_path, extra, message):
+    result = run("memorization", "--out", str(tmp_path / "m"), "--epochs", "1", *extra)
+    assert result.returncode == 2, result.stderr[-2000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]
+
+
+def test_memorization_command_on_a_saved_dataset(tmp_path):
+    from codefocus.lab.datasets import LabDataset, Sample
+
+    code = (
+        "def _(values):\n    total = 0\n    for v in values:\n        total += v{}\n"
+        "    return total\n"
+    )
+    other = "def _(text):\n    parts = text.split(){}\n    return '-'.join(parts)\n"
+    samples = [
+        Sample((code if i % 2 else other).format(" * " + str(i)), i % 2, "") for i in range(30)
+    ]
+    LabDataset("names", "python", ["join", "sum"], samples[:20], samples[20:24], samples[24:]).save(
+        tmp_path / "data"
+    )
+    args = ["memorization", "--dataset", str(tmp_path / "data"), "--out", str(tmp_path / "m")]
+    result = run(*args, "--epochs", "2", "--noise", "0,100")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "100% label noise: train acc" in result.stdout and "gini" in result.stdout
+    for name in ("gini.csv", "csr.csv", "test_f1.csv", "f1.png", "report.html"):
+        assert (tmp_path / "m" / name).is_file()
