@@ -258,22 +258,27 @@ class _Encoded:
 
 
 def _evaluate(model: CodeClassifier, encoded: _Encoded, labels: list[int] | None, size: int = 64):
-    """Probabilities (n x classes) and, when labels are given, per-sample cross-entropy."""
+    """Probabilities (n x classes) and, when labels are given, per-sample cross-entropy.
+
+    Programs are batched by length (less padding); results come back in input order.
+    """
     import torch
 
     model.net.eval()
-    probabilities, losses = [], []
+    count = len(encoded.rows)
+    probabilities = np.zeros((count, len(model.classes)), dtype=np.float64)
+    losses = np.zeros(count, dtype=np.float64) if labels is not None else None
+    by_length = sorted(range(count), key=lambda i: len(encoded.rows[i]))
     with torch.no_grad():
-        for chosen, ids in encoded.batches(size):
+        for chosen, ids in encoded.batches(size, by_length):
             logits, _ = model.net(ids)
-            probabilities.append(torch.softmax(logits, -1).numpy())
-            if labels is not None:
+            probabilities[chosen] = torch.softmax(logits, -1).double().numpy()
+            if losses is not None:
                 target = torch.tensor([labels[i] for i in chosen])
-                losses.append(
-                    torch.nn.functional.cross_entropy(logits, target, reduction="none").numpy()
-                )
-    probabilities = np.concatenate(probabilities) if probabilities else np.zeros((0, 1))
-    return probabilities, (np.concatenate(losses) if losses else None)
+                losses[chosen] = torch.nn.functional.cross_entropy(
+                    logits, target, reduction="none"
+                ).numpy()
+    return probabilities, losses
 
 
 def _critical_ratio(model: CodeClassifier, base: np.ndarray, variants: list[list[str]], encoded):
