@@ -326,6 +326,23 @@ def test_tiny_end_to_end_run_writes_csvs_resumes_and_reads(tmp_path):
     assert text.count("data:image/png;base64,") == 4 and "http" not in text
     assert (out / "f1.png").read_bytes()[:4] == b"\x89PNG"
 
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=["--no-sandbox", "--disable-gpu"]
+        )
+        page = browser.new_page()
+        requests = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(report.as_uri())
+        widths = page.eval_on_selector_all("img", "images => images.map(i => i.naturalWidth)")
+        assert len(widths) == 4 and all(w > 300 for w in widths)  # every plot decoded
+        assert page.locator("table tr").count() == 1 + 3  # header + one row per level
+        assert page.locator("li").count() >= 3  # the reading
+        browser.close()
+    assert all(url.startswith(("file:", "data:")) for url in requests)
+
 
 def test_input_noise_run_and_bad_configurations(tmp_path):
     config = MemorizationConfig(dataset="tiny", noise_kind="input", noise=[0, 100], epochs=1)
