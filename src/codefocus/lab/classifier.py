@@ -159,7 +159,7 @@ class CodeClassifier:
                 optimiser.zero_grad()
                 loss.backward()
                 optimiser.step()
-                total += float(loss) * len(chunk)
+                total += loss.item() * len(chunk)
             valid = self.accuracy(dataset.valid)
             history.append(
                 {"epoch": epoch + 1, "loss": total / len(order), "valid_accuracy": valid}
