@@ -524,7 +524,31 @@ def reading(result: MemorizationResult) -> list[str]:
         rises = all(b >= a for a, b in zip(ginis, ginis[1:], strict=False))
         trend = "falls" if falls else "rises" if rises else "is not monotonic"
         values = ", ".join(f"{n}%: {g:.3f}" for n, g in zip(ordered, ginis, strict=True))
-        lines.append(f"Gini of per-sample training loss {trend} as noise rises ({values}).")
+        lines.append(
+            f"Gini of per-sample training loss at the last epoch {trend} as noise rises ({values})."
+        )
+        # once every level fits its labels the losses are all near zero and their Gini is
+        # noise; the phase that tells is while the model is still fitting the clean labels
+        first = result.levels[[level.noise for level in result.levels].index(ordered[0])]
+        phase = next((e.epoch for e in first.epochs if e.train_accuracy >= 0.95), len(first.epochs))
+        by_level = {level.noise: level for level in result.levels}
+        early = [float(np.mean([e.gini for e in by_level[n].epochs[:phase]])) for n in ordered]
+        falls = all(b <= a for a, b in zip(early, early[1:], strict=False))
+        values = ", ".join(f"{n}%: {g:.3f}" for n, g in zip(ordered, early, strict=True))
+        lines.append(
+            f"Mean Gini over epochs 1-{phase} (until {ordered[0]}% noise fits 95% of its "
+            f"training labels) {'falls' if falls else 'does not fall monotonically'} as noise "
+            f"rises ({values})."
+        )
+        fit = [
+            next((e.epoch for e in by_level[n].epochs if e.train_accuracy >= 0.95), None)
+            for n in ordered
+        ]
+        values = ", ".join(
+            f"{n}%: {'not reached' if f is None else f'epoch {f}'}"
+            for n, f in zip(ordered, fit, strict=True)
+        )
+        lines.append(f"First epoch with 95% of training labels fitted: {values}.")
         f1s = [result.primary_f1(finals[n], "test") for n in ordered]
         values = ", ".join(f"{n}%: {f:.3f}" for n, f in zip(ordered, f1s, strict=True))
         lines.append(f"Test F1 at the last epoch: {values}.")
