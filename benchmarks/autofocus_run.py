@@ -2,6 +2,7 @@
 test programs. Prints test accuracy and a line ``pearson mean ... sd ...``.
 
     CODEFOCUS_DATA=../shared/data python benchmarks/autofocus_run.py [--epochs 30 --limit 0]
+        [--layers 2]
 """
 
 from __future__ import annotations
@@ -19,13 +20,20 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--limit", type=int, default=0, help="test programs to analyse (0 = all)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--layers", type=int, default=2, help="transformer layers (0: attention over embeddings)"
+    )
     args = parser.parse_args()
     start = time.perf_counter()
     dataset = load_algorithms(seed=args.seed)
     sizes = f"train {len(dataset.train)} valid {len(dataset.valid)} test {len(dataset.test)}"
     print(f"data {dataset.report}; {sizes}")
     model = CodeClassifier(
-        Vocabulary.build(dataset.train, "java"), dataset.classes, "java", seed=args.seed
+        Vocabulary.build(dataset.train, "java"),
+        dataset.classes,
+        "java",
+        layers=args.layers,
+        seed=args.seed,
     )
     result = model.fit(dataset, args.epochs)
     print(

@@ -348,6 +348,8 @@ def test_input_noise_run_and_bad_configurations(tmp_path):
     config = MemorizationConfig(dataset="tiny", noise_kind="input", noise=[0, 100], epochs=1)
     result = run_memorization(config, tmp_path / "input", dataset=_tiny_dataset())
     assert result.levels[1].noised_samples == 24
+    bag = MemorizationConfig(dataset="tiny", model="attention-bag", noise=[0], epochs=2)
+    assert len(run_memorization(bag, tmp_path / "bag", dataset=_tiny_dataset()).levels) == 1
     with pytest.raises(UnknownNameError):
         run_memorization(
             MemorizationConfig(dataset="tiny", model="gpt"), tmp_path, dataset=_tiny_dataset()

@@ -58,17 +58,22 @@ def _model(vocab_size: int, classes: int, dim: int, layers: int):
             super().__init__()
             self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
             self.position = nn.Embedding(1024, dim)
+            # layers == 0: attention pooling straight over token + position embeddings
             layer = nn.TransformerEncoderLayer(dim, 4, dim * 2, dropout=0.1, batch_first=True)
-            self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+            self.encoder = (
+                nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+                if layers > 0
+                else None
+            )
             self.attention = nn.Parameter(torch.randn(dim) / dim**0.5)  # the global vector a
             self.out = nn.Linear(dim, classes)
 
         def forward(self, ids):
             mask = ids == PAD
             positions = torch.arange(ids.shape[1], device=ids.device)[None]
-            states = self.encoder(
-                self.embed(ids) + self.position(positions), src_key_padding_mask=mask
-            )
+            states = self.embed(ids) + self.position(positions)
+            if self.encoder is not None:
+                states = self.encoder(states, src_key_padding_mask=mask)
             scores = (states @ self.attention).masked_fill(mask, float("-inf"))
             alpha = torch.softmax(scores, dim=-1)
             vector = (alpha[..., None] * states).sum(1)
