@@ -10,6 +10,7 @@ dataset.
 from __future__ import annotations
 
 import ast
+import io
 import random
 import re
 import sysconfig
@@ -30,6 +31,22 @@ def _wanted(name: str) -> bool:
     )
 
 
+def _segment(lines: list[str], node: ast.AST) -> str | None:
+    """The node's source, like ``ast.get_source_segment`` but without re-splitting the whole
+    file for every node (that made large site-packages quadratic)."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        return None
+    first, last = node.lineno - 1, node.end_lineno - 1
+    chunk = [line.encode("utf-8") for line in lines[first : last + 1]]
+    if not chunk:
+        return None
+    if first == last:
+        return chunk[0][node.col_offset : node.end_col_offset].decode("utf-8")
+    chunk[0] = chunk[0][node.col_offset :]
+    chunk[-1] = chunk[-1][: node.end_col_offset]
+    return b"".join(chunk).decode("utf-8")
+
+
 def collect_methods(roots: list[Path], report: Counter) -> list[tuple[str, str, str]]:
     """(name, source with the name removed, file) for every method under ``roots``."""
     found = []
@@ -44,6 +61,7 @@ def collect_methods(roots: list[Path], report: Counter) -> list[tuple[str, str, 
                 report["files skipped (unreadable or not parsable)"] += 1
                 continue
             report["files read"] += 1
+            lines = io.StringIO(text, newline="").readlines()  # as ast counts lines
             for node in ast.walk(tree):
                 if not isinstance(node, ast.ClassDef):
                     continue
@@ -51,7 +69,7 @@ def collect_methods(roots: list[Path], report: Counter) -> list[tuple[str, str, 
                     if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef) and _wanted(
                         item.name
                     ):
-                        source = ast.get_source_segment(text, item)
+                        source = _segment(lines, item)
                         if source:
                             hidden = re.sub(rf"\b{re.escape(item.name)}\b", "_", source)
                             found.append((item.name, hidden, str(path)))
