@@ -350,6 +350,14 @@ def test_input_noise_run_and_bad_configurations(tmp_path):
     assert result.levels[1].noised_samples == 24
     bag = MemorizationConfig(dataset="tiny", model="attention-bag", noise=[0], epochs=2)
     assert len(run_memorization(bag, tmp_path / "bag", dataset=_tiny_dataset()).levels) == 1
+    names = _tiny_dataset()
+    names.name = "methodnames"  # method names: sub-token F1 stands for F1
+    config = MemorizationConfig(dataset="methodnames", noise=[0, 100], epochs=1)
+    result = run_memorization(config, tmp_path / "names", dataset=names)
+    record = result.levels[0].epochs[0]
+    assert record.test_subtoken_f1 is not None
+    assert result.primary_f1(record, "test") == record.test_subtoken_f1
+    assert any(line.startswith("Test sub-token F1") for line in reading(result))
     with pytest.raises(UnknownNameError):
         run_memorization(
             MemorizationConfig(dataset="tiny", model="gpt"), tmp_path, dataset=_tiny_dataset()

@@ -221,6 +221,11 @@ class MemorizationResult:
     def level(self, noise: int) -> LevelResult:
         return next(level for level in self.levels if level.noise == noise)
 
+    @property
+    def dataset_is_names(self) -> bool:
+        """Method-name data records sub-token F1, which then stands for F1."""
+        return bool(self.levels) and self.levels[0].epochs[0].test_subtoken_f1 is not None
+
     def primary_f1(self, record: EpochRecord, split: str) -> float:
         """Sub-token F1 for method names (as the study), macro-F1 otherwise."""
         value = getattr(record, f"{split}_subtoken_f1")
@@ -530,15 +535,20 @@ def reading(result: MemorizationResult) -> list[str]:
         # once every level fits its labels the losses are all near zero and their Gini is
         # noise; the phase that tells is while the model is still fitting the clean labels
         first = result.levels[[level.noise for level in result.levels].index(ordered[0])]
-        phase = next((e.epoch for e in first.epochs if e.train_accuracy >= 0.95), len(first.epochs))
+        fitted = next((e.epoch for e in first.epochs if e.train_accuracy >= 0.95), None)
+        phase = fitted or len(first.epochs)
+        until = (
+            f"until {ordered[0]}% noise fits 95% of its training labels"
+            if fitted
+            else f"{ordered[0]}% noise never fits 95% of its training labels"
+        )
         by_level = {level.noise: level for level in result.levels}
         early = [float(np.mean([e.gini for e in by_level[n].epochs[:phase]])) for n in ordered]
         falls = all(b <= a for a, b in zip(early, early[1:], strict=False))
         values = ", ".join(f"{n}%: {g:.3f}" for n, g in zip(ordered, early, strict=True))
         lines.append(
-            f"Mean Gini over epochs 1-{phase} (until {ordered[0]}% noise fits 95% of its "
-            f"training labels) {'falls' if falls else 'does not fall monotonically'} as noise "
-            f"rises ({values})."
+            f"Mean Gini over epochs 1-{phase} ({until}) "
+            f"{'falls' if falls else 'does not fall monotonically'} as noise rises ({values})."
         )
         fit = [
             next((e.epoch for e in by_level[n].epochs if e.train_accuracy >= 0.95), None)
@@ -551,7 +561,8 @@ def reading(result: MemorizationResult) -> list[str]:
         lines.append(f"First epoch with 95% of training labels fitted: {values}.")
         f1s = [result.primary_f1(finals[n], "test") for n in ordered]
         values = ", ".join(f"{n}%: {f:.3f}" for n, f in zip(ordered, f1s, strict=True))
-        lines.append(f"Test F1 at the last epoch: {values}.")
+        kind = "sub-token F1" if result.dataset_is_names else "macro-F1"
+        lines.append(f"Test {kind} at the last epoch: {values}.")
         csrs = [finals[n].csr for n in ordered]
         values = ", ".join(f"{n}%: {c:.3f}" for n, c in zip(ordered, csrs, strict=True))
         lines.append(f"Critical sample ratio at the last epoch: {values}.")
