@@ -66,9 +66,8 @@ def _next_uid() -> int:
         return 200_000 + (os.getpid() % 500) * 1000 + next(_uids) % 1000
 
 
-def processes_of(uid: int | None = None, minimum_uid: int | None = None) -> list[int]:
-    """Live processes (zombies excluded: they are dead, only not yet reaped) of one uid, or of
-    every uid from ``minimum_uid`` up."""
+def _processes_of(uid: int) -> list[int]:
+    """Live processes of a uid (zombies excluded: they are dead, only not yet reaped)."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -80,8 +79,7 @@ def processes_of(uid: int | None = None, minimum_uid: int | None = None) -> list
             continue
         if fields.get("State", "").split()[:1] in (["Z"], ["X"]) or "Uid" not in fields:
             continue
-        owner = int(fields["Uid"].split()[0])
-        if owner == uid or (minimum_uid is not None and owner >= minimum_uid):
+        if int(fields["Uid"].split()[0]) == uid:
             found.append(int(entry))
     return found
 
@@ -97,7 +95,7 @@ def _kill_all(process: subprocess.Popen, uid: int | None) -> None:
         return
     deadline = time.monotonic() + 10.0  # a loaded machine may take a while to deliver SIGKILL
     while time.monotonic() < deadline:
-        survivors = processes_of(uid)
+        survivors = _processes_of(uid)
         if not survivors:
             return
         for pid in survivors:

@@ -8,7 +8,7 @@ Seeded; trained with early stopping on validation accuracy; checkpoints as safet
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from codefocus.lab.datasets import LabDataset, Sample
 from codefocus.lab.parsing import parse
 
 PAD, UNK = 0, 1
+MEMO_SIZE = 20_000  # encoded programs kept per vocabulary
 
 
 @dataclass
@@ -30,7 +31,9 @@ class Vocabulary:
     def __init__(self, tokens: list[str]) -> None:
         self.tokens = ["<pad>", "<unk>", *tokens]
         self.index = {t: i for i, t in enumerate(self.tokens)}
-        self._memo: dict[tuple[str, str, int], Encoded] = {}
+        # programs are encoded again and again (every epoch, every noise level, every AutoFocus
+        # deletion of the same program): parsing dominates, so recent encodings are kept
+        self._memo: OrderedDict[tuple[str, str, int], Encoded] = OrderedDict()
 
     @classmethod
     def build(
@@ -43,10 +46,32 @@ class Vocabulary:
         return cls(kept)
 
     def encode(self, code: str, language: str, max_len: int) -> Encoded:
+        key = (code, language, max_len)
+        if key in self._memo:
+            self._memo.move_to_end(key)
+            return self._memo[key]
         tokens = parse(code, language).tokens[:max_len]
-        return Encoded(
+        encoded = Encoded(
             [self.index.get(t.text, UNK) for t in tokens], [(t.start, t.end) for t in tokens]
         )
+        self._memo[key] = encoded
+        if len(self._memo) > MEMO_SIZE:
+            self._memo.popitem(last=False)
+        return encoded
+
+
+def pad_ids(rows: list[list[int]]):
+    """A (batch, longest) id tensor padded with PAD; an empty program becomes one UNK."""
+    import torch
+
+    width = max(1, max((len(row) for row in rows), default=1))
+    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
+    for index, row in enumerate(rows):
+        if row:
+            ids[index, : len(row)] = torch.tensor(row)
+        else:
+            ids[index, 0] = UNK
+    return ids
 
 
 def _model(vocab_size: int, classes: int, dim: int, layers: int):
@@ -101,17 +126,8 @@ class CodeClassifier:
         self.net = _model(len(vocabulary.tokens), len(classes), dim, layers)
 
     def _batch(self, codes: list[str]):
-        import torch
-
         encoded = [self.vocabulary.encode(c, self.language, self.max_len) for c in codes]
-        width = max(1, max(len(e.ids) for e in encoded))
-        ids = torch.full((len(codes), width), PAD, dtype=torch.long)
-        for row, e in enumerate(encoded):
-            if e.ids:
-                ids[row, : len(e.ids)] = torch.tensor(e.ids)
-            else:
-                ids[row, 0] = UNK
-        return ids, encoded
+        return pad_ids([e.ids for e in encoded]), encoded
 
     def predict(
         self, codes: list[str], batch_size: int = 64

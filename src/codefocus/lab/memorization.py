@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from codefocus.errors import InvalidArgumentError, UnknownNameError
-from codefocus.lab.classifier import PAD, UNK, CodeClassifier, Vocabulary
+from codefocus.lab.classifier import CodeClassifier, Vocabulary, pad_ids
 from codefocus.lab.datasets import LabDataset, Sample
 from codefocus.lab.parsing import delete, parse
 from codefocus.lab.renaming import single_renamings
@@ -218,9 +218,6 @@ class MemorizationResult:
             [LevelResult.from_dict(level) for level in data["levels"]],
         )
 
-    def level(self, noise: int) -> LevelResult:
-        return next(level for level in self.levels if level.noise == noise)
-
     @property
     def dataset_is_names(self) -> bool:
         """Method-name data records sub-token F1, which then stands for F1."""
@@ -235,21 +232,8 @@ class MemorizationResult:
 # ---------------------------------------------------------------- training
 
 
-def _tensor(rows: list[list[int]]):
-    import torch
-
-    width = max(1, max((len(r) for r in rows), default=1))
-    ids = torch.full((len(rows), width), PAD, dtype=torch.long)
-    for index, row in enumerate(rows):
-        if row:
-            ids[index, : len(row)] = torch.tensor(row)
-        else:
-            ids[index, 0] = UNK
-    return ids
-
-
 class _Encoded:
-    """Token ids of a list of programs, computed once (parsing dominates otherwise)."""
+    """Token ids of a list of programs, for batching in any order."""
 
     def __init__(self, model: CodeClassifier, codes: list[str]) -> None:
         self.rows = [model.vocabulary.encode(c, model.language, model.max_len).ids for c in codes]
@@ -259,7 +243,7 @@ class _Encoded:
         order = list(order)
         for begin in range(0, len(order), size):
             chosen = order[begin : begin + size]
-            yield chosen, _tensor([self.rows[i] for i in chosen])
+            yield chosen, pad_ids([self.rows[i] for i in chosen])
 
 
 def _evaluate(model: CodeClassifier, encoded: _Encoded, labels: list[int] | None, size: int = 64):
@@ -534,7 +518,8 @@ def reading(result: MemorizationResult) -> list[str]:
         )
         # once every level fits its labels the losses are all near zero and their Gini is
         # noise; the phase that tells is while the model is still fitting the clean labels
-        first = result.levels[[level.noise for level in result.levels].index(ordered[0])]
+        by_level = {level.noise: level for level in result.levels}
+        first = by_level[ordered[0]]
         fitted = next((e.epoch for e in first.epochs if e.train_accuracy >= 0.95), None)
         phase = fitted or len(first.epochs)
         until = (
@@ -542,7 +527,6 @@ def reading(result: MemorizationResult) -> list[str]:
             if fitted
             else f"{ordered[0]}% noise never fits 95% of its training labels"
         )
-        by_level = {level.noise: level for level in result.levels}
         early = [float(np.mean([e.gini for e in by_level[n].epochs[:phase]])) for n in ordered]
         falls = all(b <= a for a, b in zip(early, early[1:], strict=False))
         values = ", ".join(f"{n}%: {g:.3f}" for n, g in zip(ordered, early, strict=True))

@@ -34,7 +34,7 @@ def write_plots(result: MemorizationResult, out: str | Path) -> dict[str, Path]:
     out.mkdir(parents=True, exist_ok=True)
     colours = _colours(len(result.levels))
     epochs = list(range(1, result.config.epochs + 1))
-    kind = "label" if result.config.noise_kind == "label" else "input"
+    kind = result.config.noise_kind
     paths = {}
 
     plt, figure, axes = _figure()
