@@ -99,10 +99,19 @@ def test_data_check_prints_counts(data_dir):
         (["--model", "gpt"], "unknown model 'gpt'"),
         (["--noise-kind", "typos"], "unknown noise kind 'typos'"),
         (["--dataset", "/nonexistent"], "unknown dataset"),
+        (["--dataset", "{broken}"], "not a readable lab dataset"),
+        (["--out", "{file}/m"], "cannot write results to"),
+        (["--csr-programs", "-1"], "csr-programs must be at least 1"),
+        (["--per-class", "0"], "per-class must be at least 1"),
     ],
 )
 def test_memorization_bad_input_is_one_line(tmp_path, extra, message):
-    result = run("memorization", "--out", str(tmp_path / "m"), "--epochs", "1", *extra)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "dataset.json").write_text("{oops")
+    (tmp_path / "file").write_text("")
+    extra = [arg.format(broken=tmp_path / "broken", file=tmp_path / "file") for arg in extra]
+    out = ["--out", str(tmp_path / "m")] if "--out" not in extra else []
+    result = run("memorization", *out, "--epochs", "1", *extra)
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr[-2000:]

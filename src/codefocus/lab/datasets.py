@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from codefocus.data.paths import data_file, resolve_data_dir
+from codefocus.errors import DataError
 from codefocus.lab.parsing import parse
 
 ABSTRACT_KINDS = {
@@ -71,12 +72,20 @@ class LabDataset:
     @classmethod
     def load(cls, directory: str | Path) -> LabDataset:
         directory = Path(directory)
-        meta = json.loads((directory / "dataset.json").read_text())
-        splits = {
-            split: [Sample(**json.loads(line)) for line in open(directory / f"{split}.jsonl")]
-            for split in ("train", "valid", "test")
-        }
-        return cls(meta["name"], meta["language"], meta["classes"], **splits, report=meta["report"])
+        try:
+            meta = json.loads((directory / "dataset.json").read_text())
+            splits = {
+                split: [Sample(**json.loads(line)) for line in open(directory / f"{split}.jsonl")]
+                for split in ("train", "valid", "test")
+            }
+            return cls(
+                meta["name"], meta["language"], meta["classes"], **splits, report=meta["report"]
+            )
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise DataError(
+                f"not a readable lab dataset in {directory} "
+                f"({type(error).__name__}: {error}); rebuild it"
+            ) from None
 
 
 def _fingerprints(code: str, language: str) -> tuple[str, str] | None:

@@ -396,6 +396,10 @@ def validate(config: MemorizationConfig) -> None:
         raise InvalidArgumentError("noise levels are percentages between 0 and 100")
     if config.epochs < 1:
         raise InvalidArgumentError("epochs must be at least 1")
+    for name in ("csr_programs", "per_class", "renamings", "batch_size", "max_len"):
+        value = getattr(config, name)
+        if value is not None and value < 1:
+            raise InvalidArgumentError(f"{name.replace('_', '-')} must be at least 1, got {value}")
 
 
 def run_memorization(
@@ -409,7 +413,10 @@ def run_memorization(
     """Every noise level of the study; finished levels found in ``out`` are reused."""
     validate(config)
     out = Path(out)
-    (out / "levels").mkdir(parents=True, exist_ok=True)
+    try:
+        (out / "levels").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise InvalidArgumentError(f"cannot write results to {out}: {error.strerror}") from None
     dataset = dataset or load_dataset(config, data_dir)
     if len(dataset.classes) < 2 or not dataset.train or not dataset.test:
         raise InvalidArgumentError("the dataset needs two classes and non-empty train and test")
