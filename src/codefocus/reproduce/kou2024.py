@@ -9,8 +9,10 @@ general metrics:
   inclusive in the CSV but were used as half-open ends (spans one character short).
 * study: human spans are looked up by prompt text. Four MBPP texts belong to two task ids each;
   only the labels of the id that comes first in the CSV are used for that text.
-* study: recall is divided by the number of labelled CSV rows (7,983), which counts the rows of
-  those duplicate ids too (and the two "Type2" rows).
+* study: recall is divided by the number of labelled CSV rows *of the prompts the stored file
+  holds*, which counts the rows of those duplicate ids too (and the two "Type2" rows): 7,983 for
+  the files with all 1,134 prompts, fewer for the GPT-J gradient files, which hold 1,131. (Using
+  7,983 everywhere leaves six GPT-J gradient recall figures 0.2-0.3 points low.)
 * study: only prompts with at least one label are scored (MBPP task 274 has none), which
   matters for the precision denominator.
 * study: stored units are mapped to characters by ``str.find`` from a moving cursor; top-K ties
@@ -77,25 +79,34 @@ class StudyLabels:
 
     spans: dict[str, list[tuple[int, int]]]
     categories: dict[str, list[str]]
-    recall_denominator: int
+    rows_per_prompt: dict[str, int]  # labelled CSV rows of each prompt text, duplicates included
+
+    @property
+    def recall_denominator(self) -> int:
+        """All labelled rows (7,983): the denominator of a file that holds every prompt."""
+        return sum(self.rows_per_prompt.values())
+
+    def recall_denominator_for(self, prompts: Iterable[str]) -> int:
+        """study: recall counts the labelled rows of the prompts a stored file holds."""
+        return sum(self.rows_per_prompt.get(text, 0) for text in set(prompts))
 
 
 def study_labels(data_dir: str | Path | None = None) -> StudyLabels:
     spans: dict[str, list[tuple[int, int]]] = {}
     categories: dict[str, list[str]] = {}
-    rows_counted = 0
+    rows_per_prompt: dict[str, int] = {}
     for benchmark in ("humaneval", "mbpp"):
         owner: dict[str, int] = {}
         for row in read_label_rows(benchmark, data_dir):
             if row.is_placeholder:
                 continue
-            rows_counted += 1
+            rows_per_prompt[row.prompt] = rows_per_prompt.get(row.prompt, 0) + 1
             if owner.setdefault(row.prompt, row.task_number) != row.task_number:
                 continue  # study: a duplicated MBPP text keeps the first task id's labels
             assert row.start is not None and row.end is not None
             spans.setdefault(row.prompt, []).append((row.start, row.end))
             categories.setdefault(row.prompt, []).append(row.category)
-    return StudyLabels(spans, categories, rows_counted)
+    return StudyLabels(spans, categories, rows_per_prompt)
 
 
 @dataclass(frozen=True)
@@ -184,8 +195,10 @@ def prompt_units(
 
 
 def score_stored(path: Path, labels: StudyLabels, ks: Sequence[int]) -> list[AlignmentScores]:
-    prepared = [PromptAlignment(p) for p in prompt_units(load_stored(path), labels, str(path))]
-    return [pool([p.counts(k) for p in prepared], k, labels.recall_denominator) for k in ks]
+    stored = load_stored(path)
+    prepared = [PromptAlignment(p) for p in prompt_units(stored, labels, str(path))]
+    denominator = labels.recall_denominator_for(stored)
+    return [pool([p.counts(k) for p in prepared], k, denominator) for k in ks]
 
 
 def reproduce(
