@@ -6,7 +6,7 @@ import pytest
 
 from codefocus.api import attribute
 from codefocus.data.units import word_spans
-from codefocus.errors import UnknownNameError
+from codefocus.errors import InvalidArgumentError, UnknownNameError
 from codefocus.methods.base import resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.perturbation import PerturbationSetup, rebuild
@@ -86,6 +86,45 @@ def test_shap_methods_rank_the_keywords_first():
         scores = _scores(name, setup)
         top_two = {words[i] for i in np.argsort(-scores)[:2]}
         assert top_two == {"largest", "even"}, (name, scores)
+
+
+class EchoCoder:
+    """Writes one line per word of the task: every word changes the code."""
+
+    def __call__(self, inputs, budget, settings=None):
+        return ["\n".join(f"v_{w} = {i}" for i, w in enumerate(t.split())) + "\n" for t in inputs]
+
+
+LONG = (
+    "Write a function that takes a list of integers and returns the sum of the squares of the "
+    "even numbers that appear before the first negative number in that list"
+)
+
+
+def test_shap_scores_every_word_when_every_word_matters():
+    setup = _setup_for(LONG, EchoCoder(), similarity="bleu-smooth")
+    assert len(setup.words) >= 27
+    scores = _scores("shap", setup)
+    assert np.count_nonzero(scores) == len(setup.words)  # shap's default would score 10
+
+
+def test_shap_regularisation_is_a_choice():
+    setup = _setup_for(LONG, EchoCoder(), similarity="bleu-smooth", shap_l1_reg="num_features(10)")
+    assert np.count_nonzero(_scores("shap", setup)) <= 10
+    with pytest.raises(InvalidArgumentError):
+        _scores("shap", _setup_for(LONG, EchoCoder(), shap_l1_reg="lasso"))
+
+
+def _setup_for(prompt, generator, **kwargs):
+    return PerturbationSetup(
+        prompt=prompt,
+        suffix="",
+        completion=generator([prompt], 10)[0],
+        generator=generator,
+        budget=10,
+        settings=GenerationSettings(),
+        **kwargs,
+    )
 
 
 def test_cached_generator_batches_and_reuses(tmp_path):

@@ -38,3 +38,17 @@ def test_dissimilarity():
     assert dissimilarity(CODE, CODE) == pytest.approx(0.0)
     with pytest.raises(UnknownNameError):
         dissimilarity(CODE, CODE, "rouge")
+
+
+@pytest.mark.parametrize("metric", ["bleu", "bleu-smooth", "sacrebleu", "codebleu"])
+def test_identical_short_code_is_not_different(metric):
+    # unsmoothed BLEU of fewer than 4 tokens is 0 even against itself: 1 - BLEU must still be 0
+    short = "    return len(string)\n"
+    assert dissimilarity(short, short, metric) == 0.0
+    assert dissimilarity(short, short.rstrip("\n"), "bleu") == 0.0  # same whitespace tokens
+
+
+def test_smoothed_bleu_gives_partial_credit_to_short_code():
+    a, b = "    return len(string)\n", "    return len(text)\n"
+    assert dissimilarity(a, b, "bleu") == 1.0  # the study's setting, kept for reproduction
+    assert 0.0 < dissimilarity(a, b, "bleu-smooth") < 1.0

@@ -7,6 +7,10 @@ study's similarity (NLTK sentence BLEU on whitespace tokens) by default.
 * ``bert_masking``: replace the word by a substitute provider's proposal (the study's BERT masking).
 * ``shap``: shap's KernelExplainer over word-presence coalitions, 50 samples as in the study;
   absent words take their substitutes; the score is |SHAP value| (the study's open models).
+  Regularisation: ``shap_l1_reg="none"`` by default, so every word gets a value (shap's own
+  default, ``num_features(10)``, gives at most 10 words a non-zero value, which makes a top-20
+  meaningless); ``aic`` (the study-era default, adaptive), ``bic`` and ``num_features(N)`` are
+  options. The choice is recorded in the result's settings.
 * ``shap_partition``: shap's Partition explainer over a hierarchy of words (absent = deleted):
   exact Owen values of that hierarchy for a fixed budget — faster and steadier than Kernel.
 
@@ -40,6 +44,7 @@ class PerturbationSetup:
     provider: str = "embedding"
     model: object = None
     shap_samples: int = 50
+    shap_l1_reg: str = "none"  # none | aic | bic | num_features(N)
     partition_evals: int = 0  # 0: 8 x words (enough to resolve every leaf of the tree)
     _substitutes: list[str] | None = field(default=None, repr=False)
 
@@ -76,6 +81,21 @@ def rebuild(prompt: str, words: list[Span], replacements: dict[int, str]) -> str
         cursor = end
     pieces.append(prompt[cursor:])
     return "".join(pieces)
+
+
+def shap_l1_reg(name: str):
+    """shap's ``l1_reg`` argument for a regularisation name (``none`` keeps every word)."""
+    import re
+
+    from codefocus.errors import InvalidArgumentError
+
+    if name == "none":
+        return False
+    if name in ("aic", "bic") or re.fullmatch(r"num_features\([1-9][0-9]*\)", name):
+        return name
+    raise InvalidArgumentError(
+        f"unknown SHAP regularisation {name!r}: use none, aic, bic or num_features(N)"
+    )
 
 
 class _Perturbation(Method):
@@ -135,6 +155,7 @@ class KernelShap(_Perturbation):
 
     def word_scores(self, setup, words):
         import logging
+        import warnings
 
         import shap
 
@@ -149,9 +170,14 @@ class KernelShap(_Perturbation):
             return setup.scores_for(prompts)
 
         explainer = shap.KernelExplainer(value, np.zeros((1, len(words))))
-        values = explainer.shap_values(
-            np.ones((1, len(words))), nsamples=setup.shap_samples, silent=True
-        )
+        with warnings.catch_warnings():  # fewer samples than words: shap says it uses lstsq
+            warnings.simplefilter("ignore")
+            values = explainer.shap_values(
+                np.ones((1, len(words))),
+                nsamples=setup.shap_samples,
+                l1_reg=shap_l1_reg(setup.shap_l1_reg),
+                silent=True,
+            )
         return np.abs(np.asarray(values, dtype=float).reshape(-1)[: len(words)])
 
 
