@@ -172,9 +172,9 @@ def attribute_command(
     substitutes: Annotated[
         str, typer.Option(help="BERT masking words from: embedding, wordnet, codemodel, mlm:<id>")
     ] = "embedding",
-    similarity: Annotated[str, typer.Option(help="bleu (the study's, unsmoothed), bleu-smooth, sacrebleu, codebleu")] = (
-        "bleu"
-    ),
+    similarity: Annotated[
+        str, typer.Option(help="bleu (the study's, unsmoothed), bleu-smooth, sacrebleu, codebleu")
+    ] = ("bleu"),
     no_cache: Annotated[bool, typer.Option(help="Do not reuse cached generations.")] = False,
     data: DataOption = None,
 ) -> None:
