@@ -37,8 +37,31 @@ def _parse_prefix(source: str) -> ast.Module | None:
     return None
 
 
+def code_start(model_input: str, completion: str) -> int:
+    """Where the code of ``model_input`` begins: the first line from which the input and the
+    completion parse together into the completion (MBPP's input is English text followed by the
+    study's ``def function():`` header; a HumanEval prompt is code from its first line)."""
+    lines = model_input.split("\n")
+    first_completion_line = len(lines)  # 1-based line of the completion's first line, from 0
+    position = 0
+    for index in range(len(lines)):
+        tree = _parse_prefix(model_input[position:] + completion)
+        covered = (
+            max((getattr(n, "end_lineno", 0) or 0 for n in ast.walk(tree)), default=0)
+            if tree is not None
+            else 0
+        )
+        if covered >= first_completion_line - index:
+            return position
+        position += len(lines[index]) + 1
+    return len(model_input)
+
+
 def statements_of(model_input: str, completion: str) -> list[Statement]:
-    """Statements whose lines lie in ``completion`` (line numbers relative to the completion)."""
+    """Statements whose lines lie in ``completion`` (line numbers relative to the completion).
+
+    Only the code part of the input is parsed with the completion (see ``code_start``)."""
+    model_input = model_input[code_start(model_input, completion) :]
     offset = model_input.count("\n")  # completion line 1 is source line offset + 1
     source = model_input + completion
     completion_lines = completion.split("\n")
