@@ -50,8 +50,8 @@ def _captum_step_vectors(model, context, attribution_cls):
         method = attribution_cls(forward)
         kwargs = {"abs": True} if attribution_cls is Saliency else {}
         grads = method.attribute(inputs, **kwargs)[0]
-        vector = grads.detach().norm(dim=-1).double().numpy()
-        rows.append((vector / vector.sum())[: context.P])
+        vector = grads.detach().norm(dim=-1).double().numpy()[: context.P]
+        rows.append(vector / vector.sum())  # normalised over the scored (here: all) prompt tokens
     return np.array(rows)
 
 
@@ -86,26 +86,58 @@ def test_integrated_gradients_match_captum(model, context):
     assert _relative(context.integrated_gradients(20), reference) <= 1e-4
 
 
-def test_attention_sums_match_output_attentions(model, context):
+@pytest.mark.parametrize("exclude_sink", [True, False])
+def test_attention_sums_match_output_attentions(model, exclude_sink):
+    context = AttributionContext(model, PROMPT, COMPLETION, exclude_sink=exclude_sink)
     ids = torch.tensor([context.prompt_ids + context.completion_ids])
     with torch.no_grad():
         attentions = model.model(ids, output_attentions=True).attentions
     per_layer = [a[0].sum(0)[:, : context.P].numpy() for a in attentions]
-    P = context.P
+    P, S = context.P, context.P + context.G
+    # CODING reads the queries that produced the generated tokens: positions P-1 .. S-2
     expected = {
         "reading_first": per_layer[0][:P].sum(0),
         "reading_last": per_layer[-1][:P].sum(0),
         "reading_all": sum(per_layer)[:P].sum(0),
-        "coding_first": per_layer[0][P:].sum(0),
-        "coding_last": per_layer[-1][P:].sum(0),
-        "coding_all": sum(per_layer)[P:].sum(0),
+        "coding_first": per_layer[0][P - 1 : S - 1].sum(0),
+        "coding_last": per_layer[-1][P - 1 : S - 1].sum(0),
+        "coding_all": sum(per_layer)[P - 1 : S - 1].sum(0),
         "compat_reading_all": attentions[0][0].sum(0)[P, :P].numpy(),
         "compat_coding_first": attentions[0][0][0, -1, :P].numpy(),
         "compat_reading_last": attentions[0][0][-1, P, :P].numpy(),
     }
     for method in resolve_methods(list(expected)):
         scores = method.compute(context).scores
-        np.testing.assert_allclose(scores, expected[method.name], rtol=1e-5, atol=1e-7)
+        want = expected[method.name].copy()
+        if exclude_sink:  # the first position is an attention sink: not scored
+            want[0] = 0.0
+        np.testing.assert_allclose(scores, want, rtol=1e-5, atol=1e-7)
+
+
+def test_attention_and_gradient_rows_belong_to_the_same_generated_tokens(model):
+    """Row s of both per-step matrices is the step that produced generated token s: on the
+    model's own greedy code, the logits at the attention row's query position predict token s,
+    and the gradient row is that logit's gradient (so both maps give a statement the same
+    tokens)."""
+    (generation,) = model.generate([PROMPT], max_new_tokens=12)
+    context = AttributionContext(
+        model, PROMPT, generation.completion, completion_ids=generation.token_ids
+    )
+    ids = torch.tensor([context.prompt_ids + context.completion_ids])
+    with torch.no_grad():
+        output = model.model(ids, output_attentions=True)
+    (coding,) = resolve_methods("coding_last")
+    (saliency,) = resolve_methods("saliency_coding")
+    attention_rows = coding.compute(context).per_step
+    gradient_rows = saliency.compute(context).per_step
+    assert attention_rows.shape == gradient_rows.shape == (context.G, context.P)
+    last = output.attentions[-1][0].sum(0)[:, : context.P].numpy()
+    for s, token in enumerate(context.completion_ids):
+        position = context.P - 1 + s
+        assert int(output.logits[0, position].argmax()) == token  # this query writes token s
+        want = last[position].copy()
+        want[0] = 0.0
+        np.testing.assert_allclose(attention_rows[s], want, rtol=1e-5, atol=1e-7)
 
 
 def test_reading_and_coding_relations(context):

@@ -107,6 +107,37 @@ def word_spans(text: str, drop_punctuation: bool = True) -> list[Span]:
     return spans
 
 
+Scope = Literal["study", "prompt"]
+SCOPES = ("study", "prompt")
+_DEF_LINE = re.compile(r"(?m)^[ \t]*def\s")
+
+
+def scored_range(prompt: str, scope: str = "study") -> tuple[int, int]:
+    """The characters of ``prompt`` whose words are scored and compared with the labels.
+
+    ``study`` (default) is Kou et al.'s scope: from the first line that starts with ``def`` to the
+    first ``>>>`` after it (HumanEval: the signature and the description, without the import
+    lines and the doctest examples; to the end where there is no ``>>>``); a prompt with no
+    ``def`` line (an MBPP task text) is scored whole. ``prompt`` scores every word.
+    """
+    if scope not in SCOPES:
+        raise InvalidArgumentError(f"unknown scope {scope!r}: use study or prompt")
+    if scope == "prompt":
+        return 0, len(prompt)
+    found = _DEF_LINE.search(prompt)
+    if found is None:
+        return 0, len(prompt)
+    start = found.start() + len(found.group()) - len(found.group().lstrip())
+    end = prompt.find(">>>", start)
+    return start, end if end >= 0 else len(prompt)
+
+
+def scoped_word_spans(prompt: str, scope: str = "study") -> list[Span]:
+    """The words of ``prompt`` inside its scored range."""
+    start, end = scored_range(prompt, scope)
+    return [w for w in word_spans(prompt) if w.start >= start and w.end <= end]
+
+
 Aggregation = Literal["sum", "mean", "max"]
 
 

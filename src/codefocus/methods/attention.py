@@ -5,8 +5,13 @@ layers; A = head-summed attention, rows are query positions, columns prompt toke
 
 * READING_x(j) = sum over prompt positions i of A_x[i, j]   — what the model attends to while
   reading the task.
-* CODING_x(j)  = sum over generated positions i of A_x[i, j] — what it attends to while writing
-  code; each generated position's row is kept for the word -> statement map.
+* CODING_x(j)  = sum over the G query positions that produced the generated tokens (P-1 .. S-2:
+  the query at P-1+s writes token s) of A_x[i, j] — what it attends to while writing code; row s
+  is kept for the word -> statement map, aligned with the gradient methods' step s.
+
+Attention is read raw (each row is the model's softmax over every position it sees); only the
+scored scope's columns are kept as scores, less the first input position (an attention sink, see
+``methods/context.py``) unless the caller keeps it.
 
 ``compat_*`` reproduce the study's released code instead, which differs from the paper's text:
 it takes layer 0 only and indexes its *heads* (first = head 0, last = the last head, all = sum of
@@ -37,9 +42,10 @@ class _SelfAttention(Method):
         chosen = self._layer_ids(context)
         matrices = context.attention(set(chosen))
         combined = np.sum([matrices[i] for i in chosen], axis=0)  # (S, P)
+        scored = context.attention_scored
         if self.stage == "reading":
-            return TokenScores(combined[: context.P].sum(axis=0))
-        rows = combined[context.P :]
+            return TokenScores(np.where(scored, combined[: context.P].sum(axis=0), 0.0))
+        rows = np.where(scored, context.step_rows(combined), 0.0)
         if len(rows) == 0:
             return TokenScores(np.zeros(context.P), np.zeros((0, context.P)))
         return TokenScores(rows.sum(axis=0), rows)
@@ -75,7 +81,7 @@ class _CompatAttention(Method):
         if context.G == 0:
             return TokenScores(np.zeros(context.P))
         row = context.P if self.stage == "reading" else context.P + context.G - 1
-        return TokenScores(selected[row].copy())
+        return TokenScores(np.where(context.attention_scored, selected[row], 0.0))
 
 
 for _stage in ("reading", "coding"):

@@ -1,11 +1,25 @@
 """One prompt + completion on one white-box model, with the forward/backward work cached.
 
 Positions: the sequence is ``prompt tokens (P) + generated tokens (G)``; S = P + G. Generated token
-s (0-based) is predicted from position P - 1 + s. Every method scores the P prompt tokens.
+s (0-based) is produced at position P - 1 + s: the query there is what attends while the model
+writes token s, and the logit of token s there is what the gradients differentiate. So row s of
+every per-step matrix (attention or gradient) belongs to generated token s, and the word ->
+statement map gives both kinds of method the same tokens for the same statement.
+
+Every method scores the P prompt tokens; ``scored`` marks those inside the scored scope (the
+study's: HumanEval from ``def`` to the first ``>>>``). The model still reads every token; per-step
+gradient vectors are normalised over the scored tokens, so each step's distribution covers the
+words that are compared.
+
+Attention sink: every causal LM parks most of each row's attention on the first input position,
+whatever its word (the first word of every MBPP task is "Write"). That mass says nothing about the
+word, so attention methods do not score position 0 by default (``exclude_sink``); its word keeps
+the scores of its other tokens. Gradient and perturbation methods score it as any other token.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +34,9 @@ class AttributionContext:
     completion: str
     gradient_chunk: int = 16
     perturbation: object = None  # a PerturbationSetup when perturbation methods run
+    completion_ids: Sequence[int] | None = None  # the generated tokens, when known
+    scope: tuple[int, int] | None = None  # scored characters of model_input; None: all of it
+    exclude_sink: bool = True  # attention methods do not score the first input position
     _attention: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _layer0_heads: np.ndarray | None = field(default=None, repr=False)
     _gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
@@ -27,13 +44,24 @@ class AttributionContext:
 
     def __post_init__(self) -> None:
         prompt = self.model.encode(self.model_input)
-        generated = self.model.encode(self.completion) if self.completion else None
         self.prompt_offsets = prompt.offsets
         self.prompt_tokens = prompt.tokens
         self.prompt_ids = prompt.ids
-        self.completion_ids = generated.ids if generated else []
-        self.completion_offsets = generated.offsets if generated else []
+        if self.completion_ids is not None and self.model.decode(self.completion_ids) == (
+            self.completion
+        ):  # score exactly the tokens the model generated
+            self.completion_ids = list(self.completion_ids)
+            self.completion_offsets = self.model.token_spans(self.completion_ids)
+        else:  # a completion given as text: its tokenisation
+            generated = self.model.encode(self.completion) if self.completion else None
+            self.completion_ids = generated.ids if generated else []
+            self.completion_offsets = generated.offsets if generated else []
+        start, end = self.scope if self.scope is not None else (0, len(self.model_input))
+        self.scored = np.array([s < end and e > start for s, e in self.prompt_offsets], dtype=bool)
         self.P = len(self.prompt_ids)
+        self.attention_scored = self.scored.copy()
+        if self.exclude_sink and self.P:
+            self.attention_scored[0] = False
         self.G = len(self.completion_ids)
         self.model.check_fits(self.P, self.G)
         if self.P == 0:
@@ -191,14 +219,21 @@ class AttributionContext:
             ixg = (grads * embeds[0].detach()).norm(dim=-1)
             for offset in range(len(rows)):
                 step = begin + offset
-                width = self.P + step  # inputs visible to this step
                 for store, values in ((saliency, sal), (input_x_gradient, ixg)):
-                    vector = values[offset, :width].double().cpu().numpy()
-                    total = vector.sum()
-                    store[step] = (vector / total if total > 0 else vector)[: self.P]
+                    store[step] = self.normalised(values[offset, : self.P].double().cpu().numpy())
         if keep:
             self._gradients = (saliency, input_x_gradient)
         return saliency, input_x_gradient
+
+    def normalised(self, vector: np.ndarray) -> np.ndarray:
+        """Zero outside the scored scope, then divided by its sum (when positive)."""
+        vector = np.where(self.scored, vector, 0.0)
+        total = vector.sum()
+        return vector / total if total > 0 else vector
+
+    def step_rows(self, matrix: np.ndarray) -> np.ndarray:
+        """Rows of an (S, P) matrix of query positions that produced generated tokens 0..G-1."""
+        return matrix[self.P - 1 : self.P - 1 + self.G]
 
     def integrated_gradients(self, n_steps: int = 20) -> np.ndarray:
         """Integrated gradients of the first generated token's logit w.r.t. the prompt embeddings,
@@ -224,6 +259,4 @@ class AttributionContext:
             logits = logits + head.bias[target]
         (grads,) = torch.autograd.grad(logits.sum(), scaled)
         averaged = (weights[:, None, None] * grads).sum(0)
-        values = (inputs[0] * averaged).sum(-1).abs().double().cpu().numpy()
-        total = values.sum()
-        return values / total if total > 0 else values
+        return self.normalised((inputs[0] * averaged).sum(-1).abs().double().cpu().numpy())

@@ -25,7 +25,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codefocus.data.units import Span, word_spans
+from codefocus.data.units import Span, scoped_word_spans
 from codefocus.methods.base import Method, TokenScores, register
 from codefocus.metrics.similarity import dissimilarity
 
@@ -45,12 +45,15 @@ class PerturbationSetup:
     model: object = None
     shap_samples: int = 50
     shap_l1_reg: str = "none"  # none | aic | bic | num_features(N)
+    scope: str = "study"  # which words are perturbed (data/units.py: scored_range)
     partition_evals: int = 0  # 0: 8 x words (enough to resolve every leaf of the tree)
     _substitutes: list[str] | None = field(default=None, repr=False)
 
     @property
     def words(self) -> list[Span]:
-        return word_spans(self.prompt)
+        if getattr(self, "_words", None) is None:
+            self._words = scoped_word_spans(self.prompt, self.scope)
+        return self._words
 
     def substitutes(self) -> list[str]:
         if self._substitutes is None:

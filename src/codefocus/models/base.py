@@ -34,25 +34,34 @@ class GenerationSettings:
 
 @dataclass(frozen=True)
 class Generation:
-    """A model input and the code the model wrote after it."""
+    """A model input and the code the model wrote after it.
+
+    ``token_ids`` are the generated tokens that were kept (white-box models): the completion is
+    exactly their decoding, and attribution scores exactly these tokens rather than a
+    re-tokenisation of the text. Endpoints give text only (``None``).
+    """
 
     model: str
     model_input: str
     completion: str
     settings: GenerationSettings = field(default_factory=GenerationSettings)
+    token_ids: tuple[int, ...] | None = None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["settings"] = self.settings.to_dict()
+        data["token_ids"] = list(self.token_ids) if self.token_ids is not None else None
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> Generation:
+        ids = data.get("token_ids")
         return cls(
             data["model"],
             data["model_input"],
             data["completion"],
             GenerationSettings.from_dict(data.get("settings", {})),
+            tuple(int(i) for i in ids) if ids is not None else None,
         )
 
 
@@ -91,16 +100,25 @@ def sample_record(task: Task, model_input: str, completion: str) -> dict:
     return {"task_id": task.task_id, "solution": model_input[start:] + completion}
 
 
-def truncate_at_function_end(completion: str) -> str:
-    """Cut a completion where the function ends: at the first non-blank line that starts at column 0
-    after the body has begun (the next ``def``, a test, a ``print``, ...)."""
-    lines = completion.split("\n")
-    kept: list[str] = []
+def function_end(completion: str) -> int:
+    """Where a completion's function ends, as a character position: after the newline of the last
+    non-blank line before the first non-blank line that starts at column 0 once the body has begun
+    (the next ``def``, a test, a ``print``, ...). Nothing is added: a line cut by the token budget
+    stays without its newline, and the result is always a prefix of what the model wrote."""
+    position = 0
+    end = 0
     body_started = False
-    for index, line in enumerate(lines):
+    for index, line in enumerate(completion.split("\n")):
         if index > 0 and body_started and line.strip() and not line[0].isspace():
             break
+        line_end = position + len(line)
         if line.strip():
             body_started = True
-        kept.append(line)
-    return "\n".join(kept).rstrip() + ("\n" if kept and any(k.strip() for k in kept) else "")
+            end = line_end + 1 if line_end < len(completion) else line_end
+        position = line_end + 1
+    return end
+
+
+def truncate_at_function_end(completion: str) -> str:
+    """The completion up to ``function_end`` (a prefix of the text; trailing blank lines go)."""
+    return completion[: function_end(completion)]

@@ -1,4 +1,8 @@
-"""An on-disk cache of generations keyed by (model, input, settings, token budget), in SQLite.
+"""An on-disk cache of generations keyed by (model fingerprint, input, settings, token budget).
+
+The model is named by what determines its output, never by the name the user typed: a hash of
+its weights, config and tokenizer (white-box) or of the endpoint, served model id and the server's
+description of it (black-box). A directory overwritten with other weights therefore misses.
 
 Perturbation methods regenerate code for many prompt variants; the same variant recurs across
 methods and runs (the unperturbed prompt, single-word masks shared by BERT masking and SHAP), so
@@ -26,9 +30,11 @@ class GenerationCache:
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=30)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # v2: keyed by fingerprint, with the generated token ids (an older cache's table, keyed
+        # by the typed name, is left unread)
         self._db.execute(
-            "CREATE TABLE IF NOT EXISTS generations (key TEXT PRIMARY KEY, model TEXT, "
-            "model_input TEXT, completion TEXT)"
+            "CREATE TABLE IF NOT EXISTS generations_v2 (key TEXT PRIMARY KEY, model TEXT, "
+            "model_input TEXT, completion TEXT, token_ids TEXT)"
         )
         self._db.commit()
         self.hits = 0
@@ -36,27 +42,41 @@ class GenerationCache:
 
     def get_many(
         self, model: str, inputs: list[str], settings: dict, budget: int
-    ) -> dict[str, str]:
+    ) -> dict[str, tuple[str, tuple[int, ...] | None]]:
+        """``model`` is the model's fingerprint; returns input -> (completion, token ids)."""
         keys = {_key(model, text, settings, budget): text for text in inputs}
-        found: dict[str, str] = {}
+        found: dict[str, tuple[str, tuple[int, ...] | None]] = {}
         with self._lock:
             for key, text in keys.items():
                 row = self._db.execute(
-                    "SELECT completion FROM generations WHERE key = ?", (key,)
+                    "SELECT completion, token_ids FROM generations_v2 WHERE key = ?", (key,)
                 ).fetchone()
                 if row is not None:
-                    found[text] = row[0]
+                    ids = tuple(json.loads(row[1])) if row[1] is not None else None
+                    found[text] = (row[0], ids)
         self.hits += len(found)
         self.misses += len(set(inputs)) - len(found)
         return found
 
-    def put_many(self, model: str, pairs: dict[str, str], settings: dict, budget: int) -> None:
+    def put_many(
+        self,
+        model: str,
+        pairs: dict[str, tuple[str, tuple[int, ...] | None]],
+        settings: dict,
+        budget: int,
+    ) -> None:
         with self._lock:
             self._db.executemany(
-                "INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?)",
+                "INSERT OR REPLACE INTO generations_v2 VALUES (?, ?, ?, ?, ?)",
                 [
-                    (_key(model, text, settings, budget), model, text, completion)
-                    for text, completion in pairs.items()
+                    (
+                        _key(model, text, settings, budget),
+                        model,
+                        text,
+                        completion,
+                        json.dumps(list(ids)) if ids is not None else None,
+                    )
+                    for text, (completion, ids) in pairs.items()
                 ],
             )
             self._db.commit()
@@ -76,22 +96,31 @@ class CachedGenerator:
         self.generated = 0
 
     def __call__(self, inputs: list[str], budget: int, settings=None) -> list[str]:
-        from codefocus.models.base import GenerationSettings
+        return [g.completion for g in self.generations(inputs, budget, settings)]
+
+    def generations(self, inputs: list[str], budget: int, settings=None) -> list:
+        """One ``Generation`` per input (with its token ids where the model gives them)."""
+        from codefocus.models.base import Generation, GenerationSettings
 
         settings = settings or GenerationSettings()
         settings_key = settings.to_dict()
         unique = list(dict.fromkeys(inputs))
-        known = (
-            self.cache.get_many(self.model.name, unique, settings_key, budget) if self.cache else {}
-        )
+        fingerprint = self.model.fingerprint if self.cache else ""
+        known = self.cache.get_many(fingerprint, unique, settings_key, budget) if self.cache else {}
         missing = [text for text in unique if text not in known]
         if missing:
             outputs = self.model.generate(
                 missing, settings, max_new_tokens=budget, batch_size=self.batch_size
             )
-            fresh = {text: out.completion for text, out in zip(missing, outputs, strict=True)}
+            fresh = {
+                text: (out.completion, out.token_ids)
+                for text, out in zip(missing, outputs, strict=True)
+            }
             self.generated += len(fresh)
             if self.cache:
-                self.cache.put_many(self.model.name, fresh, settings_key, budget)
+                self.cache.put_many(fingerprint, fresh, settings_key, budget)
             known = {**known, **fresh}
-        return [known[text] for text in inputs]
+        return [
+            Generation(self.model.name, text, known[text][0], settings, known[text][1])
+            for text in inputs
+        ]

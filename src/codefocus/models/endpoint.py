@@ -97,6 +97,38 @@ class EndpointModel:
             results.append(Generation(self.name, text, completion, settings))
         return results
 
+    @property
+    def fingerprint(self) -> str:
+        """For cache keys: the endpoint, the served model id, the API flavour, and the server's own
+        description of that model from ``/v1/models`` (llama.cpp and vLLM report its file, size or
+        parameters there). A server that swaps weights under the same id and description cannot
+        be told apart from outside; such a server should be given a new model id."""
+        if getattr(self, "_fingerprint", None) is None:
+            import hashlib
+
+            described = self._describe_model()
+            payload = json.dumps(
+                [self.base_url, self.model, self.chat, described], sort_keys=True, default=str
+            )
+            self._fingerprint = hashlib.sha256(payload.encode()).hexdigest()
+        return self._fingerprint
+
+    def _describe_model(self):
+        request = urllib.request.Request(
+            self.base_url + "/models",
+            headers={"Authorization": f"Bearer {self.api_key}"} if self.api_key else {},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
+                listing = json.loads(response.read())
+        except (OSError, ValueError):
+            return None  # no listing: the key rests on the URL and the model id alone
+        entries = listing.get("data", []) if isinstance(listing, dict) else []
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict) and entry.get("id") == self.model:
+                return {k: v for k, v in entry.items() if k != "created"}
+        return [e.get("id") for e in entries if isinstance(e, dict)] or None
+
     # ---- HTTP ---------------------------------------------------------------------------
     def _complete(self, prompt: str, limit: int, settings: GenerationSettings) -> str:
         body: dict = {

@@ -11,8 +11,8 @@ from codefocus.errors import CodefocusError, InvalidArgumentError
 from codefocus.models.base import (
     Generation,
     GenerationSettings,
+    function_end,
     token_limits,
-    truncate_at_function_end,
 )
 
 log = logging.getLogger(__name__)
@@ -164,24 +164,88 @@ class HFModel:
             width = encoded["input_ids"].shape[1]
             for offset, text in enumerate(texts):
                 own_limit = limits[begin + offset]
-                new_ids = output[offset, width : width + own_limit].tolist()
-                completion = self.decode_completion(new_ids)
+                ids = self.cut_at_eos(output[offset, width : width + own_limit].tolist())
                 if settings.stop_at_function_end:
-                    completion = truncate_at_function_end(completion)
-                results.append(Generation(self.name, text, completion, settings))
+                    ids = self.cut_at_function_end(ids)
+                completion = self.decode(ids)
+                results.append(Generation(self.name, text, completion, settings, tuple(ids)))
         return results
 
-    def decode_completion(self, ids: list[int]) -> str:
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    def cut_at_eos(self, ids: list[int]) -> list[int]:
         eos = self.tokenizer.eos_token_id
-        if eos in ids:
-            ids = ids[: ids.index(eos)]
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        return ids[: ids.index(eos)] if eos in ids else ids
+
+    def token_spans(self, ids: Sequence[int]) -> list[tuple[int, int]]:
+        """Each token's character span in ``decode(ids)`` (from the decodings of its prefixes)."""
+        ends = [
+            len(t)
+            for t in self.tokenizer.batch_decode(
+                [list(ids[: i + 1]) for i in range(len(ids))], skip_special_tokens=True
+            )
+        ]
+        spans, previous = [], 0
+        for end in ends:
+            end = max(end, previous)
+            spans.append((previous, end))
+            previous = end
+        return spans
+
+    def cut_at_function_end(self, ids: list[int]) -> list[int]:
+        """The generated tokens up to the function's end (``function_end`` on their text): a
+        prefix of the tokens, so exactly what was generated is scored. A token that runs past the
+        end is kept when the rest is whitespace (a generated "\n\n" stays whole) and dropped
+        when it reaches into the next statement."""
+        text = self.decode(ids)
+        cut = function_end(text)
+        if cut >= len(text):
+            return ids
+        keep = 0
+        for index, (start, end) in enumerate(self.token_spans(ids)):
+            if start >= cut or text[cut:end].strip():
+                break
+            keep = index + 1
+        return ids[:keep]
+
+    @property
+    def fingerprint(self) -> str:
+        """What determines this model's output, for cache keys: a SHA-256 over every weight's
+        name, dtype, shape and bytes, the config, and the tokenizer. Computed once (about a
+        second per GB); a directory overwritten with other weights gets another fingerprint."""
+        if getattr(self, "_fingerprint", None) is None:
+            self._fingerprint = model_fingerprint(self.model, self.tokenizer)
+        return self._fingerprint
 
     def default_max_new_tokens(self, reference_solution: str | None) -> int:
         """The study's budget: tokens of the reference solution + 20."""
         if not reference_solution:
             return 128
         return self.count_tokens(reference_solution) + 20
+
+
+def model_fingerprint(model, tokenizer) -> str:
+    import hashlib
+
+    import torch
+
+    digest = hashlib.sha256()
+    digest.update(type(model).__name__.encode())
+    digest.update(model.config.to_json_string(use_diff=False).encode())
+    for name, tensor in model.state_dict().items():
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        data = tensor.detach().contiguous()
+        if data.device.type != "cpu":
+            data = data.cpu()
+        digest.update(data.reshape(-1).view(torch.uint8).numpy())
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    vocabulary = (
+        backend.to_str() if backend is not None else repr(sorted(tokenizer.get_vocab().items()))
+    )
+    digest.update(vocabulary.encode())
+    digest.update(repr(getattr(tokenizer, "chat_template", None)).encode())
+    return digest.hexdigest()
 
 
 def _hub_reachable(timeout: float = 3.0) -> bool:
