@@ -5,7 +5,7 @@ import numpy as np
 
 from codefocus.api import attribute
 from codefocus.data.tasks import get_task
-from codefocus.data.units import scored_range, scoped_word_spans
+from codefocus.data.units import scoped_word_spans, scored_range
 from codefocus.models.base import (
     GenerationSettings,
     function_end,
