@@ -33,6 +33,25 @@ DataOption = Annotated[
 ]
 
 
+ScopeOption = Annotated[
+    str,
+    typer.Option(
+        help="Scored words: study (Kou et al.: HumanEval from def to the first >>>) or prompt."
+    ),
+]
+ShapRegOption = Annotated[
+    str, typer.Option(help="SHAP regularisation: none (every word), aic, bic, num_features(N).")
+]
+
+
+def _scope(scope: str) -> str:
+    from codefocus.data.units import SCOPES
+
+    if scope not in SCOPES:
+        raise InvalidArgumentError(f"--scope: unknown scope {scope!r}: use study or prompt")
+    return scope
+
+
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
@@ -176,6 +195,8 @@ def attribute_command(
         str, typer.Option(help="bleu (the study's, unsmoothed), bleu-smooth, sacrebleu, codebleu")
     ] = ("bleu"),
     no_cache: Annotated[bool, typer.Option(help="Do not reuse cached generations.")] = False,
+    scope: ScopeOption = "study",
+    shap_l1_reg: ShapRegOption = "none",
     data: DataOption = None,
 ) -> None:
     """Which words of a task the model attended to, by each method."""
@@ -209,6 +230,8 @@ def attribute_command(
             substitutes=substitutes,
             similarity=similarity,
             cache=cache,
+            scope=scope,
+            shap_l1_reg=shap_l1_reg,
         )
     if output_format == "terminal":
         result.show(k=k, console=console)
@@ -548,6 +571,7 @@ def study_command(
     config: Annotated[Path | None, typer.Option(help="A TOML file with the same keys.")] = None,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
     max_new_tokens: Annotated[int | None, typer.Option(help="Default: reference + 20.")] = None,
+    scope: ScopeOption = "study",
     data: DataOption = None,
 ) -> None:
     """Run (or resume) a study: models x tasks x methods, stored in OUT/study.sqlite."""
@@ -567,6 +591,7 @@ def study_command(
             benchmarks=tuple(_split(benchmarks)),
             limit=limit,
             max_new_tokens=max_new_tokens,
+            scope=_scope(scope),
             data_dir=str(data) if data else None,
         )
     summary = run_study(study, out, executor)

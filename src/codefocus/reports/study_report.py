@@ -241,6 +241,34 @@ def task_section(result: TaskResult, methods: list[str], k: int = 10) -> str:
     )
 
 
+def scope_description(directory: Path) -> str:
+    """Which words were scored and compared with the labels, as the study's settings say."""
+    store = StudyStore(directory / STORE_NAME)
+    try:
+        raw = store.meta("config", {}) or {}
+    finally:
+        store.close()
+    scope = raw.get("scope")
+    if scope == "study":
+        where = (
+            "scored scope: the study's (Kou et al.) — HumanEval from the signature's def to the "
+            "first >>> (no imports, no doctest examples), MBPP the whole task text"
+        )
+    elif scope == "prompt":
+        where = "scored scope: the whole prompt (not comparable with the study's figures)"
+    else:
+        where = "scored scope: the whole prompt (a store from before scopes were recorded)"
+    sink = raw.get("exclude_sink")
+    if sink is not None:
+        where += "; attention sink (first input position) " + (
+            "not scored by attention methods" if sink else "scored"
+        )
+    similarity = raw.get("similarity")
+    if similarity:
+        where += f"; perturbation similarity: {similarity}"
+    return where
+
+
 def write_report(directory: str | Path) -> Path:
     directory = Path(directory)
     if not (directory / STORE_NAME).is_file():
@@ -251,7 +279,8 @@ def write_report(directory: str | Path) -> Path:
     methods = [m for m in dict.fromkeys(m for r in results for m in r.attribution.word_scores)]
     body = [
         f"<h1>codefocus study report</h1><p>models: {html.escape(', '.join(config.models))}; "
-        f"benchmarks: {html.escape(', '.join(config.benchmarks))}; tasks analysed: {len(results)}</p>"
+        f"benchmarks: {html.escape(', '.join(config.benchmarks))}; tasks analysed: {len(results)}</p>",
+        f"<p class='scope'>{html.escape(scope_description(directory))}</p>",
     ]
     pass_rates = {}
     for model in config.models:

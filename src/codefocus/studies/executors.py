@@ -69,6 +69,19 @@ def _record(store, summary, progress, bars, model, task_id, kind, payload, error
         progress.advance(bars[kind])
 
 
+# settings that change a stored unit's result: a study may not mix two values of any of them
+RESULT_SETTINGS = (
+    "max_new_tokens",
+    "substitutes",
+    "similarity",
+    "timeout",
+    "scope",
+    "exclude_sink",
+    "shap_l1_reg",
+)
+LEGACY_DEFAULTS: dict = {}  # stores from before a setting existed were computed differently
+
+
 def run_study(
     config: StudyConfig,
     out: str | Path,
@@ -83,9 +96,22 @@ def run_study(
     store = StudyStore(out / STORE_NAME)
     previous = store.meta("config")
     current = json.loads(json.dumps(config.to_dict()))
+    if previous:
+        changed = [
+            key
+            for key in RESULT_SETTINGS
+            if previous.get(key, LEGACY_DEFAULTS.get(key)) != current.get(key)
+        ]
+        if changed:
+            first = changed[0]
+            raise InvalidArgumentError(
+                f"{out} holds a study run with {first}={previous.get(first)!r}, not "
+                f"{current.get(first)!r}: its stored units would not be comparable; use another "
+                "--out (or the same settings)"
+            )
+        if previous != current:
+            log.info("the study grows: stored units are kept, new ones are added")
     store.set_meta("config", current)
-    if previous and previous != current:
-        log.warning("the study configuration changed since the last run; stored units are kept")
     tasks = study_tasks(config)
     methods = method_names(config)
     summary = StudySummary()

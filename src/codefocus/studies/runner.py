@@ -35,6 +35,9 @@ class StudyConfig:
     substitutes: str = "embedding"
     similarity: str = "bleu"
     timeout: float = 3.0
+    scope: str = "study"  # study (Kou et al.'s part of the prompt) or prompt (all of it)
+    exclude_sink: bool = True  # attention methods do not score the first input position
+    shap_l1_reg: str = "none"
     data_dir: str | None = None
     task_ids: tuple[str, ...] = field(default=())
 
@@ -106,12 +109,14 @@ def process_task(
     settings = GenerationSettings(max_new_tokens=config.max_new_tokens)
     model_input = model_input_for(task)
     completion = todo.get("_completion")
+    completion_ids = todo.get("_completion_ids")
     if completion is None:
         started = time.perf_counter()
         try:
             budget = config.max_new_tokens or model.default_max_new_tokens(task.reference_solution)
             model.check_fits(model.count_tokens(model_input), budget)
-            completion = CachedGenerator(model, cache)([model_input], budget, settings)[0]
+            generation = CachedGenerator(model, cache).generations([model_input], budget, settings)
+            completion, completion_ids = generation[0].completion, generation[0].token_ids
         except (CodefocusError, RuntimeError, MemoryError) as error:
             yield (
                 "generation",
@@ -120,7 +125,11 @@ def process_task(
                 time.perf_counter() - started,
             )
             return
-        payload = {"model_input": model_input, "completion": completion}
+        payload = {
+            "model_input": model_input,
+            "completion": completion,
+            "token_ids": list(completion_ids) if completion_ids is not None else None,
+        }
         yield "generation", payload, None, time.perf_counter() - started
     if todo.get("verdict"):
         program, tests = verdict_program(task, model_input, completion)
@@ -145,13 +154,17 @@ def process_task(
             substitutes=config.substitutes,
             similarity=config.similarity,
             cache=cache,
+            scope=config.scope,
+            exclude_sink=config.exclude_sink,
+            shap_l1_reg=config.shap_l1_reg,
+            completion_ids=completion_ids,
         )
     except (CodefocusError, RuntimeError, MemoryError) as error:
         for name in pending:
             yield f"method:{name}", None, f"{type(error).__name__}: {error}", 0.0
         return
     base = result.to_dict()
-    shared = {k: base[k] for k in ("prompt", "words", "statements", "generated")}
+    shared = {k: base[k] for k in ("prompt", "words", "statements", "generated", "settings")}
     for name in pending:
         if name in result.failures:
             yield f"method:{name}", None, result.failures[name], 0.0
@@ -170,6 +183,7 @@ def todo_for(store: StudyStore, model: str, task: Task, methods: list[str]) -> d
     generation = store.get(model, task.task_id, "generation")
     if generation is not None and generation["status"] == "done":
         todo["_completion"] = generation["payload"]["completion"]
+        todo["_completion_ids"] = generation["payload"].get("token_ids")
     elif generation is not None:
         return {}  # failed generation: recorded, nothing more to do for this task
     todo["verdict"] = not store.has(model, task.task_id, "verdict")
