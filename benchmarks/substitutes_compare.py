@@ -5,6 +5,11 @@ the share of words it changed, the share of replacements that keep a part of spe
 original (by WordNet), and the shares that WordNet lists as synonyms and as antonyms.
 (The wordnet provider draws from WordNet's synonyms, so its synonym share is 1 by construction.)
 
+Then, over *every* word of the scored scope of all HumanEval prompts and those MBPP prompts
+(numbers and identifiers included), how each provider's substitute came about — by the provider,
+as another number, part by part for identifiers, by the embedding fallback — and the share left
+unchanged, with those words named (it must be 0% or each exception named).
+
     CODEFOCUS_DATA=../shared/data python benchmarks/substitutes_compare.py [--prompts 100]
         [--codemodel]   # also the code-model re-ranker (slow on CPU: loads the default model)
 """
@@ -16,9 +21,13 @@ import re
 import time
 
 from codefocus.data.tasks import load_tasks
-from codefocus.data.units import word_spans
+from codefocus.data.units import scoped_word_spans, word_spans
 from codefocus.data.wordnet import load_wordnet
-from codefocus.methods.substitutes import EmbeddingNeighbours, get_provider
+from codefocus.methods.substitutes import (
+    EmbeddingNeighbours,
+    get_provider,
+    substitution_report,
+)
 
 
 def main() -> None:
@@ -71,6 +80,19 @@ def main() -> None:
             f"{keeps_pos / share:.3f}, synonym {synonym / share:.3f}, "
             f"antonym {antonym / share:.3f}, {seconds:.1f} s"
         )
+    every = [
+        (task.prompt, scoped_word_spans(task.prompt))
+        for task in load_tasks("humaneval", with_labels=False) + tasks
+    ]
+    total = sum(len(spans) for _, spans in every)
+    print(f"every scored word of 164 HumanEval + {len(tasks)} MBPP prompts: {total} words")
+    for name, provider in providers.items():
+        if name.endswith("filter"):
+            continue
+        report = substitution_report(provider, every)
+        shares = ", ".join(f"{how} {report.share(how):.3f}" for how in sorted(report.counts))
+        named = ", ".join(f"{w!r} x{n}" for w, n in report.unchanged.most_common())
+        print(f"provider {name}: {shares}; unchanged: {named or 'none'}")
 
 
 if __name__ == "__main__":

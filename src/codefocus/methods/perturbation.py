@@ -57,10 +57,10 @@ class PerturbationSetup:
 
     def substitutes(self) -> list[str]:
         if self._substitutes is None:
-            from codefocus.methods.substitutes import get_provider
+            from codefocus.methods.substitutes import get_provider, substitute_word
 
             provider = get_provider(self.provider, self.model)
-            self._substitutes = [provider.substitute(self.prompt, w) for w in self.words]
+            self._substitutes = [substitute_word(provider, self.prompt, w) for w in self.words]
         return self._substitutes
 
     def scores_for(self, prompts: list[str]) -> np.ndarray:

@@ -10,11 +10,21 @@ prediction head ships offline here, so codefocus offers several providers behind
 * ``wordnet``: the first WordNet synonym of the word's most frequent sense.
 * ``codemodel``: the embedding neighbours re-ranked by the code model's likelihood of the whole
   rewritten prompt, so the right-hand context counts too.
+
+Every word gets a substitute (``substitute_word``), not only plain English words: a number becomes
+another number of the same kind (an integer the next integer, ``0.5`` -> ``0.6``: one unit in its
+last decimal place), an identifier or mixed token is rewritten part by part (``has_close_elements``
+-> each letter run by the provider, each digit run as a number, separators kept), and a word the
+chosen provider has no answer for takes its embedding neighbour. The only words left unchanged are
+those with no ASCII letter or digit (say ``π``); ``substitution_report`` counts them by name.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
@@ -58,8 +68,15 @@ class EmbeddingNeighbours(SubstituteProvider):
             str(model_dir) if model_dir else None
         )
         self.avoid_antonyms = avoid_antonyms
+        self._memo: dict[tuple[str, int], list[str]] = {}
 
     def neighbours(self, word: str, count: int = 10) -> list[str]:
+        key = (word, count)
+        if key not in self._memo:
+            self._memo[key] = self._neighbours(word, count)
+        return self._memo[key]
+
+    def _neighbours(self, word: str, count: int) -> list[str]:
         pieces = self.tokenizer(word.lower(), add_special_tokens=False)["input_ids"]
         if not pieces:
             return []
@@ -207,6 +224,115 @@ class CodeModelRanked(SubstituteProvider):
 
 PROVIDERS = {"embedding": EmbeddingNeighbours, "wordnet": WordNetSynonyms, "mlm": MaskedLM}
 DEFAULT_PROVIDER = "embedding"
+
+
+_NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+_PART = re.compile(r"[A-Za-z]+|\d+")
+
+
+def other_number(word: str) -> str:
+    """A different number of the same kind: integers + 1 (sign kept), decimals one unit in their
+    last place (``0.5`` -> ``0.6``, ``0.9`` -> ``1.0``), digits kept as written otherwise."""
+    try:
+        value = Decimal(word)
+    except InvalidOperation:
+        return word
+    step = Decimal(1).scaleb(value.as_tuple().exponent)
+    changed = value - step if value < 0 else value + step
+    text = f"{changed:f}"
+    if word.startswith("+"):
+        text = "+" + text
+    if word.startswith(".") and text.startswith("0."):
+        text = text[1:]
+    if word.endswith(".") and "." not in text:
+        text += "."
+    return text
+
+
+@dataclass
+class SubstitutionReport:
+    """How each word got its substitute: by the provider, as a number, part by part, by the
+    embedding fallback, or not at all (with the words themselves)."""
+
+    counts: Counter = field(default_factory=Counter)
+    unchanged: Counter = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def share(self, how: str) -> float:
+        return self.counts[how] / self.total if self.total else 0.0
+
+
+_fallback: list[SubstituteProvider] = []
+
+
+def _embedding_fallback() -> SubstituteProvider:
+    if not _fallback:
+        _fallback.append(EmbeddingNeighbours())
+    return _fallback[0]
+
+
+def substitute_word(
+    provider: SubstituteProvider, text: str, span: Span, report: SubstitutionReport | None = None
+) -> str:
+    """A replacement for ``text[span]`` that differs from it wherever the word has an ASCII letter
+    or digit (see the module docstring for the rules)."""
+    word = text[span.start : span.end]
+    how = "provider"
+    if _NUMBER.match(word):
+        new, how = other_number(word), "number"
+    else:
+        new = provider.substitute(text, span)
+        if new == word and _WORD.match(word) and not isinstance(provider, EmbeddingNeighbours):
+            new, how = _embedding_fallback().substitute(text, span), "embedding fallback"
+        if new == word:
+            new, how = _by_parts(provider, text, span), "parts"
+    if new == word:
+        how = "unchanged"
+        if report is not None:
+            report.unchanged[word] += 1
+    if report is not None:
+        report.counts[how] += 1
+    return new
+
+
+def _by_parts(provider: SubstituteProvider, text: str, span: Span) -> str:
+    """Rewrite each letter run (provider, then embedding neighbours; a single letter becomes the
+    next letter) and each digit run (another number) of an identifier or mixed token."""
+    word = text[span.start : span.end]
+    pieces, cursor = [], 0
+    for match in _PART.finditer(word):
+        part = match.group()
+        if part.isdigit():
+            new = other_number(part)
+        else:
+            inner = Span(span.start + match.start(), span.start + match.end())
+            new = provider.substitute(text, inner) if len(part) > 1 else part
+            if new == part and len(part) > 1:
+                new = _embedding_fallback().substitute(text, inner)
+            if new == part:  # a one-letter name (or no neighbour): the next letter
+                new = _next_letter(part)
+        pieces += [word[cursor : match.start()], new]
+        cursor = match.end()
+    pieces.append(word[cursor:])
+    return "".join(pieces)
+
+
+def _next_letter(part: str) -> str:
+    last = part[-1]
+    base = "A" if last.isupper() else "a"
+    return part[:-1] + chr(ord(base) + (ord(last) - ord(base) + 1) % 26)
+
+
+def substitution_report(provider: SubstituteProvider, prompts: list[tuple[str, list[Span]]]):
+    """Substitute every word of the given prompts; count how each was substituted."""
+    report = SubstitutionReport()
+    for text, spans in prompts:
+        for span in spans:
+            substitute_word(provider, text, span, report)
+    return report
 
 
 def get_provider(name: str, model=None) -> SubstituteProvider:
