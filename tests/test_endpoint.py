@@ -36,6 +36,25 @@ def test_completions_match_the_local_model(served):
     assert [g.completion for g in remote] == [g.completion for g in local]
 
 
+def test_endpoint_fingerprint_follows_the_served_weights():
+    """The cache key of an endpoint includes the server's description of the model: the same
+    URL and model id serving other weights is another model."""
+    fingerprints = []
+    port = 0
+    for seed in (0, 0, 1):
+        net, tokenizer = build_tiny_model("qwen2", seed=seed)
+        server = make_server(HFModel(net, tokenizer, "tiny", device="cpu"), port=port)
+        port = server.server_address[1]
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            fingerprints.append(EndpointModel(f"http://127.0.0.1:{port}", "tiny").fingerprint)
+        finally:
+            server.shutdown()
+            server.server_close()
+    assert fingerprints[0] == fingerprints[1] != fingerprints[2]
+
+
 def test_chat_endpoint(served):
     _, url = served
     endpoint = EndpointModel(url, "tiny", api_key="secret", chat=True)

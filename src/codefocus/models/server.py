@@ -31,7 +31,11 @@ def make_server(model, host: str = "127.0.0.1", port: int = 0, api_key: str | No
 
         def do_GET(self):  # noqa: N802
             if self.path.rstrip("/") == "/v1/models":
-                self._send(200, {"object": "list", "data": [{"id": model.name, "object": "model"}]})
+                entry = {"id": model.name, "object": "model"}
+                fingerprint = getattr(model, "fingerprint", None)
+                if fingerprint:  # lets clients' caches tell other weights under the same id
+                    entry["meta"] = {"fingerprint": fingerprint}
+                self._send(200, {"object": "list", "data": [entry]})
             else:
                 self._send(404, {"error": {"message": "not found"}})
 
