@@ -34,6 +34,25 @@ def test_default_model_writes_the_study_solution_and_attributes(model, data_dir)
     for method in result.methods:
         assert len(result.top_k(method, 10)) == 10
     assert result.human_spans and result.alignment([10])
+    # the study's scope: no import line, no doctest examples; exactly the generated tokens
+    words = [w.text for w in result.words]
+    assert "from" not in words and words[:2] == ["def", "has_close_elements"]
+    assert result.settings["scope"] == "study"
+    assert result.settings["scored_tokens"] == "generated ids"
+    for rows in result.statement_word_scores.values():
+        assert len(rows) == len(result.statements)
+
+
+def test_default_model_keeps_a_prefix_of_its_generated_tokens(model, data_dir):
+    from codefocus.models.base import GenerationSettings, model_input_for
+
+    for task_id in ("humaneval/0", "humaneval/2", "mbpp/11"):
+        text = model_input_for(get_task(task_id, data_dir))
+        (cut,) = model.generate([text], max_new_tokens=60)
+        (raw,) = model.generate([text], GenerationSettings(stop_at_function_end=False), 60)
+        assert list(raw.token_ids)[: len(cut.token_ids)] == list(cut.token_ids)
+        assert model.decode(cut.token_ids) == cut.completion
+        assert raw.completion.startswith(cut.completion)
 
 
 def test_saliency_matches_captum_on_the_default_model(model):
@@ -49,7 +68,7 @@ def test_saliency_matches_captum_on_the_default_model(model):
         grads = Saliency(lambda x, t=target: net(inputs_embeds=x).logits[:, -1, t]).attribute(
             inputs, abs=True
         )[0]
-        vector = grads.detach().norm(dim=-1).double().numpy()
-        reference = (vector / vector.sum())[: context.P]
+        vector = grads.detach().norm(dim=-1).double().numpy()[: context.P]
+        reference = vector / vector.sum()  # normalised over the scored (all) prompt tokens
         relative = np.abs(ours[step] - reference) / np.maximum(np.abs(reference), 1e-12)
         assert relative.max() <= 1e-4
