@@ -1,13 +1,20 @@
-"""BERT masking and SHAP: batched + cached generation against the study's sequential way.
+"""BERT masking and SHAP on the packaged model: three ways to regenerate the perturbed prompts.
 
-For each task: the sequential baseline regenerates every perturbed prompt one at a time with no
-cache (as the study did); codefocus generates them in left-padded batches through the SQLite
-generation cache shared by the methods (BERT masking's single-word variants recur in SHAP's
-coalitions). The scores must be the same; the script prints seconds and, on their own lines,
-``ratio ...`` figures.
+* sequential — the study's way: one ``generate()`` per perturbed prompt, to the full budget,
+  cut at the function's end afterwards, nothing reused;
+* batched+cached — the previous codefocus path: left-padded batches through the generation cache
+  shared by the two methods, still decoding every prompt to the full budget;
+* engine — the exact engine (``models/engine.py``): decoding stops at the function's end, and the
+  original completion is verified as a draft in one teacher-forced forward per batch, decoding
+  only from the first divergence.
 
-    CODEFOCUS_DATA=../shared/data python benchmarks/perturbation_speed.py \
-        [--benchmark humaneval --tasks 5 --max-new-tokens N --batch-size 8]
+The scores of all three must be identical. Each run uses a fresh cache. The script prints the
+seconds per task of each, the engine's time divided by one greedy generation of the original,
+and ends with three lines: ``ratio engine/batched: X`` and ``ratio engine/sequential: Y`` (how
+many times faster the engine is) and ``max score difference: Z``.
+
+    CODEFOCUS_DATA=../shared/data python benchmarks/perturbation_speed.py \\
+        [--benchmark humaneval --tasks 3 --min-words 40 --max-words 100 --max-new-tokens N]
 """
 
 from __future__ import annotations
@@ -19,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from codefocus.api import attribute
+import codefocus.api as api
 from codefocus.data.tasks import load_tasks
-from codefocus.models.base import GenerationSettings
+from codefocus.data.units import scoped_word_spans
+from codefocus.models.base import GenerationSettings, model_input_for
 from codefocus.models.cache import GenerationCache
 from codefocus.models.loading import load_model
 
@@ -34,63 +42,94 @@ class Sequential:
     def __init__(self, model):
         self.model = model
 
-    def __call__(self, inputs, budget, settings=None):
+    def __call__(self, inputs, budget, settings=None, original=None):
         return [
             self.model.generate([text], settings, max_new_tokens=budget)[0].completion
             for text in inputs
         ]
 
 
+def run(model, task, settings, completion, way, folder, batch_size):
+    model.early_stop = way == "engine"
+    cache = GenerationCache(Path(folder) / f"{way}-{task.task_id.replace('/', '_')}.sqlite")
+    start = time.perf_counter()
+    if way == "sequential":
+        plain = api.CachedGenerator
+        api.CachedGenerator = lambda m, c=None, b=8, e="plain": Sequential(m)
+        try:
+            result = api.attribute(model, task, METHODS, completion=completion, settings=settings)
+        finally:
+            api.CachedGenerator = plain
+    else:
+        result = api.attribute(
+            model,
+            task,
+            METHODS,
+            completion=completion,
+            settings=settings,
+            cache=cache,
+            batch_size=batch_size,
+            engine="draft" if way == "engine" else "plain",
+        )
+    model.early_stop = True
+    return result, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--benchmark", default="humaneval")
-    parser.add_argument("--tasks", type=int, default=5)
+    parser.add_argument("--tasks", type=int, default=3)
+    parser.add_argument("--min-words", type=int, default=40)
+    parser.add_argument("--max-words", type=int, default=100)
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--skip-sequential", action="store_true")
     args = parser.parse_args()
     model = load_model("default")
-    tasks = [t for t in load_tasks(args.benchmark) if t.human_spans][: args.tasks]
+    tasks = [
+        t
+        for t in load_tasks(args.benchmark)
+        if t.human_spans and args.min_words <= len(scoped_word_spans(t.prompt)) <= args.max_words
+    ][: args.tasks]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    totals = {"sequential": 0.0, "batched+cached": 0.0}
+    ways = ["engine", "batched+cached"] + ([] if args.skip_sequential else ["sequential"])
+    totals = dict.fromkeys(ways, 0.0)
+    floor = 0.0
     worst = 0.0
     with tempfile.TemporaryDirectory() as folder:
-        cache = GenerationCache(Path(folder) / "cache.sqlite")
         for task in tasks:
-            original = attribute(model, task, [], settings=settings).generated
-            start = time.perf_counter()
-            fast = attribute(
-                model,
-                task,
-                METHODS,
-                completion=original,
-                settings=settings,
-                cache=cache,
-                batch_size=args.batch_size,
+            budget = settings.max_new_tokens or model.default_max_new_tokens(
+                task.reference_solution
             )
-            totals["batched+cached"] += time.perf_counter() - start
-            import codefocus.api as api
-
-            plain = api.CachedGenerator
-            api.CachedGenerator = lambda m, c=None, b=8: Sequential(m)  # the baseline generator
-            try:
-                start = time.perf_counter()
-                slow = attribute(model, task, METHODS, completion=original, settings=settings)
-                totals["sequential"] += time.perf_counter() - start
-            finally:
-                api.CachedGenerator = plain
-            for method in METHODS:
-                a, b = np.array(fast.word_scores[method]), np.array(slow.word_scores[method])
-                worst = max(worst, float(np.max(np.abs(a - b))) if len(a) else 0.0)
-            print(f"{task.task_id}: {len(fast.words)} words")
-        print(f"cache hits {cache.hits}, misses {cache.misses}")
+            model._raw.clear()
+            start = time.perf_counter()
+            (generation,) = model.generate([model_input_for(task)], settings, budget)
+            floor += time.perf_counter() - start  # one greedy generation of the original
+            scores = {}
+            for way in ways:
+                model._raw.clear()  # the engine pays for its own draft
+                result, seconds = run(
+                    model, task, settings, generation.completion, way, folder, args.batch_size
+                )
+                totals[way] += seconds
+                scores[way] = result.word_scores
+                print(
+                    f"{task.task_id}: {len(result.words)} words, {way} {seconds:.1f} s", flush=True
+                )
+            for way in ways[1:]:
+                for method in METHODS:
+                    a = np.array(scores["engine"][method])
+                    b = np.array(scores[way][method])
+                    worst = max(worst, float(np.max(np.abs(a - b))) if len(a) else 0.0)
     n = len(tasks)
     print(f"model {model.name}, {n} {args.benchmark} tasks, methods {', '.join(METHODS)}")
-    for name, seconds in totals.items():
-        print(f"seconds per task {name}: {seconds / n:.1f}")
-    print(f"max score difference batched vs sequential: {worst:.3g}")
-    print(
-        f"ratio batched+cached vs sequential: {totals['sequential'] / totals['batched+cached']:.2f}"
-    )
+    for way, seconds in totals.items():
+        print(f"seconds per task {way}: {seconds / n:.1f}")
+    print(f"engine time / one greedy generation of the original: {totals['engine'] / floor:.1f}")
+    print(f"ratio engine/batched: {totals['batched+cached'] / totals['engine']:.2f}")
+    if "sequential" in totals:
+        print(f"ratio engine/sequential: {totals['sequential'] / totals['engine']:.2f}")
+    print(f"max score difference: {worst:.3g}")
 
 
 if __name__ == "__main__":

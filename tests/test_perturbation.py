@@ -26,7 +26,7 @@ class KeywordCoder:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, inputs, budget, settings=None):
+    def __call__(self, inputs, budget, settings=None, original=None):
         self.calls += len(inputs)
         out = []
         for text in inputs:
@@ -91,7 +91,7 @@ def test_shap_methods_rank_the_keywords_first():
 class EchoCoder:
     """Writes one line per word of the task: every word changes the code."""
 
-    def __call__(self, inputs, budget, settings=None):
+    def __call__(self, inputs, budget, settings=None, original=None):
         return ["\n".join(f"v_{w} = {i}" for i, w in enumerate(t.split())) + "\n" for t in inputs]
 
 

@@ -84,6 +84,7 @@ def attribute(
     exclude_sink: bool = True,
     shap_l1_reg: str = "none",
     completion_ids: Sequence[int] | None = None,
+    engine: str = "draft",
 ) -> Attribution:
     """Which words of a task the model attended to, by each method.
 
@@ -93,6 +94,8 @@ def attribute(
     (or as ``completion_ids`` when given). ``scope="study"`` scores the study's part of the
     prompt (HumanEval: ``def`` to the first ``>>>``), ``"prompt"`` all of it; the model reads the
     whole input either way. A method that fails is recorded in ``failures`` and the others run.
+    ``engine="draft"`` regenerates perturbed prompts by verifying the original completion as a
+    draft (exact; ``models/engine.py``), ``"plain"`` decodes each one.
     """
     model = _as_model(model)
     settings = settings or GenerationSettings()
@@ -113,7 +116,9 @@ def attribute(
     budget = settings.max_new_tokens or model.default_max_new_tokens(
         task.reference_solution if task else None
     )
-    generator = CachedGenerator(model, cache, batch_size)
+    if engine not in ("draft", "plain"):
+        raise InvalidArgumentError(f"unknown engine {engine!r}: use draft or plain")
+    generator = CachedGenerator(model, cache, batch_size, engine)
     if completion is None:
         model.check_fits(model.count_tokens(model_input), budget)
         started = time.perf_counter()

@@ -65,7 +65,12 @@ class PerturbationSetup:
 
     def scores_for(self, prompts: list[str]) -> np.ndarray:
         """1 - similarity(original, regenerated) for each perturbed prompt (batched, cached)."""
-        outputs = self.generator([p + self.suffix for p in prompts], self.budget, self.settings)
+        outputs = self.generator(
+            [p + self.suffix for p in prompts],
+            self.budget,
+            self.settings,
+            original=self.prompt + self.suffix,
+        )
         return np.array([dissimilarity(self.completion, out, self.similarity) for out in outputs])
 
 

@@ -100,6 +100,18 @@ def sample_record(task: Task, model_input: str, completion: str) -> dict:
     return {"task_id": task.task_id, "solution": model_input[start:] + completion}
 
 
+def function_ended(completion: str) -> bool:
+    """Whether the function's end is already decided: a non-blank line at column 0 has begun
+    after the body (so decoding can stop: more tokens cannot move ``function_end``)."""
+    body_started = False
+    for index, line in enumerate(completion.split("\n")):
+        if index > 0 and body_started and line.strip() and not line[0].isspace():
+            return True
+        if line.strip():
+            body_started = True
+    return False
+
+
 def function_end(completion: str) -> int:
     """Where a completion's function ends, as a character position: after the newline of the last
     non-blank line before the first non-blank line that starts at column 0 once the body has begun

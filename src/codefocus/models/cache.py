@@ -87,18 +87,51 @@ class GenerationCache:
 
 
 class CachedGenerator:
-    """Generate completions for many inputs: cached ones are read, the rest batched."""
+    """Generate completions for many inputs: cached ones are read, the rest batched.
 
-    def __init__(self, model, cache: GenerationCache | None = None, batch_size: int = 8) -> None:
+    Given the ``original`` input that the others perturb, greedy inputs on a white-box model go
+    through draft verification (``models/engine.py``): identical output, most of it without
+    decoding. ``engine="plain"`` decodes every input (the baseline the benchmark compares with).
+    """
+
+    def __init__(
+        self,
+        model,
+        cache: GenerationCache | None = None,
+        batch_size: int = 8,
+        engine: str = "draft",
+    ) -> None:
         self.model = model
         self.cache = cache
         self.batch_size = batch_size
+        self.engine = engine
         self.generated = 0
+        self._verifier = None
 
-    def __call__(self, inputs: list[str], budget: int, settings=None) -> list[str]:
-        return [g.completion for g in self.generations(inputs, budget, settings)]
+    def __call__(
+        self, inputs: list[str], budget: int, settings=None, original: str | None = None
+    ) -> list[str]:
+        return [g.completion for g in self.generations(inputs, budget, settings, original)]
 
-    def generations(self, inputs: list[str], budget: int, settings=None) -> list:
+    def _generate(self, missing: list[str], budget: int, settings, original: str | None) -> list:
+        if (
+            original is not None
+            and self.engine == "draft"
+            and not settings.do_sample
+            and hasattr(self.model, "continue_greedy")
+        ):
+            if self._verifier is None:
+                from codefocus.models.engine import DraftVerifier
+
+                self._verifier = DraftVerifier(self.model, self.batch_size)
+            return self._verifier.regenerate(missing, original, budget, settings)
+        return self.model.generate(
+            missing, settings, max_new_tokens=budget, batch_size=self.batch_size
+        )
+
+    def generations(
+        self, inputs: list[str], budget: int, settings=None, original: str | None = None
+    ) -> list:
         """One ``Generation`` per input (with its token ids where the model gives them)."""
         from codefocus.models.base import Generation, GenerationSettings
 
@@ -109,9 +142,7 @@ class CachedGenerator:
         known = self.cache.get_many(fingerprint, unique, settings_key, budget) if self.cache else {}
         missing = [text for text in unique if text not in known]
         if missing:
-            outputs = self.model.generate(
-                missing, settings, max_new_tokens=budget, batch_size=self.batch_size
-            )
+            outputs = self._generate(missing, budget, settings, original)
             fresh = {
                 text: (out.completion, out.token_ids)
                 for text, out in zip(missing, outputs, strict=True)

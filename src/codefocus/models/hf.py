@@ -12,8 +12,10 @@ from codefocus.models.base import (
     Generation,
     GenerationSettings,
     function_end,
+    function_ended,
     token_limits,
 )
+from codefocus.models.engine import stop_at_function_end
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class HFModel:
             self.model.config._attn_implementation = "eager"
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.early_stop = True  # stop each row once its function has ended (exact: see engine)
+        self._raw: dict = {}  # (input, settings, budget) -> raw greedy tokens, for drafts
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
@@ -151,6 +155,14 @@ class HFModel:
             encoded = {k: v.to(self.device) for k, v in encoded.items()}
             if settings.do_sample:
                 torch.manual_seed(settings.seed + begin)
+            width = encoded["input_ids"].shape[1]
+            criteria = None
+            if settings.stop_at_function_end and self.early_stop:
+                criteria = [
+                    stop_at_function_end(
+                        self.tokenizer, [width] * len(texts), self.tokenizer.eos_token_id
+                    )
+                ]
             with torch.no_grad():
                 output = self.model.generate(
                     **encoded,
@@ -160,16 +172,85 @@ class HFModel:
                     top_p=settings.top_p if settings.do_sample else None,
                     top_k=None,
                     pad_token_id=self.tokenizer.pad_token_id,
+                    stopping_criteria=criteria,
                 )
-            width = encoded["input_ids"].shape[1]
             for offset, text in enumerate(texts):
                 own_limit = limits[begin + offset]
-                ids = self.cut_at_eos(output[offset, width : width + own_limit].tolist())
-                if settings.stop_at_function_end:
-                    ids = self.cut_at_function_end(ids)
+                raw = self.stopped_ids(output[offset, width : width + own_limit].tolist())
+                if not settings.do_sample:
+                    if len(self._raw) > 4096:
+                        self._raw.clear()
+                    self._raw[(text, settings, own_limit)] = raw
+                ids = self.finish_ids(raw, settings)
                 completion = self.decode(ids)
                 results.append(Generation(self.name, text, completion, settings, tuple(ids)))
         return results
+
+    # ---- exact greedy regeneration (see models/engine.py) ---------------------------------
+    def stopped_ids(self, ids: list[int]) -> list[int]:
+        """Generated tokens up to where decoding stops: the end-of-text token (kept), or the
+        token that decides the function's end; later positions are padding."""
+        eos = self.tokenizer.eos_token_id
+        if eos in ids:
+            ids = ids[: ids.index(eos) + 1]
+        for end in range(1, len(ids) + 1):
+            if function_ended(self.decode(ids[:end])):
+                return ids[:end]
+        return ids
+
+    def finish_ids(self, raw: list[int], settings: GenerationSettings) -> list[int]:
+        """The kept tokens of a raw generation: before end-of-text, up to the function's end."""
+        ids = self.cut_at_eos(raw)
+        return self.cut_at_function_end(ids) if settings.stop_at_function_end else ids
+
+    def raw_ids(self, model_input: str, settings: GenerationSettings, budget: int) -> list[int]:
+        """The raw greedy tokens of ``model_input`` (memoised from ``generate``)."""
+        key = (model_input, settings, budget)
+        if key not in self._raw:
+            self.generate([model_input], settings, max_new_tokens=budget)
+        return self._raw[key]
+
+    def continue_greedy(
+        self,
+        prompts: list[list[int]],
+        prefixes: list[list[int]],
+        budget: int,
+        settings: GenerationSettings,
+    ) -> list[list[int]]:
+        """Greedy decoding of each prompt whose completion is known to begin with its prefix:
+        the prefix is fed with the prompt and decoding goes on from there (batched, left padded,
+        stopped at the function's end). Returns raw completion tokens, prefix included."""
+        import torch
+
+        pad = self.tokenizer.pad_token_id
+        sequences = [p + q for p, q in zip(prompts, prefixes, strict=True)]
+        width = max(len(s) for s in sequences)
+        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        for row, sequence in enumerate(sequences):
+            ids[row, width - len(sequence) :] = torch.tensor(sequence)
+            mask[row, width - len(sequence) :] = 1
+        remaining = [budget - len(q) for q in prefixes]
+        criteria = None
+        if settings.stop_at_function_end and self.early_stop:
+            starts = [width - len(q) for q in prefixes]
+            criteria = [stop_at_function_end(self.tokenizer, starts, self.tokenizer.eos_token_id)]
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=ids.to(self.device),
+                attention_mask=mask.to(self.device),
+                max_new_tokens=max(remaining),
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                pad_token_id=pad,
+                stopping_criteria=criteria,
+            )
+        return [
+            self.stopped_ids(prefix + output[row, width : width + left].tolist())
+            for row, (prefix, left) in enumerate(zip(prefixes, remaining, strict=True))
+        ]
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
