@@ -209,3 +209,15 @@ def test_first_step_shortcut_equals_full_computation(model):
     full = AttributionContext(model, PROMPT, COMPLETION).gradients()
     for which in (0, 1):
         np.testing.assert_allclose(first[which][0], full[which][0], rtol=1e-6, atol=1e-9)
+
+
+def test_all_six_attention_methods_share_one_forward(model):
+    context = AttributionContext(model, PROMPT, COMPLETION)
+    calls = []
+    handle = model.model.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        for method in resolve_methods("attention"):
+            method.compute(context)
+    finally:
+        handle.remove()
+    assert len(calls) == 1

@@ -108,6 +108,9 @@ class AttributionContext:
             missing.add(0)
         if not missing:
             return {layer: self._attention[layer] for layer in layers}
+        # one forward serves every attention method: capture all layers not yet captured (each
+        # is only S x P floats once its heads are summed)
+        missing |= {i for i in range(self.model.num_layers) if i not in self._attention}
         modules = self._attention_modules()
         P = self.P
         captured: dict[int, torch.Tensor] = {}
