@@ -151,3 +151,39 @@ def test_report_renders_offline_and_runs_no_script_from_the_data(tmp_path, data_
         browser.close()
     assert errors == []
     assert all(url.startswith("file://") for url in requests)
+
+
+def test_perturbation_methods_on_the_first_tasks_only(tmp_path, data_dir):
+    config = StudyConfig(
+        models=("tiny",),
+        methods=("reading_all", "occlusion"),
+        limit=3,
+        max_new_tokens=4,
+        perturbation_tasks=1,
+        data_dir=str(data_dir),
+    )
+    summary = run_study(config, tmp_path / "s")
+    kinds = [
+        (task, kind) for _, task, kind, status, _ in _units(tmp_path / "s") if status == "done"
+    ]
+    assert sum(kind == "method:reading_all" for _, kind in kinds) == 3
+    assert [task for task, kind in kinds if kind == "method:occlusion"] == ["HumanEval/0"]
+    assert not summary.failures
+
+
+def test_a_study_refuses_to_mix_scopes(tmp_path, data_dir):
+    import pytest
+
+    from codefocus.errors import InvalidArgumentError
+
+    base = dict(
+        models=("tiny",),
+        methods=("reading_all",),
+        limit=1,
+        max_new_tokens=4,
+        data_dir=str(data_dir),
+    )
+    run_study(StudyConfig(**base), tmp_path / "s")
+    with pytest.raises(InvalidArgumentError, match="scope"):
+        run_study(StudyConfig(**base, scope="prompt"), tmp_path / "s")
+    run_study(StudyConfig(**{**base, "limit": 2}), tmp_path / "s")  # growing is fine

@@ -23,6 +23,7 @@ from codefocus.studies.runner import (
     StudyConfig,
     is_complete,
     method_names,
+    methods_per_task,
     process_task,
     study_tasks,
     todo_for,
@@ -113,14 +114,17 @@ def run_study(
             log.info("the study grows: stored units are kept, new ones are added")
     store.set_meta("config", current)
     tasks = study_tasks(config)
-    methods = method_names(config)
+    methods = methods_per_task(config, tasks)
     summary = StudySummary()
     started = time.perf_counter()
     try:
         with _progress(console) as progress:
             bars = {
-                f"method:{m}": progress.add_task(f"  {m}", total=len(tasks) * len(config.models))
-                for m in methods
+                f"method:{m}": progress.add_task(
+                    f"  {m}",
+                    total=sum(m in own for own in methods.values()) * len(config.models),
+                )
+                for m in method_names(config)
             }
             if executor == "local":
                 _run_local(config, store, tasks, methods, summary, progress, bars)
@@ -141,11 +145,11 @@ def _run_local(config, store, tasks, methods, summary, progress, bars) -> None:
         bar = progress.add_task(f"{model_name}", total=len(tasks))
         model = None
         for task in tasks:
-            todo = todo_for(store, model_name, task, methods)
+            todo = todo_for(store, model_name, task, methods[task.task_id])
             if not todo or is_complete(todo):
-                summary.units_skipped += 2 + len(methods)
-                for kind in bars:
-                    progress.advance(bars[kind])
+                summary.units_skipped += 2 + len(methods[task.task_id])
+                for name in methods[task.task_id]:
+                    progress.advance(bars[f"method:{name}"])
                 progress.advance(bar)
                 continue
             if model is None:
@@ -189,9 +193,9 @@ def _run_ray(config, store, tasks, methods, summary, progress, bars, num_gpus) -
             bar = progress.add_task(f"{model_name}", total=len(tasks))
             pending = {}
             for task in tasks:
-                todo = todo_for(store, model_name, task, methods)
+                todo = todo_for(store, model_name, task, methods[task.task_id])
                 if not todo or is_complete(todo):
-                    summary.units_skipped += 2 + len(methods)
+                    summary.units_skipped += 2 + len(methods[task.task_id])
                     progress.advance(bar)
                     continue
                 ref = remote.remote(model_name, task.to_dict(), config.to_dict(), todo)

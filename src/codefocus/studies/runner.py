@@ -38,6 +38,7 @@ class StudyConfig:
     scope: str = "study"  # study (Kou et al.'s part of the prompt) or prompt (all of it)
     exclude_sink: bool = True  # attention methods do not score the first input position
     shap_l1_reg: str = "none"
+    perturbation_tasks: int | None = None  # perturbation methods on the first N tasks only
     data_dir: str | None = None
     task_ids: tuple[str, ...] = field(default=())
 
@@ -82,6 +83,23 @@ def study_tasks(config: StudyConfig) -> list[Task]:
 
 def method_names(config: StudyConfig) -> list[str]:
     return [m.name for m in resolve_methods(list(config.methods))]
+
+
+def methods_per_task(config: StudyConfig, tasks: list[Task]) -> dict[str, list[str]]:
+    """The methods each task gets: all of them, except that with ``perturbation_tasks = N`` the
+    perturbation methods (one regeneration per perturbed prompt: by far the slowest) run on the
+    first N tasks of each benchmark only."""
+    chosen = resolve_methods(list(config.methods))
+    seen: dict[str, int] = {}
+    result = {}
+    for task in tasks:
+        index = seen.get(task.benchmark, 0)
+        seen[task.benchmark] = index + 1
+        keep_perturbation = config.perturbation_tasks is None or index < config.perturbation_tasks
+        result[task.task_id] = [
+            m.name for m in chosen if keep_perturbation or m.family != "perturbation"
+        ]
+    return result
 
 
 def verdict_program(task: Task, model_input: str, completion: str) -> tuple[str, str]:
