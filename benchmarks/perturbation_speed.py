@@ -84,13 +84,21 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument(
+        "--shortest",
+        action="store_true",
+        help="take the tasks with the shortest reference solutions (smallest study budgets)",
+    )
     args = parser.parse_args()
     model = load_model("default")
     tasks = [
         t
         for t in load_tasks(args.benchmark)
         if t.human_spans and args.min_words <= len(scoped_word_spans(t.prompt)) <= args.max_words
-    ][: args.tasks]
+    ]
+    if args.shortest:
+        tasks.sort(key=lambda t: model.count_tokens(t.reference_solution))
+    tasks = tasks[: args.tasks]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
     ways = ["engine", "batched+cached"] + ([] if args.skip_sequential else ["sequential"])
     totals = dict.fromkeys(ways, 0.0)

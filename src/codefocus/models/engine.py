@@ -8,7 +8,10 @@ token, greedy decoding of the perturbed input would produce exactly those tokens
 the original stopped (the stop depends on the tokens alone: end of function, end of text, or the
 budget) — so the original completion is the answer, with no decoding at all. Where the argmax
 first differs, at position L, the greedy output begins with the first L original tokens and the
-argmax; decoding continues from there only. The result equals plain greedy decoding up to
+argmax; decoding continues from there only. Every perturbed input shares its first tokens with
+the original (BERT masking changes one word; SHAP's coalitions are sorted so neighbours share
+prefixes), so the verification reads those tokens' keys and values from the original prompt's
+cache and computes only the rest. The result equals plain greedy decoding up to
 floating-point differences between a teacher-forced and an incremental forward, which could only
 matter at an exact tie of two logits; the tests compare both on every perturbation of several
 tasks, on tiny models and the packaged one.
@@ -47,9 +50,10 @@ def stop_at_function_end(tokenizer, starts: Sequence[int], eos: int | None):
 class DraftVerifier:
     """Regenerate greedy completions of inputs that differ from ``original`` (see module doc)."""
 
-    def __init__(self, model, batch_size: int = 8) -> None:
+    def __init__(self, model, batch_size: int = 8, reuse_prefix: bool = True) -> None:
         self.model = model  # an HFModel
         self.batch_size = batch_size
+        self.reuse_prefix = reuse_prefix
         self.accepted = 0  # inputs whose greedy completion is the original one: no decoding
         self.diverged = 0  # inputs decoded from their first divergence on
 
@@ -64,13 +68,18 @@ class DraftVerifier:
             raise ValueError("draft verification is for greedy decoding only")
         draft = self.model.raw_ids(original, settings, budget)
         encoded = [self.model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs]
+        original_ids = self.model.tokenizer(original, add_special_tokens=False)["input_ids"]
+        # prefix reuse: each input shares its first tokens with the original; the original's
+        # keys and values serve them (at least the last prompt token is always recomputed)
+        shared = [min(_common_prefix(ids, original_ids), len(ids) - 1) for ids in encoded]
+        cache = self._prefix_cache(original_ids) if self.reuse_prefix else None
         prefixes: list[list[int] | None] = [None] * len(inputs)
-        order = sorted(range(len(inputs)), key=lambda i: len(encoded[i]))
+        order = sorted(range(len(inputs)), key=lambda i: (shared[i], len(encoded[i])))
         for begin in range(0, len(order), self.batch_size):
             rows = order[begin : begin + self.batch_size]
-            for index, prefix in zip(
-                rows, self._verify([encoded[i] for i in rows], draft), strict=True
-            ):
+            start = min(shared[i] for i in rows) if cache is not None else 0
+            answers = self._verify([encoded[i] for i in rows], draft, cache, start)
+            for index, prefix in zip(rows, answers, strict=True):
                 prefixes[index] = prefix
         finished: dict[int, list[int]] = {}
         pending = []
@@ -103,33 +112,56 @@ class DraftVerifier:
             return True
         return function_ended(self.model.decode(prefix))
 
-    def _verify(self, prompts: list[list[int]], draft: list[int]) -> list[list[int]]:
+    def _prefix_cache(self, original_ids: list[int]):
+        """Keys and values of the original prompt, for the prefixes the inputs share with it."""
+        import torch
+
+        with torch.no_grad():
+            output = self.model.model.base_model(
+                input_ids=torch.tensor([original_ids], device=self.model.device), use_cache=True
+            )
+        return output.past_key_values
+
+    def _verify(
+        self, prompts: list[list[int]], draft: list[int], cache=None, start: int = 0
+    ) -> list[list[int]]:
         """For each prompt: the longest prefix of ``draft`` that greedy decoding reproduces, plus
-        greedy's own next token where it differs (the whole draft when all agree)."""
+        greedy's own next token where it differs (the whole draft when all agree). With the
+        original's ``cache``, the first ``start`` tokens (shared by every prompt of the batch
+        with the original) are read from it instead of being recomputed."""
+        import copy
+
         import torch
 
         model = self.model
         pad = model.tokenizer.pad_token_id or 0
-        sequences = [p + draft for p in prompts]
+        sequences = [(p + draft)[start:] for p in prompts]
         width = max(len(s) for s in sequences)
         ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
+        mask = torch.zeros((len(sequences), start + width), dtype=torch.long)
+        mask[:, :start] = 1
         for row, sequence in enumerate(sequences):  # right padding: causal rows are unaffected
             ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
+            mask[row, start : start + len(sequence)] = 1
+        past = None
+        if cache is not None and start > 0:
+            past = copy.deepcopy(cache)
+            if past.get_seq_length() > start:
+                past.crop(start - past.get_seq_length())  # negative: tokens to remove
+            past.batch_repeat_interleave(len(sequences))
         with torch.no_grad():
             hidden = model.model.base_model(
                 input_ids=ids.to(model.device),
                 attention_mask=mask.to(model.device),
-                use_cache=False,
+                past_key_values=past,
+                use_cache=past is not None,
             ).last_hidden_state
             head = model.model.get_output_embeddings()
             answers = []
             for row, prompt in enumerate(prompts):
                 # position P-1+j predicts completion token j; logits only where needed
-                positions = torch.arange(
-                    len(prompt) - 1, len(prompt) + len(draft), device=hidden.device
-                )
+                first = len(prompt) - 1 - start
+                positions = torch.arange(first, first + len(draft) + 1, device=hidden.device)
                 predicted = head(hidden[row, positions]).argmax(-1).tolist()
                 accepted = 0
                 while accepted < len(draft) and predicted[accepted] == draft[accepted]:
@@ -139,3 +171,12 @@ class DraftVerifier:
                 else:
                     answers.append(draft[:accepted] + [predicted[accepted]])
         return answers
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    count = 0
+    for x, y in zip(a, b, strict=False):
+        if x != y:
+            break
+        count += 1
+    return count
