@@ -44,7 +44,11 @@ def _perturbations(prompt):
     words = word_spans(prompt)
     deleted = [rebuild(prompt, words, {i: ""}) for i in range(len(words))]
     replaced = [rebuild(prompt, words, {i: "value"}) for i in range(len(words))]
-    return deleted + replaced
+    # SHAP-like coalitions that drop most words: decoded plainly rather than verified
+    coalitions = [
+        rebuild(prompt, words, {i: "" for i in range(len(words)) if i % 3 != r}) for r in range(3)
+    ]
+    return deleted + replaced + coalitions
 
 
 @pytest.mark.parametrize("budget", [6, 24])
@@ -68,3 +72,4 @@ def test_draft_verification_equals_plain_greedy_on_every_perturbation(model, sto
         assert [g.token_ids for g in engine] == [g.token_ids for g in plain]
     # both paths ran: drafts accepted whole, and drafts decoded on from a divergence
     assert verifier.accepted > 0 and verifier.diverged > 0, (verifier.accepted, verifier.diverged)
+    assert verifier.decoded > 0

@@ -621,20 +621,38 @@ def demo(
         "codefocus-demo"
     ),
     tasks: Annotated[int, typer.Option(help="HumanEval tasks with programmer labels.")] = 10,
+    perturbation_tasks: Annotated[
+        int, typer.Option(help="Of those, how many also get BERT masking and SHAP.")
+    ] = 2,
     data: DataOption = None,
 ) -> None:
-    """The main job on the embedded defaults: the packaged model, 10 labelled HumanEval tasks,
-    the ten white-box methods; then the study report. Resumes if interrupted."""
+    """The main job on the embedded defaults: the packaged model, the first 10 labelled HumanEval
+    tasks with the ten white-box methods, BERT masking and SHAP on the 2 of them with the shortest
+    reference solutions (the slowest methods: one regeneration per perturbed prompt); then the
+    study report. Resumes if interrupted."""
     import os
 
+    from codefocus.data.tasks import load_tasks
     from codefocus.reports.study_report import write_report
     from codefocus.studies.executors import run_study
     from codefocus.studies.runner import StudyConfig
 
+    if tasks <= 0:
+        raise InvalidArgumentError(f"--tasks must be positive, got {tasks}")
+    if perturbation_tasks < 0:
+        raise InvalidArgumentError(
+            f"--perturbation-tasks must be 0 or more, got {perturbation_tasks}"
+        )
     if data is not None:
         os.environ["CODEFOCUS_DATA"] = str(data)
+    chosen = [t for t in load_tasks("humaneval", data) if t.human_spans][:tasks]
+    chosen.sort(key=lambda t: len(t.reference_solution or ""))  # shortest first: perturbed
     study = StudyConfig(
-        models=("default",), methods=("all-whitebox",), benchmarks=("humaneval",), limit=tasks
+        models=("default",),
+        methods=("all-whitebox", "bert_masking", "shap"),
+        benchmarks=("humaneval",),
+        task_ids=tuple(t.task_id for t in chosen),
+        perturbation_tasks=perturbation_tasks,
     )
     summary = run_study(study, out, "local")
     console.print(summary.line())

@@ -50,10 +50,22 @@ def stop_at_function_end(tokenizer, starts: Sequence[int], eos: int | None):
 class DraftVerifier:
     """Regenerate greedy completions of inputs that differ from ``original`` (see module doc)."""
 
-    def __init__(self, model, batch_size: int = 8, reuse_prefix: bool = True) -> None:
+    def __init__(
+        self,
+        model,
+        batch_size: int = 8,
+        reuse_prefix: bool = True,
+        max_changed: float = 0.25,
+        decode_batch_size: int = 64,
+    ) -> None:
         self.model = model  # an HFModel
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # rows per verification forward (compute-bound)
+        # rows decoded together: a decoding step reads every weight once whatever the batch, so
+        # on a CPU wide batches are nearly free (memory-bound) while prefill is compute-bound
+        self.decode_batch_size = decode_batch_size
         self.reuse_prefix = reuse_prefix
+        self.max_changed = max_changed  # verify inputs that change at most this share of tokens
+        self.decoded = 0  # inputs decoded plainly (too different from the original to verify)
         self.accepted = 0  # inputs whose greedy completion is the original one: no decoding
         self.diverged = 0  # inputs decoded from their first divergence on
 
@@ -69,6 +81,29 @@ class DraftVerifier:
         draft = self.model.raw_ids(original, settings, budget)
         encoded = [self.model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs]
         original_ids = self.model.tokenizer(original, add_special_tokens=False)["input_ids"]
+        # an input that changes much of the prompt (a SHAP coalition without most of its words)
+        # almost always writes other code: verifying the draft would only add a forward, so it is
+        # decoded plainly (with the early stop) — the answer is the same either way
+        near = [_changed(ids, original_ids) <= self.max_changed * len(ids) for ids in encoded]
+        far = sorted(
+            (i for i, close in enumerate(near) if not close), key=lambda i: len(encoded[i])
+        )
+        plain = {}
+        if far:
+            generated = self.model.generate(
+                [inputs[i] for i in far],
+                settings,
+                max_new_tokens=budget,
+                batch_size=self.decode_batch_size,
+            )
+            plain = dict(zip(far, generated, strict=True))
+            self.decoded += len(far)
+        inputs_all, encoded_all = list(inputs), encoded
+        keep = [i for i, close in enumerate(near) if close]
+        if not keep:
+            return [plain[i] for i in range(len(inputs_all))]
+        inputs = [inputs_all[i] for i in keep]
+        encoded = [encoded_all[i] for i in keep]
         # prefix reuse: each input shares its first tokens with the original; the original's
         # keys and values serve them (at least the last prompt token is always recomputed)
         shared = [min(_common_prefix(ids, original_ids), len(ids) - 1) for ids in encoded]
@@ -92,19 +127,19 @@ class DraftVerifier:
                 pending.append(index)
         self.diverged += len(pending)
         pending.sort(key=lambda i: len(encoded[i]) + len(prefixes[i] or []))
-        for begin in range(0, len(pending), self.batch_size):
-            rows = pending[begin : begin + self.batch_size]
+        for begin in range(0, len(pending), self.decode_batch_size):
+            rows = pending[begin : begin + self.decode_batch_size]
             continued = self.model.continue_greedy(
                 [encoded[i] for i in rows], [prefixes[i] or [] for i in rows], budget, settings
             )
             finished.update(zip(rows, continued, strict=True))
-        results = []
+        verified = {}
         for index, text in enumerate(inputs):
             ids = self.model.finish_ids(finished[index], settings)
-            results.append(
-                Generation(self.model.name, text, self.model.decode(ids), settings, tuple(ids))
+            verified[keep[index]] = Generation(
+                self.model.name, text, self.model.decode(ids), settings, tuple(ids)
             )
-        return results
+        return [plain[i] if i in plain else verified[i] for i in range(len(inputs_all))]
 
     def _stops(self, prefix: list[int], budget: int) -> bool:
         eos = self.model.tokenizer.eos_token_id
@@ -171,6 +206,13 @@ class DraftVerifier:
                 else:
                     answers.append(draft[:accepted] + [predicted[accepted]])
         return answers
+
+
+def _changed(ids: Sequence[int], original: Sequence[int]) -> int:
+    """Tokens of ``ids`` outside its common prefix and common suffix with ``original``."""
+    prefix = _common_prefix(ids, original)
+    suffix = _common_prefix(ids[prefix:][::-1], original[prefix:][::-1])
+    return len(ids) - prefix - suffix
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

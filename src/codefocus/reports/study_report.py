@@ -241,6 +241,66 @@ def task_section(result: TaskResult, methods: list[str], k: int = 10) -> str:
     )
 
 
+def study_table3(methods: list[str], k: int = 10) -> dict[str, tuple[float, float]]:
+    """The study's Table 3 (mean of its five open models) at K, from its stored scores, for the
+    methods codefocus shares with it; empty where the stored scores are not at hand."""
+    from codefocus.errors import CodefocusError
+    from codefocus.reproduce import kou2024
+
+    names = {m: m for m in methods if m in kou2024.METHODS}
+    names |= {
+        m: s
+        for m, s in (("bert_masking", "bert_perturbation"), ("shap", "shap_perturbation"))
+        if m in methods
+    }
+    if not names:
+        return {}
+    try:
+        rows = kou2024.reproduce(
+            models=list(kou2024.OPEN_MODELS), methods=sorted(set(names.values())), ks=[k]
+        )
+    except CodefocusError:
+        return {}
+    mean = {r.method: (r.f1, r.alpha) for r in rows if r.model == kou2024.MEAN_MODEL}
+    return {ours: mean[theirs] for ours, theirs in names.items() if theirs in mean}
+
+
+def headline_section(results: list[TaskResult], methods: list[str], k: int = 10) -> str:
+    """The study's headline comparison first: methods ranked by pooled F1 (and alpha) at K,
+    beside the study's Table 3 where its stored scores are available."""
+    ranked = []
+    for method in methods:
+        usable = [
+            r for r in results if method in r.attribution.word_scores and r.attribution.human_spans
+        ]
+        if not usable:
+            continue
+        pooled = pool([PromptAlignment(_prompt_units(r, method)).counts(k) for r in usable], k)
+        ranked.append((pooled.f1, pooled.alpha, method, len(usable)))
+    ranked.sort(key=lambda row: (-row[0], -row[1], row[2]))
+    study = study_table3(methods, k)
+    rows = []
+    for rank, (f1, alpha, method, n) in enumerate(ranked, start=1):
+        theirs = study.get(method)
+        cells = (
+            f"<td>{100 * theirs[0]:.1f}</td><td>{theirs[1]:.2f}</td>"
+            if theirs
+            else "<td>–</td><td>–</td>"
+        )
+        rows.append(
+            f"<tr><td>{rank}</td><th>{html.escape(method)}</th><td>{n}</td>"
+            f"<td>{100 * f1:.1f}</td><td>{alpha:.2f}</td>{cells}</tr>"
+        )
+    return (
+        f"<h2>Headline: methods ranked by alignment with programmers (K = {k})</h2>"
+        "<table class='headline'><tr><th>rank</th><th>method</th><th>tasks</th><th>F1 %</th>"
+        "<th>α</th><th>study F1 %</th><th>study α</th></tr>"
+        + "".join(rows)
+        + "</table><p><small>pooled over each method's tasks; study = Kou et al.'s Table 3 (mean "
+        "of five open models over 1,133 prompts), recomputed from its stored scores</small></p>"
+    )
+
+
 def scope_description(directory: Path) -> str:
     """Which words were scored and compared with the labels, as the study's settings say."""
     store = StudyStore(directory / STORE_NAME)
@@ -282,6 +342,7 @@ def write_report(directory: str | Path) -> Path:
         f"benchmarks: {html.escape(', '.join(config.benchmarks))}; tasks analysed: {len(results)}</p>",
         f"<p class='scope'>{html.escape(scope_description(directory))}</p>",
     ]
+    body.append(headline_section(results, methods))
     pass_rates = {}
     for model in config.models:
         own = [r for r in results if r.model == model]

@@ -75,8 +75,9 @@ def study_tasks(config: StudyConfig) -> list[Task]:
         chosen = load_tasks(benchmark, config.data_dir)
         if config.labelled_only:
             chosen = [t for t in chosen if t.human_spans]
-        if config.task_ids:
-            chosen = [t for t in chosen if t.task_id in config.task_ids]
+        if config.task_ids:  # in the order given (perturbation_tasks takes the first ones)
+            by_id = {t.task_id: t for t in chosen}
+            chosen = [by_id[i] for i in config.task_ids if i in by_id]
         tasks += chosen[: config.limit]
     return tasks
 
