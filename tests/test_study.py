@@ -115,6 +115,11 @@ def test_report_renders_offline_and_runs_no_script_from_the_data(tmp_path, data_
         "http://www.w3.org/2000/svg", ""
     )
     assert html.escape(HOSTILE, quote=False)[:30] in text
+    # the report leads with the study's headline comparison, beside the study's own Table 3
+    headline = text[text.index("Headline") : text.index("</table>", text.index("Headline"))]
+    assert "saliency_coding" in headline and "reading_all" in headline
+    assert headline.count("<td>–</td>") == 0  # both methods have study figures
+    assert "scored scope: the study" in text
 
     from playwright.sync_api import sync_playwright
 

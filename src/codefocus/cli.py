@@ -622,14 +622,18 @@ def demo(
     ),
     tasks: Annotated[int, typer.Option(help="HumanEval tasks with programmer labels.")] = 10,
     perturbation_tasks: Annotated[
-        int, typer.Option(help="Of those, how many also get BERT masking and SHAP.")
-    ] = 2,
+        int,
+        typer.Option(
+            help="Of those, how many (shortest reference first) also get BERT masking and SHAP "
+            "(about 1.5-3 minutes each on 2 CPU cores)."
+        ),
+    ] = 0,
     data: DataOption = None,
 ) -> None:
     """The main job on the embedded defaults: the packaged model, the first 10 labelled HumanEval
-    tasks with the ten white-box methods, BERT masking and SHAP on the 2 of them with the shortest
-    reference solutions (the slowest methods: one regeneration per perturbed prompt); then the
-    study report. Resumes if interrupted."""
+    tasks with the ten white-box methods (with --perturbation-tasks N, BERT masking and SHAP too on
+    the N of them with the shortest reference solutions: the slowest methods, one regeneration
+    per perturbed prompt); then the study report. Resumes if interrupted."""
     import os
 
     from codefocus.data.tasks import load_tasks
