@@ -25,6 +25,13 @@ def run(*args, env_data=None):
         (["reproduce", "kou2024", "--models", "gpt5"], "unknown model 'gpt5'"),
         (["reproduce", "kou2024", "--methods", "magic"], "unknown method 'magic'"),
         (["tasks", "show", "mbpp/100000"], "is not in mbpp"),
+        (["attribute", "--model", "tiny", "--task", "humaneval/0", "--scope", "all"], "--scope"),
+        (
+            ["attribute", "--model", "tiny", "--task", "humaneval/0", "--shap-l1-reg", "lasso"],
+            "--shap-l1-reg",
+        ),
+        (["study", "--out", "s", "--models", "tiny", "--scope", "all"], "--scope"),
+        (["demo", "--perturbation-tasks", "-1"], "--perturbation-tasks"),
     ],
 )
 def test_bad_input_is_one_line(data_dir, args, message):

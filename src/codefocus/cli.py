@@ -211,6 +211,13 @@ def attribute_command(
         raise InvalidArgumentError(f"K must be positive, got {k}")
     if (task is None) == (prompt_file is None):
         raise InvalidArgumentError("give exactly one of --task or --prompt-file")
+    _scope(scope)  # bad values fail here, before the model loads
+    from codefocus.methods.perturbation import shap_l1_reg as check_shap_l1_reg
+
+    try:
+        check_shap_l1_reg(shap_l1_reg)
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(f"--shap-l1-reg: {error}") from None
     if prompt_file is not None:
         if not prompt_file.is_file():
             raise DataError(f"prompt file not found: {prompt_file}")
