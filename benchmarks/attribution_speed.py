@@ -22,7 +22,7 @@ import torch
 from captum.attr import InputXGradient, Saliency
 
 from codefocus.data.tasks import load_tasks
-from codefocus.methods.base import STUDY_WHITEBOX, resolve_methods
+from codefocus.methods import STUDY_WHITEBOX, MethodInputs, resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.models.base import model_input_for
 from codefocus.models.loading import load_model
@@ -69,7 +69,7 @@ def main() -> None:
         for method in resolve_methods(list(STUDY_WHITEBOX)):
             context = AttributionContext(model, text, completion)
             start = time.perf_counter()
-            scores = method.compute(context).scores
+            scores = method.compute(MethodInputs(context)).scores
             totals[method.name] += time.perf_counter() - start
             if method.name in ("saliency_coding", "inputxgradient_coding"):
                 cls = Saliency if method.name == "saliency_coding" else InputXGradient
@@ -86,7 +86,7 @@ def main() -> None:
         context = AttributionContext(model, text, completion)
         start = time.perf_counter()
         for method in resolve_methods(list(STUDY_WHITEBOX)):
-            method.compute(context)
+            method.compute(MethodInputs(context))
         totals["all ten together"] += time.perf_counter() - start
     n = len(tasks)
     print(f"model {model.name}, {n} HumanEval prompts, {torch.get_num_threads()} threads")

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from codefocus.lab.memorization import MemorizationConfig, reading, run_memorization
-from codefocus.reports.memorization import write_report
+from codefocus.lab.memorization import MemorizationConfig, run_memorization
+from codefocus.reports.memorization import reading, write_report
 
 
 def main() -> None:

@@ -15,5 +15,6 @@ python3 -m venv .venv
 timeout 1800 .venv/bin/pip install -q 'llama-cpp-python[server]==0.3.36' \
   || echo "llama-cpp-python did not build here: tests/integration/test_llama_server.py is skipped"
 .venv/bin/ruff check src tests benchmarks
+.venv/bin/mypy  # the type check over src/ (settings in pyproject.toml)
 export CODEFOCUS_DATA="${CODEFOCUS_DATA:-$(pwd)/../shared/data}"
 .venv/bin/python -m pytest -q -W ignore::PendingDeprecationWarning "$@"

@@ -9,7 +9,6 @@ import pytest
 from codefocus.lab.autofocus import (
     _correlations,
     analyse,
-    analysis_html,
     deletion_effects,
     minimal_program,
     summary,
@@ -17,6 +16,7 @@ from codefocus.lab.autofocus import (
 from codefocus.lab.classifier import CodeClassifier, Vocabulary
 from codefocus.lab.datasets import load_algorithms, split
 from codefocus.lab.parsing import delete, parse
+from codefocus.reports.autofocus import analysis_html
 
 JAVA = """class Sort {
   void sort(int[] a) {

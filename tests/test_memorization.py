@@ -13,18 +13,8 @@ from hypothesis import strategies as st
 
 from codefocus.errors import InvalidArgumentError, UnknownNameError
 from codefocus.lab.datasets import LabDataset, Sample, load_algorithms
-from codefocus.lab.memorization import (
-    MemorizationConfig,
-    MemorizationResult,
-    gini,
-    input_noise,
-    label_noise,
-    macro_f1,
-    reading,
-    run_memorization,
-    subtoken_f1,
-    subtokens,
-)
+from codefocus.lab.memorization import MemorizationConfig, MemorizationResult, run_memorization
+from codefocus.lab.noise import input_noise, label_noise
 from codefocus.lab.parsing import parse
 from codefocus.lab.renaming import (
     java_variables,
@@ -33,6 +23,8 @@ from codefocus.lab.renaming import (
     rename_python,
     single_renamings,
 )
+from codefocus.metrics.classification import gini, macro_f1, subtoken_f1, subtokens
+from codefocus.reports.memorization import reading
 
 # ---------------------------------------------------------------- noise
 

@@ -9,7 +9,7 @@ from captum.attr import InputXGradient, IntegratedGradients, Saliency
 from codefocus.api import attribute
 from codefocus.attribution import Attribution
 from codefocus.errors import UnknownNameError
-from codefocus.methods.base import resolve_methods
+from codefocus.methods import MethodInputs, resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.models.hf import ContextTooLongError, HFModel
 from codefocus.models.tiny import build_tiny_model
@@ -107,7 +107,7 @@ def test_attention_sums_match_output_attentions(model, exclude_sink):
         "compat_reading_last": attentions[0][0][-1, P, :P].numpy(),
     }
     for method in resolve_methods(list(expected)):
-        scores = method.compute(context).scores
+        scores = method.compute(MethodInputs(context)).scores
         want = expected[method.name].copy()
         if exclude_sink:  # the first position is an attention sink: not scored
             want[0] = 0.0
@@ -128,8 +128,8 @@ def test_attention_and_gradient_rows_belong_to_the_same_generated_tokens(model):
         output = model.model(ids, output_attentions=True)
     (coding,) = resolve_methods("coding_last")
     (saliency,) = resolve_methods("saliency_coding")
-    attention_rows = coding.compute(context).per_step
-    gradient_rows = saliency.compute(context).per_step
+    attention_rows = coding.compute(MethodInputs(context)).per_step
+    gradient_rows = saliency.compute(MethodInputs(context)).per_step
     assert attention_rows.shape == gradient_rows.shape == (context.G, context.P)
     last = output.attentions[-1][0].sum(0)[:, : context.P].numpy()
     for s, token in enumerate(context.completion_ids):
@@ -143,8 +143,10 @@ def test_attention_and_gradient_rows_belong_to_the_same_generated_tokens(model):
 def test_reading_and_coding_relations(context):
     saliency = context.gradients()[0]
     methods = {m.name: m for m in resolve_methods("saliency_reading,saliency_coding")}
-    np.testing.assert_allclose(methods["saliency_reading"].compute(context).scores, saliency[0])
-    coding = methods["saliency_coding"].compute(context)
+    np.testing.assert_allclose(
+        methods["saliency_reading"].compute(MethodInputs(context)).scores, saliency[0]
+    )
+    coding = methods["saliency_coding"].compute(MethodInputs(context))
     np.testing.assert_allclose(coding.scores, saliency.sum(0))
     assert coding.per_step.shape == (context.G, context.P)
     # each step's vector sums to 1 over its inputs, so the prompt part sums to at most 1
@@ -177,8 +179,8 @@ def test_attribute_end_to_end_and_json_round_trip(model, tmp_path):
     top = result.top_k("reading_all", 3)
     assert len(top) == 3 and all(isinstance(w.text, str) for w in top)
     path = tmp_path / "a.json"
-    result.to_json(path)
-    again = Attribution.from_json(path)
+    result.save(path)
+    again = Attribution.load(path)
     assert again.to_dict() == result.to_dict()
 
 
@@ -217,7 +219,7 @@ def test_all_six_attention_methods_share_one_forward(model):
     handle = model.model.register_forward_hook(lambda *args: calls.append(1))
     try:
         for method in resolve_methods("attention"):
-            method.compute(context)
+            method.compute(MethodInputs(context))
     finally:
         handle.remove()
     assert len(calls) == 1

@@ -7,8 +7,7 @@ import pytest
 from codefocus.api import attribute
 from codefocus.data.units import word_spans
 from codefocus.errors import InvalidArgumentError, UnknownNameError
-from codefocus.methods.base import resolve_methods
-from codefocus.methods.context import AttributionContext
+from codefocus.methods import MethodInputs, resolve_methods
 from codefocus.methods.perturbation import PerturbationSetup, rebuild
 from codefocus.methods.substitutes import EmbeddingNeighbours, WordNetSynonyms, get_provider
 from codefocus.models.base import GenerationSettings
@@ -54,11 +53,9 @@ def _setup(generator, **kwargs):
     )
 
 
-def _scores(method_name, setup):
-    (method,) = resolve_methods(method_name)
-    context = AttributionContext.__new__(AttributionContext)
-    context.perturbation = setup
-    return method.compute(context).scores
+def _scores(method_name, setup, **options):
+    (method,) = resolve_methods(method_name, **options)
+    return method.compute(MethodInputs(perturbation=setup)).scores
 
 
 def test_rebuild_deletes_and_replaces_words():
@@ -80,10 +77,10 @@ def test_occlusion_and_masking_find_the_keywords():
 
 
 def test_shap_methods_rank_the_keywords_first():
-    setup = _setup(KeywordCoder(), similarity="sacrebleu", shap_samples=200)
+    setup = _setup(KeywordCoder(), similarity="sacrebleu")
     words = [PROMPT[w.start : w.end] for w in setup.words]
     for name in ("shap", "shap_partition"):
-        scores = _scores(name, setup)
+        scores = _scores(name, setup, shap_samples=200)
         top_two = {words[i] for i in np.argsort(-scores)[:2]}
         assert top_two == {"largest", "even"}, (name, scores)
 
@@ -109,10 +106,10 @@ def test_shap_scores_every_word_when_every_word_matters():
 
 
 def test_shap_regularisation_is_a_choice():
-    setup = _setup_for(LONG, EchoCoder(), similarity="bleu-smooth", shap_l1_reg="num_features(10)")
-    assert np.count_nonzero(_scores("shap", setup)) <= 10
+    setup = _setup_for(LONG, EchoCoder(), similarity="bleu-smooth")
+    assert np.count_nonzero(_scores("shap", setup, shap_l1_reg="num_features(10)")) <= 10
     with pytest.raises(InvalidArgumentError):
-        _scores("shap", _setup_for(LONG, EchoCoder(), shap_l1_reg="lasso"))
+        _scores("shap", _setup_for(LONG, EchoCoder()), shap_l1_reg="lasso")
 
 
 def _setup_for(prompt, generator, **kwargs):

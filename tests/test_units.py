@@ -30,7 +30,7 @@ def test_find_units_finds_inside_words_like_the_study():
 
 def test_scored_units_keep_scores_of_found_units():
     units = scored_units_from_pairs("a b c", [("a", 0.1), ("x", 0.5), ("c", 0.9)])
-    assert [(u.text, u.span, u.score) for u in units] == [
+    assert [(u.text, u, score) for u, score in units] == [
         ("a", Span(0, 1), 0.1),
         ("c", Span(4, 5), 0.9),
     ]
@@ -38,13 +38,13 @@ def test_scored_units_keep_scores_of_found_units():
 
 def test_word_spans_drop_punctuation_and_split_sentences():
     text = "Write a function. It returns the sum (of pairs)."
-    words = [s.text(text) for s in word_spans(text)]
+    words = [s.substring(text) for s in word_spans(text)]
     assert words == ["Write", "a", "function", "It", "returns", "the", "sum", "of", "pairs"]
 
 
 def test_word_spans_keep_identifiers():
     text = "def has_close_elements(numbers: List[float]) -> bool:"
-    words = [s.text(text) for s in word_spans(text)]
+    words = [s.substring(text) for s in word_spans(text)]
     assert "has_close_elements" in words and "numbers" in words and "bool" in words
 
 

@@ -1,42 +1,62 @@
-"""The library's entry points."""
+"""The library's entry point for attribution: ``attribute(model, task, methods)``.
+
+It runs in three steps, each a function of its own:
+
+1. ``prepare``: the model's input, its completion (generated when not given) and what the
+   methods compute from (``MethodInputs``: the white-box context, the perturbation setup);
+2. ``run_methods``: every method, a failure recorded instead of raised;
+3. ``to_attribution``: token scores mapped onto words and, per generated statement, onto the
+   words again (the word -> statement map), into one typed ``Attribution``.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from codefocus.attribution import Attribution, Unit
-from codefocus.data.statements import line_of, statements_of
-from codefocus.data.tasks import Task
-from codefocus.data.units import (
-    Aggregation,
-    Span,
-    aggregate_to_words,
-    scoped_word_spans,
-    scored_range,
-)
-from codefocus.errors import CodefocusError, InvalidArgumentError
-from codefocus.methods.base import resolve_methods
+from codefocus.attribution import Attribution
+from codefocus.data.benchmarks import Task
+from codefocus.data.statements import Statement, line_of, statements_of
+from codefocus.data.units import Aggregation, Span, aggregate_to_words, scoped_word_spans
+from codefocus.data.units import scored_range as scored_range_of
+from codefocus.errors import RECOVERABLE, CodefocusError, InvalidArgumentError
+from codefocus.methods import Method, MethodInputs, TokenScores, resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.perturbation import PerturbationSetup
-from codefocus.methods.perturbation import shap_l1_reg as shap_l1_reg_argument
 from codefocus.metrics.similarity import check_similarity
-from codefocus.models.base import GenerationSettings, model_input_for
-from codefocus.models.cache import CachedGenerator
+from codefocus.models.base import (
+    GenerationSettings,
+    TextGenerator,
+    is_white_box,
+    model_input_for,
+)
+from codefocus.models.cache import ENGINES, CachedGenerator, GenerationCache
 
 log = logging.getLogger(__name__)
 
 
-class _BlackBoxContext:
-    """What a perturbation method sees of an endpoint model: only the perturbation setup."""
+@dataclass
+class Prepared:
+    """Everything the methods need for one task on one model."""
 
-    perturbation = None
+    model: TextGenerator
+    task: Task | None
+    prompt: str
+    model_input: str
+    completion: str
+    completion_ids: Sequence[int] | None
+    scope: str
+    scored: tuple[int, int]
+    inputs: MethodInputs
+    settings: GenerationSettings
+    timings: dict[str, float] = field(default_factory=dict)
 
 
-def _as_model(model):
+def _as_model(model) -> TextGenerator:
     if isinstance(model, str):
         from codefocus.models.loading import load_model
 
@@ -44,107 +64,69 @@ def _as_model(model):
     return model
 
 
-def _recorded_settings(
-    settings, aggregation, scope, scored, exclude_sink, chosen, context, completion_ids
-) -> dict:
-    """What produced the scores, stored with them (so a result says how it was computed)."""
-    recorded: dict = {
-        "generation": settings.to_dict(),
-        "aggregation": aggregation,
-        "scope": scope,
-        "scored_range": list(scored),
-        "scored_tokens": "generated ids" if completion_ids is not None else "tokenised text",
-    }
-    families = {m.family for m in chosen}
-    if "attention" in families or "attention-compat" in families:
-        recorded["attention_sink"] = "first position not scored" if exclude_sink else "scored"
-    setup = getattr(context, "perturbation", None)
-    if setup is not None:
-        recorded["perturbation"] = {
-            "similarity": setup.similarity,
-            "substitutes": setup.provider,
-            "shap_samples": setup.shap_samples,
-            "shap_l1_reg": setup.shap_l1_reg,
-        }
-    return recorded
+def check_arguments(scope: str, similarity: str, engine: str) -> None:
+    """Fail on a bad scope, similarity or engine (before a model loads)."""
+    scored_range_of("", scope)
+    check_similarity(similarity)
+    if engine not in ENGINES:
+        raise InvalidArgumentError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
 
 
-def attribute(
-    model,
+def prepare(
+    model: TextGenerator,
     task_or_prompt: Task | str,
-    methods: Sequence[str] | str = "all-whitebox",
+    methods: list[Method],
     completion: str | None = None,
+    completion_ids: Sequence[int] | None = None,
     settings: GenerationSettings | None = None,
-    aggregation: Aggregation = "sum",
-    substitutes: str = "embedding",
-    similarity: str = "bleu",
-    cache=None,
-    batch_size: int = 8,
     scope: str = "study",
     exclude_sink: bool = True,
-    shap_l1_reg: str = "none",
-    completion_ids: Sequence[int] | None = None,
+    substitutes: str = "embedding",
+    similarity: str = "bleu",
+    cache: GenerationCache | None = None,
+    batch_size: int = 8,
     engine: str = "draft",
-) -> Attribution:
-    """Which words of a task the model attended to, by each method.
-
-    ``model`` is a loaded model or a name (``default``, ``tiny``, hub id, directory, .gguf).
-    Without ``completion`` the model first writes one (greedy; the study's token budget) and its
-    generated tokens are scored exactly; a ``completion`` given as text is scored as tokenised
-    (or as ``completion_ids`` when given). ``scope="study"`` scores the study's part of the
-    prompt (HumanEval: ``def`` to the first ``>>>``), ``"prompt"`` all of it; the model reads the
-    whole input either way. A method that fails is recorded in ``failures`` and the others run.
-    ``engine="draft"`` regenerates perturbed prompts by verifying the original completion as a
-    draft (exact; ``models/engine.py``), ``"plain"`` decodes each one.
-    """
-    model = _as_model(model)
+) -> Prepared:
+    """Step 1: the input, the completion (the model's greedy code when not given) and the
+    methods' inputs. Bad arguments fail here, before any generation."""
+    check_arguments(scope, similarity, engine)
     settings = settings or GenerationSettings()
-    chosen = resolve_methods(list(methods) if not isinstance(methods, str) else methods)
-    scored = scored_range(
-        task_or_prompt.prompt if isinstance(task_or_prompt, Task) else task_or_prompt, scope
-    )
-    check_similarity(similarity)
-    shap_l1_reg_argument(shap_l1_reg)
-    if isinstance(task_or_prompt, Task):
-        task: Task | None = task_or_prompt
-        prompt = task_or_prompt.prompt
-        model_input = model_input_for(task_or_prompt)
-    else:
-        task = None
-        prompt = model_input = task_or_prompt
-    timings: dict[str, float] = {}
+    task = task_or_prompt if isinstance(task_or_prompt, Task) else None
+    prompt = task.prompt if task else str(task_or_prompt)
+    model_input = model_input_for(task) if task else prompt
+    scored = scored_range_of(prompt, scope)
+    white_box = is_white_box(model)
+    if not white_box:
+        needing = [m.name for m in methods if m.needs_white_box]
+        if needing:
+            raise InvalidArgumentError(
+                f"{', '.join(needing)} need a white-box model; {model.name} is an endpoint: "
+                "use the perturbation methods (occlusion, bert_masking, shap, shap_partition)"
+            )
     budget = settings.max_new_tokens or model.default_max_new_tokens(
         task.reference_solution if task else None
     )
-    if engine not in ("draft", "plain"):
-        raise InvalidArgumentError(f"unknown engine {engine!r}: use draft or plain")
     generator = CachedGenerator(model, cache, batch_size, engine)
+    timings: dict[str, float] = {}
     if completion is None:
         model.check_fits(model.count_tokens(model_input), budget)
         started = time.perf_counter()
         generation = generator.generations([model_input], budget, settings)[0]
         completion, completion_ids = generation.completion, generation.token_ids
         timings["generate"] = time.perf_counter() - started
-    white_box = hasattr(model, "encode")
-    if not white_box:
-        needing = [m.name for m in chosen if m.needs_white_box]
-        if needing:
-            raise InvalidArgumentError(
-                f"{', '.join(needing)} need a white-box model; {model.name} is an endpoint: "
-                "use the perturbation methods (occlusion, bert_masking, shap, shap_partition)"
-            )
-        context = _BlackBoxContext()
-    else:
+    context = None
+    if white_box:
         context = AttributionContext(
-            model,
+            model,  # type: ignore[arg-type]
             model_input,
             completion,
             completion_ids=completion_ids,
             scope=scored,
             exclude_sink=exclude_sink,
         )
-    if any(m.family == "perturbation" for m in chosen):
-        context.perturbation = PerturbationSetup(
+    setup = None
+    if any(m.family == "perturbation" for m in methods):
+        setup = PerturbationSetup(
             prompt=prompt,
             suffix=model_input[len(prompt) :],
             completion=completion,
@@ -154,62 +136,139 @@ def attribute(
             similarity=similarity,
             provider=substitutes,
             model=model,
-            shap_l1_reg=shap_l1_reg,
             scope=scope,
         )
-    offsets = context.prompt_offsets if white_box else []
-    in_scope = list(context.scored) if white_box else []
-    tokens = [
-        Unit(model_input[s:e], s, e) for (s, e), keep in zip(offsets, in_scope, strict=True) if keep
-    ]
-    words = [
-        Unit(prompt[w.start : w.end], w.start, w.end) for w in scoped_word_spans(prompt, scope)
-    ]
-    token_spans = [Span(t.start, t.end) for t in tokens]
-    word_span_list = [Span(w.start, w.end) for w in words]
-    statements = statements_of(model_input, completion)
-    step_lines = [
-        line_of(completion, start) for start, _ in getattr(context, "completion_offsets", [])
-    ]
+    return Prepared(
+        model,
+        task,
+        prompt,
+        model_input,
+        completion,
+        completion_ids,
+        scope,
+        scored,
+        MethodInputs(context, setup),
+        settings,
+        timings,
+    )
 
-    token_scores: dict[str, list[float]] = {}
-    word_scores: dict[str, list[float]] = {}
-    statement_scores: dict[str, list[list[float]]] = {}
+
+def run_methods(
+    methods: list[Method], inputs: MethodInputs
+) -> tuple[dict[str, TokenScores], dict[str, float], dict[str, str]]:
+    """Step 2: each method's scores and seconds; a method that fails (a codefocus error, out of
+    memory) is recorded in the failures and the others run."""
+    results: dict[str, TokenScores] = {}
+    timings: dict[str, float] = {}
     failures: dict[str, str] = {}
-    for method in chosen:
+    for method in methods:
         started = time.perf_counter()
         try:
-            result = method.compute(context)
+            results[method.name] = method.compute(inputs)
         except CodefocusError as error:
             failures[method.name] = str(error)
             continue
-        except RuntimeError as error:  # e.g. out of memory: record it, keep the other methods
+        except RECOVERABLE as error:  # e.g. out of memory: record it, keep the other methods
             failures[method.name] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
             log.warning("method %s failed: %s", method.name, failures[method.name])
             continue
         timings[method.name] = time.perf_counter() - started
+    return results, timings, failures
+
+
+def _recorded_settings(prepared: Prepared, methods: list[Method], aggregation: str) -> dict:
+    """What produced the scores, stored with them (so a result says how it was computed)."""
+    recorded: dict = {
+        "generation": prepared.settings.to_dict(),
+        "aggregation": aggregation,
+        "scope": prepared.scope,
+        "scored_range": list(prepared.scored),
+        "scored_tokens": "generated ids"
+        if prepared.completion_ids is not None
+        else "tokenised text",
+        "methods": {m.name: m.options() for m in methods},
+    }
+    context, setup = prepared.inputs.white_box, prepared.inputs.perturbation
+    if context is not None and any(m.family.startswith("attention") for m in methods):
+        sink = "first position not scored" if context.exclude_sink else "scored"
+        recorded["attention_sink"] = sink
+    if setup is not None:
+        shap = next((m for m in methods if m.name == "shap"), None)
+        recorded["perturbation"] = {
+            "similarity": setup.similarity,
+            "substitutes": setup.provider,
+            "shap_samples": getattr(shap, "shap_samples", 50),
+            "shap_l1_reg": getattr(shap, "shap_l1_reg", "none"),
+        }
+    return recorded
+
+
+def _statement_rows(
+    per_step: np.ndarray,
+    step_lines: list[int],
+    statements: list[Statement],
+    scored: np.ndarray,
+    token_spans: list[Span],
+    words: list[Span],
+    aggregation: Aggregation,
+) -> list[list[float]]:
+    """Per statement: the scores of the generated tokens on its lines, summed, onto words."""
+    rows = []
+    for statement in statements:
+        mask = [statement.first_line <= line <= statement.last_line for line in step_lines]
+        summed = per_step[np.asarray(mask, dtype=bool)].sum(axis=0)[scored]
+        rows.append(aggregate_to_words(token_spans, summed, words, aggregation))
+    return rows
+
+
+def to_attribution(
+    prepared: Prepared,
+    methods: list[Method],
+    results: dict[str, TokenScores],
+    timings: dict[str, float],
+    failures: dict[str, str],
+    aggregation: Aggregation = "sum",
+) -> Attribution:
+    """Step 3: token scores onto words (each token to every word it overlaps) and statements."""
+    context = prepared.inputs.white_box
+    model_input, prompt = prepared.model_input, prepared.prompt
+    tokens: list[Span] = []
+    if context is not None:
+        tokens = [
+            Span(s, e, model_input[s:e])
+            for (s, e), keep in zip(context.prompt_offsets, context.scored, strict=True)
+            if keep
+        ]
+    words = [w.with_text(prompt) for w in scoped_word_spans(prompt, prepared.scope)]
+    statements = statements_of(model_input, prepared.completion)
+    step_lines = (
+        [line_of(prepared.completion, start) for start, _ in context.completion_offsets]
+        if context is not None
+        else []
+    )
+    token_scores: dict[str, list[float]] = {}
+    word_scores: dict[str, list[float]] = {}
+    statement_scores: dict[str, list[list[float]]] = {}
+    for name, result in results.items():
         scores = np.asarray(result.scores, dtype=float)
         if result.word_level:  # perturbation methods score the words themselves
-            word_scores[method.name] = scores.tolist()
+            word_scores[name] = scores.tolist()
             continue
+        assert context is not None  # token-level scores come from white-box methods only
         scores = scores[context.scored]
-        token_scores[method.name] = scores.tolist()
-        word_scores[method.name] = aggregate_to_words(
-            token_spans, scores, word_span_list, aggregation
-        )
+        token_scores[name] = scores.tolist()
+        word_scores[name] = aggregate_to_words(tokens, scores, words, aggregation)
         if result.per_step is not None and len(result.per_step) == len(step_lines):
-            rows = []
-            for statement in statements:
-                mask = [statement.first_line <= line <= statement.last_line for line in step_lines]
-                summed = result.per_step[np.asarray(mask, dtype=bool)].sum(axis=0)[context.scored]
-                rows.append(aggregate_to_words(token_spans, summed, word_span_list, aggregation))
-            statement_scores[method.name] = rows
+            statement_scores[name] = _statement_rows(
+                result.per_step, step_lines, statements, context.scored, tokens, words, aggregation
+            )
+    task = prepared.task
     return Attribution(
-        model=model.name,
+        model=prepared.model.name,
         task_id=task.task_id if task else None,
         prompt=prompt,
         model_input=model_input,
-        generated=completion,
+        generated=prepared.completion,
         tokens=tokens,
         words=words,
         token_scores=token_scores,
@@ -217,9 +276,74 @@ def attribute(
         statements=statements,
         statement_word_scores=statement_scores,
         human_spans=list(task.human_spans) if task else [],
-        settings=_recorded_settings(
-            settings, aggregation, scope, scored, exclude_sink, chosen, context, completion_ids
-        ),
-        timings=timings,
+        settings=_recorded_settings(prepared, methods, aggregation),
+        timings={**prepared.timings, **timings},
         failures=failures,
     )
+
+
+def attribute(
+    model: TextGenerator | str,
+    task_or_prompt: Task | str,
+    methods: Sequence[str] | str = "all-whitebox",
+    completion: str | None = None,
+    settings: GenerationSettings | None = None,
+    aggregation: Aggregation = "sum",
+    substitutes: str = "embedding",
+    similarity: str = "bleu",
+    cache: GenerationCache | None = None,
+    batch_size: int = 8,
+    scope: str = "study",
+    exclude_sink: bool = True,
+    shap_l1_reg: str = "none",
+    completion_ids: Sequence[int] | None = None,
+    engine: str = "draft",
+    method_options: dict | None = None,
+) -> Attribution:
+    """Which words of a task the model attended to, by each method.
+
+    Args:
+        model: a loaded model (``load_model``) or a name: ``default``, ``tiny``, a hub id, a
+            directory, a ``.gguf`` file, or an endpoint URL (perturbation methods only).
+        task_or_prompt: a ``Task`` (``get_task("humaneval/0")``) or a prompt text.
+        methods: method or group names (``all-whitebox``, ``perturbation``, ``shap``, ...).
+        completion: code to explain; without it the model writes one (greedy, the study's token
+            budget) and its generated tokens are scored exactly. A completion given as text is
+            scored as tokenised (or as ``completion_ids`` when given).
+        scope: ``study`` scores the study's part of the prompt (HumanEval: ``def`` to the first
+            ``>>>``), ``prompt`` all of it; the model reads the whole input either way.
+        exclude_sink: attention methods do not score the first input position.
+        shap_l1_reg: SHAP's regularisation (``none``, ``aic``, ``bic``, ``num_features(N)``).
+        engine: ``draft`` regenerates perturbed prompts by verifying the original completion as
+            a draft (exact; ``models/engine.py``), ``plain`` decodes each one.
+        method_options: further method options (``shap_samples``, ``partition_evals``,
+            ``ig_steps``, ``gradient_chunk``), recorded in ``settings["methods"]``.
+
+    Returns:
+        An ``Attribution``; a method that failed is in its ``failures`` and the others ran.
+
+    Raises:
+        UnknownNameError: an unknown method, model or substitute provider.
+        InvalidArgumentError: a bad scope, similarity, engine, option or method/model mix.
+        ContextTooLongError: the prompt and the token budget do not fit the model.
+    """
+    chosen = resolve_methods(methods, shap_l1_reg=shap_l1_reg, **(method_options or {}))
+    check_arguments(scope, similarity, engine)  # before the model loads
+    model = _as_model(model)
+    prepared = prepare(
+        model,
+        task_or_prompt,
+        chosen,
+        completion=completion,
+        completion_ids=completion_ids,
+        settings=settings,
+        scope=scope,
+        exclude_sink=exclude_sink,
+        substitutes=substitutes,
+        similarity=similarity,
+        cache=cache,
+        batch_size=batch_size,
+        engine=engine,
+    )
+    results, timings, failures = run_methods(chosen, prepared.inputs)
+    return to_attribution(prepared, chosen, results, timings, failures, aggregation)

@@ -1,33 +1,20 @@
-"""The result of attributing one task on one model: typed, JSON round-trip, self-rendering."""
+"""The result of attributing one task on one model: typed, validated, JSON round-trip,
+self-rendering. Studies store these and reports load them, so one format serves both."""
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from codefocus.data.benchmarks import LabelledSpan
 from codefocus.data.statements import Statement
-from codefocus.data.tasks import LabelledSpan
-from codefocus.errors import InvalidArgumentError, UnknownNameError
+from codefocus.data.units import Span
+from codefocus.errors import InvalidArgumentError, SchemaError, UnknownNameError
+from codefocus.serialization import from_jsonable, to_jsonable
 
-SCHEMA_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Unit:
-    """A piece of the prompt (a model token or a word) and its character span in ``prompt``."""
-
-    text: str
-    start: int
-    end: int
-
-    def to_list(self) -> list:
-        return [self.text, self.start, self.end]
-
-    @classmethod
-    def from_list(cls, data: list) -> Unit:
-        return cls(str(data[0]), int(data[1]), int(data[2]))
+# 2: spans as {start, end, text} records (1 wrote [text, start, end] lists; still read)
+SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -37,6 +24,10 @@ class Attribution:
     ``prompt`` is the text whose words are scored (the task prompt); ``model_input`` is what the
     model read (for MBPP the prompt plus the study's function header). Token spans refer to
     ``model_input``, word and human spans to ``prompt`` (a prefix of it, so they agree).
+
+    Invariants, checked on construction (``SchemaError`` when broken): each method's word scores
+    has one value per word and its token scores one per token; each statement row one value per
+    word and one row per statement; every span lies inside its text.
     """
 
     model: str
@@ -44,8 +35,8 @@ class Attribution:
     prompt: str
     model_input: str
     generated: str
-    tokens: list[Unit]
-    words: list[Unit]
+    tokens: list[Span]
+    words: list[Span]
     token_scores: dict[str, list[float]]
     word_scores: dict[str, list[float]]
     statements: list[Statement] = field(default_factory=list)
@@ -54,6 +45,38 @@ class Attribution:
     settings: dict = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``SchemaError`` unless the scores fit the words, tokens and statements."""
+        where = self.task_id or "prompt"
+        for name, spans, text in (
+            ("word", self.words, self.prompt),
+            ("token", self.tokens, self.model_input),
+        ):
+            for span in spans:
+                if span.end > len(text):
+                    raise SchemaError(
+                        f"{where}: {name} span {span.start}-{span.end} is past the text"
+                    )
+        for kind, scores, count in (
+            ("word", self.word_scores, len(self.words)),
+            ("token", self.token_scores, len(self.tokens)),
+        ):
+            for method, values in scores.items():
+                if len(values) != count:
+                    raise SchemaError(
+                        f"{where}: method {method} has {len(values)} {kind} scores for "
+                        f"{count} {kind}s"
+                    )
+        for method, rows in self.statement_word_scores.items():
+            if len(rows) != len(self.statements) or any(len(r) != len(self.words) for r in rows):
+                raise SchemaError(
+                    f"{where}: method {method}'s statement scores do not fit "
+                    f"{len(self.statements)} statements x {len(self.words)} words"
+                )
 
     @property
     def methods(self) -> list[str]:
@@ -66,12 +89,11 @@ class Attribution:
             )
         return self.word_scores[method]
 
-    def top_k(self, method: str, k: int) -> list[Unit]:
+    def top_k(self, method: str, k: int) -> list[Span]:
         """The K highest-scoring words (ties to the earlier word), in prompt order."""
-        from codefocus.metrics.alignment import top_k_indices
+        from codefocus.metrics.alignment import check_k, top_k_indices
 
-        if k <= 0:
-            raise InvalidArgumentError(f"K must be positive, got {k}")
+        check_k(k)
         chosen = sorted(top_k_indices(self.scores(method), k).tolist())
         return [self.words[i] for i in chosen]
 
@@ -91,65 +113,111 @@ class Attribution:
             for method, scores in self.word_scores.items()
         }
 
+    # ---- selecting and combining -------------------------------------------------------------
+    def select(self, methods: list[str] | str) -> Attribution:
+        """The same attribution with only ``methods`` (in that order)."""
+        names = [m.strip() for m in methods.split(",")] if isinstance(methods, str) else methods
+        for name in names:
+            if name not in self.failures:
+                self.scores(name)  # unknown names fail here
+
+        def keep(scores: dict) -> dict:
+            return {n: scores[n] for n in names if n in scores}
+
+        settings = dict(self.settings)
+        if isinstance(settings.get("methods"), dict):  # each method's options
+            settings["methods"] = keep(settings["methods"])
+        return replace(
+            self,
+            token_scores=keep(self.token_scores),
+            word_scores=keep(self.word_scores),
+            statement_word_scores=keep(self.statement_word_scores),
+            settings=settings,
+            timings={k: v for k, v in self.timings.items() if k in names or k == "generate"},
+            failures={k: v for k, v in self.failures.items() if k in names},
+        )
+
+    def merge(self, other: Attribution) -> Attribution:
+        """One attribution with the methods of both: they must explain the same generation of
+        the same input with the same words (``other``'s scores win for a method in both)."""
+        same = (
+            self.model == other.model
+            and self.model_input == other.model_input
+            and self.generated == other.generated
+            and self.words == other.words
+            and self.tokens == other.tokens
+            and self.statements == other.statements
+        )
+        if not same:
+            raise InvalidArgumentError(
+                f"cannot merge attributions of different generations ({self.task_id or 'prompt'}, "
+                f"{other.task_id or 'prompt'}): model, input, code, words or statements differ"
+            )
+        settings = {**self.settings, **other.settings}
+        if isinstance(self.settings.get("methods"), dict):
+            settings["methods"] = {**self.settings["methods"], **other.settings.get("methods", {})}
+        return replace(
+            self,
+            token_scores={**self.token_scores, **other.token_scores},
+            word_scores={**self.word_scores, **other.word_scores},
+            statement_word_scores={**self.statement_word_scores, **other.statement_word_scores},
+            settings=settings,
+            timings={**self.timings, **other.timings},
+            failures={
+                k: v
+                for k, v in {**self.failures, **other.failures}.items()
+                if k not in other.word_scores or k in other.failures
+            },
+        )
+
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict:
-        def clean(values):
-            return [None if (isinstance(v, float) and math.isnan(v)) else v for v in values]
-
-        return {
-            "schema": SCHEMA_VERSION,
-            "model": self.model,
-            "task_id": self.task_id,
-            "prompt": self.prompt,
-            "model_input": self.model_input,
-            "generated": self.generated,
-            "tokens": [t.to_list() for t in self.tokens],
-            "words": [w.to_list() for w in self.words],
-            "token_scores": {k: clean(v) for k, v in self.token_scores.items()},
-            "word_scores": {k: clean(v) for k, v in self.word_scores.items()},
-            "statements": [s.to_dict() for s in self.statements],
-            "statement_word_scores": self.statement_word_scores,
-            "human_spans": [s.to_dict() for s in self.human_spans],
-            "settings": self.settings,
-            "timings": self.timings,
-            "failures": self.failures,
-        }
-
-    def to_json(self, path: str | Path | None = None) -> str:
-        text = json.dumps(self.to_dict())
-        if path is not None:
-            Path(path).write_text(text, encoding="utf-8")
-        return text
+        return {"schema": SCHEMA_VERSION, **to_jsonable(self)}
 
     @classmethod
     def from_dict(cls, data: dict) -> Attribution:
-        def restore(values):
-            return [float("nan") if v is None else float(v) for v in values]
+        """Rebuild from ``to_dict`` output; refuses another schema version (version 1 is
+        upgraded)."""
+        if not isinstance(data, dict):
+            raise SchemaError("an attribution must be a JSON object")
+        version = data.get("schema")
+        if version == 1:
+            data = _upgrade_from_1(data)
+        elif version != SCHEMA_VERSION:
+            raise SchemaError(
+                f"attribution schema {version!r} is not supported: this codefocus reads "
+                f"schema {SCHEMA_VERSION} (and upgrades 1)"
+            )
+        try:
+            return from_jsonable(cls, {k: v for k, v in data.items() if k != "schema"})
+        except (KeyError, TypeError, ValueError) as error:
+            raise SchemaError(f"malformed attribution: {error}") from None
 
-        return cls(
-            model=data["model"],
-            task_id=data.get("task_id"),
-            prompt=data["prompt"],
-            model_input=data["model_input"],
-            generated=data["generated"],
-            tokens=[Unit.from_list(t) for t in data["tokens"]],
-            words=[Unit.from_list(w) for w in data["words"]],
-            token_scores={k: restore(v) for k, v in data["token_scores"].items()},
-            word_scores={k: restore(v) for k, v in data["word_scores"].items()},
-            statements=[Statement.from_dict(s) for s in data.get("statements", [])],
-            statement_word_scores=data.get("statement_word_scores", {}),
-            human_spans=[LabelledSpan.from_dict(s) for s in data.get("human_spans", [])],
-            settings=data.get("settings", {}),
-            timings=data.get("timings", {}),
-            failures=data.get("failures", {}),
-        )
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
 
     @classmethod
-    def from_json(cls, text_or_path: str | Path) -> Attribution:
-        text = str(text_or_path)
-        if not text.lstrip().startswith("{"):
-            text = Path(text_or_path).read_text(encoding="utf-8")
-        return cls.from_dict(json.loads(text))
+    def from_json(cls, text: str) -> Attribution:
+        """From a JSON text (``load`` reads a file)."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SchemaError(f"not an attribution: invalid JSON ({error})") from None
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON to ``path`` atomically (a temporary file, then a rename)."""
+        from codefocus.storage import write_text_atomic
+
+        return write_text_atomic(path, self.to_json())
+
+    @classmethod
+    def load(cls, path: str | Path) -> Attribution:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as error:
+            raise InvalidArgumentError(f"cannot read attribution {path}: {error}") from None
+        return cls.from_json(text)
 
     # ---- rendering -----------------------------------------------------------------------
     def show(self, methods: list[str] | None = None, k: int = 10, console=None) -> None:
@@ -163,3 +231,19 @@ class Attribution:
         from codefocus.reports.html import attribution_html
 
         return attribution_html(self, methods or self.methods, k)
+
+
+def _upgrade_from_1(data: dict) -> dict:
+    """Schema 1 wrote spans as ``[text, start, end]`` lists."""
+
+    def span(item) -> dict:
+        if isinstance(item, list):
+            return {"text": str(item[0]), "start": int(item[1]), "end": int(item[2])}
+        return item
+
+    return {
+        **data,
+        "schema": SCHEMA_VERSION,
+        "tokens": [span(t) for t in data.get("tokens", [])],
+        "words": [span(w) for w in data.get("words", [])],
+    }

@@ -1,4 +1,8 @@
-"""Project exceptions: each carries a message a user can act on; the CLI prints it as one line."""
+"""Every error codefocus reports to a user, in one hierarchy.
+
+Each carries a message a user can act on; the CLI prints it as one line (exit 2 for bad input,
+1 for the rest). ``RECOVERABLE`` is what a long job records as a unit's failure before it goes on.
+"""
 
 
 class CodefocusError(Exception):
@@ -15,3 +19,28 @@ class UnknownNameError(CodefocusError):
 
 class InvalidArgumentError(CodefocusError):
     """An argument outside its valid range (for example K <= 0)."""
+
+
+class ModelLoadError(CodefocusError):
+    """A model could not be found or loaded."""
+
+
+class PackagedModelError(ModelLoadError):
+    """The packaged model is missing, of the wrong version, or fails its hash."""
+
+
+class ContextTooLongError(CodefocusError):
+    """A prompt (plus the tokens to generate) does not fit the model's context window."""
+
+
+class EndpointError(CodefocusError):
+    """The endpoint could not be reached, refused us, or answered nonsense."""
+
+
+class SchemaError(DataError):
+    """A stored result was written by another schema version, or breaks its invariants."""
+
+
+# what a study or a method run records as a failed unit (and then goes on): our own errors, and
+# what torch raises for out-of-memory or an unsupported operation
+RECOVERABLE: tuple[type[BaseException], ...] = (CodefocusError, RuntimeError, MemoryError)

@@ -17,9 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from codefocus.data.benchmarks import LabelledSpan, Task, load_humaneval, load_mbpp
 from codefocus.data.paths import data_file, resolve_data_dir
-from codefocus.data.tasks import LabelledSpan, Task
 from codefocus.errors import DataError
+from codefocus.serialization import JsonRecord
 
 CATEGORIES = ("datatype", "operator", "conditional", "property")
 CATEGORY_NAMES = {
@@ -48,7 +49,7 @@ class LabelRow:
 
 
 @dataclass
-class RepairReport:
+class RepairReport(JsonRecord):
     """What was repaired or dropped while loading one label file, with counts and examples."""
 
     benchmark: str
@@ -66,19 +67,6 @@ class RepairReport:
         bucket = self.examples.setdefault(kind, [])
         if len(bucket) < 3:
             bucket.append(example)
-
-    def to_dict(self) -> dict:
-        return {
-            "benchmark": self.benchmark,
-            "rows": self.rows,
-            "placeholders": self.placeholders,
-            "kept": self.kept,
-            "repaired": dict(self.repaired),
-            "dropped": dict(self.dropped),
-            "examples": self.examples,
-            "tasks_with_labels": self.tasks_with_labels,
-            "tasks_without_labels": self.tasks_without_labels,
-        }
 
 
 @dataclass
@@ -268,8 +256,6 @@ def load_labels(
     tasks: list[Task] | None = None,
 ) -> LabelSet:
     """Repair the label CSV of ``benchmark`` onto the official prompts of ``tasks``."""
-    from codefocus.data.tasks import load_humaneval, load_mbpp
-
     rows = read_label_rows(benchmark, data_dir)
     if tasks is None:
         tasks = load_humaneval(data_dir) if benchmark == "humaneval" else load_mbpp(data_dir)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
+from codefocus.serialization import JsonRecord
+
 
 @dataclass(frozen=True)
-class Statement:
+class Statement(JsonRecord):
     """A statement's own lines in the completion (1-based, inclusive) and its text.
 
     A compound statement (``if``, ``for``, ``def`` ...) owns its header lines only; its body
@@ -17,13 +19,6 @@ class Statement:
     first_line: int
     last_line: int
     text: str
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Statement:
-        return cls(int(data["first_line"]), int(data["last_line"]), str(data["text"]))
 
 
 def _parse_prefix(source: str) -> ast.Module | None:

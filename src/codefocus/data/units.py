@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from codefocus.errors import InvalidArgumentError
@@ -16,10 +16,15 @@ from codefocus.errors import InvalidArgumentError
 
 @dataclass(frozen=True, order=True)
 class Span:
-    """A half-open character interval ``[start, end)`` of a prompt."""
+    """A half-open character interval ``[start, end)`` of a prompt, with its text where known.
+
+    The one span type: model tokens, words and statements' words are all spans. ``text`` is a
+    copy of ``prompt[start:end]`` kept for reading and for JSON; it takes no part in comparisons.
+    """
 
     start: int
     end: int
+    text: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         if self.start < 0 or self.end < self.start:
@@ -32,17 +37,12 @@ class Span:
         """Number of characters shared with ``other``."""
         return max(0, min(self.end, other.end) - max(self.start, other.start))
 
-    def text(self, prompt: str) -> str:
+    def substring(self, prompt: str) -> str:
         return prompt[self.start : self.end]
 
-
-@dataclass(frozen=True)
-class ScoredUnit:
-    """A unit of text with its position and an importance score."""
-
-    text: str
-    span: Span
-    score: float
+    def with_text(self, prompt: str) -> Span:
+        """This span, carrying its text in ``prompt``."""
+        return Span(self.start, self.end, prompt[self.start : self.end])
 
 
 def find_units(text: str, units: Iterable[str], start: int = 0) -> list[Span | None]:
@@ -64,11 +64,14 @@ def find_units(text: str, units: Iterable[str], start: int = 0) -> list[Span | N
     return spans
 
 
-def scored_units_from_pairs(text: str, pairs: Sequence[tuple[str, float]]) -> list[ScoredUnit]:
-    """Turn stored ``(unit, score)`` pairs into located units, dropping those not found."""
+def scored_units_from_pairs(
+    text: str, pairs: Sequence[tuple[str, float]]
+) -> list[tuple[Span, float]]:
+    """Turn stored ``(unit, score)`` pairs into located spans and scores, dropping units not
+    found."""
     spans = find_units(text, (unit for unit, _ in pairs))
     return [
-        ScoredUnit(unit, span, float(score))
+        (Span(span.start, span.end, unit), float(score))
         for (unit, score), span in zip(pairs, spans, strict=True)
         if span is not None
     ]

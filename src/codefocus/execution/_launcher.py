@@ -126,8 +126,8 @@ def _block_sockets() -> None:
     def refuse(*args, **kwargs):
         raise OSError("network access is disabled in the codefocus sandbox")
 
-    socket.socket = refuse  # type: ignore[misc]
-    socket.create_connection = refuse  # type: ignore[assignment]
+    socket.socket = refuse  # type: ignore[misc,assignment]
+    socket.create_connection = refuse
 
 
 def _run(config: dict, level: str) -> None:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from codefocus.data.tasks import Task
+from codefocus.data.benchmarks import Task
 from codefocus.errors import DataError
 from codefocus.execution.passk import mean_pass_at_k
 from codefocus.execution.sandbox import Limits, run_python

@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from codefocus.data.tasks import Task
-from codefocus.errors import DataError
+from codefocus.data.benchmarks import Task
+from codefocus.errors import InvalidArgumentError
 from codefocus.models.base import GenerationSettings, evaluation_input_for, sample_record
 
 
@@ -44,7 +44,7 @@ def generate_samples(
     were generated now. Each sample is flushed as soon as it exists."""
     settings = settings or GenerationSettings()
     if n <= 0:
-        raise DataError(f"--n must be positive, got {n}")
+        raise InvalidArgumentError(f"--n must be positive, got {n}")
     done = finished_samples(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0

@@ -22,8 +22,10 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
+
+from codefocus.serialization import JsonRecord
 
 LAUNCHER = Path(__file__).with_name("_launcher.py")
 OUTPUT_KEEP = 4096
@@ -42,7 +44,7 @@ class Limits:
 
 
 @dataclass(frozen=True)
-class RunResult:
+class RunResult(JsonRecord):
     """What happened. ``status``: passed, failed, timed out, crashed."""
 
     status: str
@@ -56,9 +58,6 @@ class RunResult:
     @property
     def passed(self) -> bool:
         return self.status == "passed"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def _next_uid() -> int:
@@ -167,6 +166,7 @@ def run_python(program: str, tests: str, limits: Limits = Limits()) -> RunResult
         os.close(write_end)
         timed_out = False
         try:
+            assert process.stdin is not None  # opened with stdin=PIPE
             process.stdin.write(nonce.encode() + b"\n")
             process.stdin.close()
         except (BrokenPipeError, OSError):

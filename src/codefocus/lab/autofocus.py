@@ -13,17 +13,17 @@ changes its decision when a statement is deleted?
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 from codefocus.lab.parsing import Parsed, delete, parse
+from codefocus.serialization import JsonRecord
 
 
 @dataclass
-class ProgramAnalysis:
+class ProgramAnalysis(JsonRecord):
     source: str
     label: int
     predicted: int
@@ -35,9 +35,6 @@ class ProgramAnalysis:
     spearman: float | None
     minimal_program: str
     kept_statements: list[int]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def statement_attention(parsed: Parsed, token_attention: np.ndarray, token_spans) -> np.ndarray:
@@ -124,67 +121,3 @@ def summary(analyses: list[ProgramAnalysis]) -> dict:
         "spearman_mean": float(ranks.mean()) if len(ranks) else None,
         "histogram": {"counts": histogram.tolist(), "edges": edges.tolist()},
     }
-
-
-def _grey(code: bytes, parsed: Parsed, scores: list[float]) -> str:
-    values = np.abs(np.array(scores, dtype=float))
-    top = values.max() if len(values) and values.max() > 0 else 1.0
-    level = np.zeros(len(code))
-    for statement, value in sorted(
-        zip(parsed.statements, values, strict=True), key=lambda x: x[0].start - x[0].end
-    ):
-        level[statement.start : statement.end] = (
-            value / top
-        )  # innermost statement wins (drawn last)
-    out, cursor = [], 0
-    while cursor < len(code):
-        end = cursor
-        while end < len(code) and level[end] == level[cursor]:
-            end += 1
-        shade = int(255 - 200 * level[cursor])
-        text = html.escape(code[cursor:end].decode("utf-8", errors="replace"))
-        out.append(
-            f'<span style="background:rgb({shade},{shade},{shade});color:{"#fff" if shade < 140 else "#000"}">{text}</span>'
-        )
-        cursor = end
-    return "".join(out)
-
-
-def analysis_html(analysis: ProgramAnalysis, language: str, classes: list[str]) -> str:
-    parsed = parse(analysis.source, language)
-    title = html.escape(
-        f"{classes[analysis.label]} (predicted {classes[analysis.predicted]}, confidence {analysis.confidence:.2f})"
-    )
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>AutoFocus</title><style>"
-        "pre{white-space:pre-wrap;border:1px solid #ccc;padding:.5em}.col{display:inline-block;width:49%;vertical-align:top}"
-        f"</style></head><body><h1>{title}</h1>"
-        f"<p>Pearson(a, −δ) = {analysis.pearson}</p>"
-        f"<div class='col'><h2>attention a(s)</h2><pre>{_grey(parsed.source, parsed, analysis.attention)}</pre></div>"
-        f"<div class='col'><h2>deletion effect δ(s)</h2><pre>{_grey(parsed.source, parsed, [-d for d in analysis.delta])}</pre></div>"
-        f"<h2>minimal program keeping the class</h2><pre>{html.escape(analysis.minimal_program)}</pre></body></html>"
-    )
-
-
-def print_analysis(analysis: ProgramAnalysis, language: str, console=None) -> None:
-    from rich.console import Console
-    from rich.text import Text
-
-    console = console or Console()
-    parsed = parse(analysis.source, language)
-    for name, scores in (
-        ("attention a(s)", analysis.attention),
-        ("deletion effect -δ(s)", [-d for d in analysis.delta]),
-    ):
-        values = np.abs(np.array(scores))
-        top = values.max() if len(values) and values.max() > 0 else 1.0
-        text = Text(analysis.source)
-        for statement, value in sorted(
-            zip(parsed.statements, values, strict=True), key=lambda x: x[0].start - x[0].end
-        ):
-            grey = int(232 + 23 * (1 - value / top))
-            start = len(parsed.source[: statement.start].decode(errors="replace"))
-            end = len(parsed.source[: statement.end].decode(errors="replace"))
-            text.stylize(f"on color({max(232, min(255, grey))})", start, end)
-        console.rule(name)
-        console.print(text)

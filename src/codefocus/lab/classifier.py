@@ -107,6 +107,19 @@ def _model(vocab_size: int, classes: int, dim: int, layers: int):
     return AttentionPooledClassifier()
 
 
+class EncodedPrograms:
+    """Token ids of a list of programs, encoded once, for batching in any order."""
+
+    def __init__(self, model: CodeClassifier, codes: list[str]) -> None:
+        self.rows = [model.vocabulary.encode(c, model.language, model.max_len).ids for c in codes]
+
+    def batches(self, size: int, order=None):
+        order = list(range(len(self.rows)) if order is None else order)
+        for begin in range(0, len(order), size):
+            chosen = order[begin : begin + size]
+            yield chosen, pad_ids([self.rows[i] for i in chosen])
+
+
 class CodeClassifier:
     def __init__(
         self,
@@ -151,6 +164,26 @@ class CodeClassifier:
         probabilities, _ = self.predict([s.code for s in samples])
         return float(np.mean(probabilities.argmax(1) == np.array([s.label for s in samples])))
 
+    def train_epoch(
+        self, encoded: EncodedPrograms, labels: list[int], order, batch_size: int, optimiser
+    ) -> float:
+        """One pass over the programs in ``order``, in batches; returns the summed loss. The one
+        training loop: ``fit`` and the memorization study both run it."""
+        import torch
+
+        self.net.train()
+        total = 0.0
+        for chosen, ids in encoded.batches(batch_size, order):
+            logits, _ = self.net(ids)
+            loss = torch.nn.functional.cross_entropy(
+                logits, torch.tensor([labels[i] for i in chosen])
+            )
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+            total += loss.item() * len(chosen)
+        return total
+
     def fit(
         self,
         dataset: LabDataset,
@@ -165,22 +198,12 @@ class CodeClassifier:
 
         rng = np.random.default_rng(self.seed)
         optimiser = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
+        encoded = EncodedPrograms(self, [s.code for s in dataset.train])
+        labels = [s.label for s in dataset.train]
         best, best_state, waited, history = -1.0, None, 0, []
         for epoch in range(epochs):
-            self.net.train()
             order = rng.permutation(len(dataset.train))
-            total = 0.0
-            for begin in range(0, len(order), batch_size):
-                chunk = [dataset.train[i] for i in order[begin : begin + batch_size]]
-                ids, _ = self._batch([s.code for s in chunk])
-                logits, _ = self.net(ids)
-                loss = torch.nn.functional.cross_entropy(
-                    logits, torch.tensor([s.label for s in chunk])
-                )
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-                total += loss.item() * len(chunk)
+            total = self.train_epoch(encoded, labels, order, batch_size, optimiser)
             valid = self.accuracy(dataset.valid)
             history.append(
                 {"epoch": epoch + 1, "loss": total / len(order), "valid_accuracy": valid}

@@ -14,12 +14,13 @@ import json
 import random
 import tarfile
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from codefocus.data.paths import data_file, resolve_data_dir
 from codefocus.errors import DataError
 from codefocus.lab.parsing import parse
+from codefocus.serialization import JsonRecord
 
 ABSTRACT_KINDS = {
     "identifier",
@@ -35,13 +36,10 @@ ABSTRACT_KINDS = {
 
 
 @dataclass
-class Sample:
+class Sample(JsonRecord):
     code: str
     label: int
     source: str
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -126,12 +124,15 @@ def load_algorithms(
             parts = member.name.split("/")
             if not member.isfile() or len(parts) < 4 or not member.name.endswith(".java"):
                 continue
-            raw = archive.extractfile(member).read()
+            handle = archive.extractfile(member)
+            if handle is None:
+                continue
+            raw = handle.read()
             files.setdefault(parts[1], []).append(
                 (member.name, io.TextIOWrapper(io.BytesIO(raw), errors="replace").read())
             )
     classes = sorted(files)
-    report = Counter()
+    report: Counter = Counter()
     seen_exact, seen_near, samples = set(), set(), []
     for label, name in enumerate(classes):
         kept = 0
@@ -157,3 +158,25 @@ def load_algorithms(
     report["kept"] = len(samples)
     train, valid, test = split(samples, seed)
     return LabDataset("algorithms", "java", classes, train, valid, test, dict(report))
+
+
+def load_lab_dataset(
+    name: str, data_dir=None, per_class: int | None = None, seed: int = 0
+) -> LabDataset:
+    """A lab dataset by name: ``algorithms`` (the Java algorithm data), ``methodnames`` (built
+    from the Python source installed here), or a directory a ``LabDataset`` was saved to."""
+    from codefocus.errors import UnknownNameError
+
+    if name == "algorithms":
+        return load_algorithms(data_dir, per_class, seed)
+    if name == "methodnames":
+        from codefocus.lab.methodnames import build_methodnames
+
+        return build_methodnames(seed=seed)
+    path = Path(name)
+    if (path / "dataset.json").is_file():
+        return LabDataset.load(path)
+    raise UnknownNameError(
+        f"unknown dataset {name!r}: choose algorithms, methodnames, or a directory "
+        "written by `codefocus data methodnames` / `autofocus train`"
+    )

@@ -31,7 +31,7 @@ def _wanted(name: str) -> bool:
     )
 
 
-def _segment(lines: list[str], node: ast.AST) -> str | None:
+def _segment(lines: list[str], node: ast.stmt) -> str | None:
     """The node's source, like ``ast.get_source_segment`` but without re-splitting the whole
     file for every node (that made large site-packages quadratic)."""
     if node.end_lineno is None or node.end_col_offset is None:

@@ -58,7 +58,7 @@ def parser_for(language: str):
     if language == "java":
         import tree_sitter_java as grammar
     elif language == "python":
-        import tree_sitter_python as grammar
+        import tree_sitter_python as grammar  # type: ignore[no-redef]
     else:
         raise UnknownNameError(f"unknown language {language!r}: choose from {', '.join(LANGUAGES)}")
     return Parser(Language(grammar.language()))

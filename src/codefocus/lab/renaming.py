@@ -12,6 +12,7 @@ import ast
 import builtins
 import keyword
 import re
+from typing import Any
 
 from codefocus.lab.parsing import parser_for
 
@@ -162,7 +163,7 @@ def _scope(node):
     return node
 
 
-def _java_declared(root) -> list[tuple[str, object]]:
+def _java_declared(root) -> list[tuple[str, Any]]:
     """(name, scope node) of every local variable and parameter, in source order."""
     found = []
     for node in _walk(root):
@@ -233,7 +234,7 @@ def single_renamings(code: str, language: str, limit: int | None = 5) -> list[st
     """Programs that differ from ``code`` by renaming one variable to ``varN`` (up to ``limit``)."""
     variables = python_variables(code) if language == "python" else java_variables(code)
     rename = rename_python if language == "python" else rename_java
-    variants = []
+    variants: list[str] = []
     for name in variables:
         if limit is not None and len(variants) >= limit:
             break

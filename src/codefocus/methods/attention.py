@@ -21,25 +21,30 @@ position (the end of the generated function).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from codefocus.methods.base import Method, TokenScores, register
-from codefocus.methods.context import AttributionContext
+from codefocus.methods.base import Method, MethodInputs, TokenScores
 
 
-class _SelfAttention(Method):
+@dataclass(frozen=True)
+class SelfAttention(Method):
+    """Head-summed self-attention of the chosen layers, while READING or CODING."""
+
+    stage: str = "reading"  # reading | coding
+    layers: str = "first"  # first | last | all
     family: ClassVar[str] = "attention"
-    stage: ClassVar[str]
-    layers: ClassVar[str]
 
-    def _layer_ids(self, context: AttributionContext) -> list[int]:
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return f"self-attention while {self.stage.upper()}, {self.layers} layer(s), heads summed"
+
+    def compute(self, inputs: MethodInputs) -> TokenScores:
+        context = inputs.context(self.name)
         last = context.model.num_layers - 1
-        return {"first": [0], "last": [last], "all": list(range(last + 1))}[self.layers]
-
-    def compute(self, context: AttributionContext) -> TokenScores:
-        chosen = self._layer_ids(context)
+        chosen = {"first": [0], "last": [last], "all": list(range(last + 1))}[self.layers]
         matrices = context.attention(set(chosen))
         combined = np.sum([matrices[i] for i in chosen], axis=0)  # (S, P)
         scored = context.attention_scored
@@ -51,31 +56,20 @@ class _SelfAttention(Method):
         return TokenScores(rows.sum(axis=0), rows)
 
 
-def _make(stage: str, layers: str) -> type[Method]:
-    cls = type(
-        f"{stage.title()}{layers.title()}Attention",
-        (_SelfAttention,),
-        {
-            "name": f"{stage}_{layers}",
-            "stage": stage,
-            "layers": layers,
-            "description": f"self-attention while {stage.upper()}, {layers} layer(s), heads summed",
-        },
-    )
-    return register(cls)
+@dataclass(frozen=True)
+class CompatAttention(Method):
+    """The study's released code: layer 0, one head (or their sum), one row."""
 
-
-for _stage in ("reading", "coding"):
-    for _layers in ("first", "last", "all"):
-        _make(_stage, _layers)
-
-
-class _CompatAttention(Method):
+    stage: str = "reading"
+    heads: str = "first"  # first | last | all
     family: ClassVar[str] = "attention-compat"
-    stage: ClassVar[str]
-    heads: ClassVar[str]
 
-    def compute(self, context: AttributionContext) -> TokenScores:
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        return f"the study's released code: layer 0, head {self.heads}, one {self.stage} row"
+
+    def compute(self, inputs: MethodInputs) -> TokenScores:
+        context = inputs.context(self.name)
         per_head = context.layer0_heads()  # (H, S, P)
         selected = {"first": per_head[0], "last": per_head[-1], "all": per_head.sum(0)}[self.heads]
         if context.G == 0:
@@ -84,18 +78,31 @@ class _CompatAttention(Method):
         return TokenScores(np.where(context.attention_scored, selected[row], 0.0))
 
 
-for _stage in ("reading", "coding"):
-    for _heads in ("first", "last", "all"):
-        register(
-            type(
-                f"Compat{_stage.title()}{_heads.title()}",
-                (_CompatAttention,),
-                {
-                    "name": f"compat_{_stage}_{_heads}",
-                    "stage": _stage,
-                    "heads": _heads,
-                    "description": "the study's released code: layer 0, head "
-                    f"{_heads}, one {_stage} row",
-                },
-            )
-        )
+reading_first = SelfAttention("reading_first", stage="reading", layers="first")
+reading_last = SelfAttention("reading_last", stage="reading", layers="last")
+reading_all = SelfAttention("reading_all", stage="reading", layers="all")
+coding_first = SelfAttention("coding_first", stage="coding", layers="first")
+coding_last = SelfAttention("coding_last", stage="coding", layers="last")
+coding_all = SelfAttention("coding_all", stage="coding", layers="all")
+
+compat_reading_first = CompatAttention("compat_reading_first", stage="reading", heads="first")
+compat_reading_last = CompatAttention("compat_reading_last", stage="reading", heads="last")
+compat_reading_all = CompatAttention("compat_reading_all", stage="reading", heads="all")
+compat_coding_first = CompatAttention("compat_coding_first", stage="coding", heads="first")
+compat_coding_last = CompatAttention("compat_coding_last", stage="coding", heads="last")
+compat_coding_all = CompatAttention("compat_coding_all", stage="coding", heads="all")
+
+METHODS: tuple[Method, ...] = (
+    reading_first,
+    reading_last,
+    reading_all,
+    coding_first,
+    coding_last,
+    coding_all,
+    compat_reading_first,
+    compat_reading_last,
+    compat_reading_all,
+    compat_coding_first,
+    compat_coding_last,
+    compat_coding_all,
+)

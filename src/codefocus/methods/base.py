@@ -1,22 +1,28 @@
-"""The method registry and the shared computation context.
+"""What a method is, what it computes from, and what it returns.
 
-A method is one class with a ``name`` that turns an ``AttributionContext`` into scores over the
-prompt's model tokens. Methods that share work (the six self-attention methods share one forward
-pass; saliency and input×gradient share the backward passes) get it from the context's caches.
+A method is a small frozen dataclass instance with a ``name`` and a ``family``; its other fields
+are its options (integrated-gradients steps, SHAP samples, ...), set per instance by
+``resolve_methods(names, **options)`` and recorded with the result. It turns ``MethodInputs`` into
+scores over the prompt's model tokens (white-box methods) or over its words (perturbation
+methods). Methods that share work (the six self-attention methods share one forward pass;
+saliency and input×gradient share the backward passes) get it from the white-box context's caches.
+The registry lives in ``codefocus.methods``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from codefocus.errors import UnknownNameError
+from codefocus.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from codefocus.methods.context import AttributionContext
+    from codefocus.methods.perturbation import PerturbationSetup
+
+FAMILIES = ("attention", "attention-compat", "gradient", "perturbation")
 
 
 @dataclass
@@ -31,73 +37,43 @@ class TokenScores:
     word_level: bool = False
 
 
-class Method:
-    """Subclasses set ``name``, ``family`` and ``description`` and implement ``compute``."""
+@dataclass(frozen=True)
+class MethodInputs:
+    """What methods compute from: the white-box context (``None`` for a model behind an endpoint)
+    and the perturbation setup (``None`` when no perturbation method runs)."""
 
-    name: ClassVar[str]
-    family: ClassVar[str]  # "attention", "gradient", "perturbation"
+    white_box: AttributionContext | None = None
+    perturbation: PerturbationSetup | None = None
+
+    def context(self, method: str) -> AttributionContext:
+        if self.white_box is None:
+            raise InvalidArgumentError(f"{method} needs a white-box model")
+        return self.white_box
+
+    def setup(self, method: str) -> PerturbationSetup:
+        if self.perturbation is None:
+            raise InvalidArgumentError(f"{method} needs a perturbation setup")
+        return self.perturbation
+
+
+# fields of a method that identify it rather than configure it
+IDENTITY_FIELDS = ("name", "stage", "layers", "heads", "which")
+
+
+@dataclass(frozen=True)
+class Method:
+    """Subclasses add their options as fields and implement ``compute``."""
+
+    name: str
+    family: ClassVar[str]
     description: ClassVar[str] = ""
     needs_white_box: ClassVar[bool] = True
 
-    def compute(self, context: AttributionContext) -> TokenScores:
+    def compute(self, inputs: MethodInputs) -> TokenScores:
         raise NotImplementedError
 
-
-_REGISTRY: dict[str, type[Method]] = {}
-
-
-def register(cls: type[Method]) -> type[Method]:
-    """Class decorator: make a method available by its name."""
-    if cls.name in _REGISTRY:
-        raise ValueError(f"method {cls.name!r} registered twice")
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_builtin() -> None:
-    from codefocus.methods import attention, gradient, perturbation  # noqa: F401  (registers)
-
-
-def available_methods() -> dict[str, type[Method]]:
-    _load_builtin()
-    return dict(_REGISTRY)
-
-
-GROUPS: dict[str, Callable[[dict[str, type[Method]]], list[str]]] = {
-    "all-whitebox": lambda r: [n for n in r if n in STUDY_WHITEBOX],
-    "all": lambda r: list(r),
-    "kou2024-compat": lambda r: [n for n, c in r.items() if c.family == "attention-compat"],
-    "attention": lambda r: [n for n, c in r.items() if c.family == "attention"],
-    "gradient": lambda r: [n for n, c in r.items() if c.family == "gradient"],
-    "perturbation": lambda r: [n for n, c in r.items() if c.family == "perturbation"],
-    "study": lambda r: [n for n in r if n in STUDY_WHITEBOX],
-}
-STUDY_WHITEBOX = (
-    "reading_first",
-    "reading_last",
-    "reading_all",
-    "coding_first",
-    "coding_last",
-    "coding_all",
-    "saliency_reading",
-    "saliency_coding",
-    "inputxgradient_reading",
-    "inputxgradient_coding",
-)
-
-
-def resolve_methods(names: list[str] | str) -> list[Method]:
-    """Method instances for names or group names (``all-whitebox``, ``attention``, ...)."""
-    registry = available_methods()
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    chosen: list[str] = []
-    for name in names:
-        if name in GROUPS:
-            chosen += GROUPS[name](registry)
-        elif name in registry:
-            chosen.append(name)
-        else:
-            known = ", ".join([*GROUPS, *registry])
-            raise UnknownNameError(f"unknown method {name!r}: choose from {known}")
-    return [registry[n]() for n in dict.fromkeys(chosen)]
+    def options(self) -> dict:
+        """The options this instance runs with (recorded in the result's settings)."""
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if f.name not in IDENTITY_FIELDS
+        }

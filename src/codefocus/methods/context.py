@@ -24,16 +24,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from codefocus.models.hf import HFModel
+from codefocus.models.base import WhiteBoxModel
 
 
 @dataclass
 class AttributionContext:
-    model: HFModel
+    model: WhiteBoxModel
     model_input: str
     completion: str
     gradient_chunk: int = 16
-    perturbation: object = None  # a PerturbationSetup when perturbation methods run
     completion_ids: Sequence[int] | None = None  # the generated tokens, when known
     scope: tuple[int, int] | None = None  # scored characters of model_input; None: all of it
     exclude_sink: bool = True  # attention methods do not score the first input position
@@ -78,7 +77,7 @@ class AttributionContext:
     def target_ids(self) -> list[int]:
         """Generated tokens; with no completion, the greedy next token stands in for step 0."""
         if self.completion_ids:
-            return self.completion_ids
+            return list(self.completion_ids)
         import torch
 
         with torch.no_grad():
@@ -86,17 +85,6 @@ class AttributionContext:
         return [int(logits.argmax())]
 
     # ---- attention -----------------------------------------------------------------------
-    def _attention_modules(self) -> list:
-        modules = [m for m in self.model.model.modules() if type(m).__name__.endswith("Attention")]
-        if len(modules) != self.model.num_layers:
-            from codefocus.errors import CodefocusError
-
-            raise CodefocusError(
-                f"cannot find one attention module per layer in {self.model.name} "
-                f"({len(modules)} found, {self.model.num_layers} layers)"
-            )
-        return modules
-
     def attention(self, layers: set[int], layer0_heads: bool = False) -> dict[int, np.ndarray]:
         """Head-summed attention of each requested layer: (S, P), rows = query positions,
         columns = prompt tokens. Forward hooks keep only those layers, already reduced, so memory
@@ -111,7 +99,7 @@ class AttributionContext:
         # one forward serves every attention method: capture all layers not yet captured (each
         # is only S x P floats once its heads are summed)
         missing |= {i for i in range(self.model.num_layers) if i not in self._attention}
-        modules = self._attention_modules()
+        modules = self.model.attention_modules()
         P = self.P
         captured: dict[int, torch.Tensor] = {}
         heads: list[torch.Tensor] = []
@@ -177,7 +165,7 @@ class AttributionContext:
         return self._first_gradients
 
     def gradients(
-        self, steps: int | None = None, keep: bool = True
+        self, steps: int | None = None, keep: bool = True, chunk: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per generated step: saliency and input×gradient over the prompt tokens, (G', P).
 
@@ -186,6 +174,7 @@ class AttributionContext:
         output gradients, chunked). Causality makes this equal to one forward per step on its
         own prefix. Each step's vector is L2 over the embedding dimension, normalised to sum 1
         over that step's inputs (prompt + earlier generated tokens), then cut to the prompt.
+        ``chunk`` (default ``gradient_chunk``) bounds the memory of one batched backward.
         """
         if self._gradients is not None and keep:
             return self._gradients
@@ -203,8 +192,9 @@ class AttributionContext:
         saliency = np.zeros((steps, self.P))
         input_x_gradient = np.zeros((steps, self.P))
         eye = torch.eye(steps, device=logits.device, dtype=logits.dtype)
-        for begin in range(0, steps, self.gradient_chunk):
-            rows = eye[begin : begin + self.gradient_chunk]
+        chunk = chunk or self.gradient_chunk
+        for begin in range(0, steps, chunk):
+            rows = eye[begin : begin + chunk]
             last = begin + len(rows) >= steps
             try:
                 (grads,) = torch.autograd.grad(

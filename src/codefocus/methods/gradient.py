@@ -3,51 +3,76 @@
 * Saliency(step, j) = ||d logit(token_step) / d e_j||_2, normalised to sum 1 over the step's inputs.
 * Input×Gradient(step, j) = ||e_j ⊙ d logit(token_step) / d e_j||_2, normalised the same way.
 * *reading* = the first generated token's vector; *coding* = the sum over all generated tokens.
-* Integrated Gradients (new): first generated token, zero baseline, 20 trapezoid steps.
+* Integrated Gradients (new): first generated token, zero baseline, ``ig_steps`` trapezoid steps.
+
+Options: ``gradient_chunk`` (backward passes batched per chunk of generated tokens: memory, not
+values) and ``ig_steps``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
-from codefocus.methods.base import Method, TokenScores, register
-from codefocus.methods.context import AttributionContext
+from codefocus.errors import InvalidArgumentError
+from codefocus.methods.base import Method, MethodInputs, TokenScores
 
 
-class _Gradient(Method):
+@dataclass(frozen=True)
+class Gradient(Method):
+    """Saliency (``which=0``) or input×gradient (``which=1``), READING or CODING."""
+
+    stage: str = "reading"
+    which: int = 0
+    gradient_chunk: int = 16
     family: ClassVar[str] = "gradient"
-    stage: ClassVar[str]
-    which: ClassVar[int]  # 0 saliency, 1 input x gradient
 
-    def compute(self, context: AttributionContext) -> TokenScores:
+    def __post_init__(self) -> None:
+        if self.gradient_chunk < 1:
+            raise InvalidArgumentError(
+                f"gradient_chunk must be positive, got {self.gradient_chunk}"
+            )
+
+    @property
+    def description(self) -> str:  # type: ignore[override]
+        kind = ("saliency", "inputxgradient")[self.which]
+        return f"{kind} while {self.stage.upper()}"
+
+    def compute(self, inputs: MethodInputs) -> TokenScores:
+        context = inputs.context(self.name)
         if self.stage == "reading":
             return TokenScores(context.first_step_gradients()[self.which][0].copy())
-        per_step = context.gradients()[self.which]
+        per_step = context.gradients(chunk=self.gradient_chunk)[self.which]
         rows = per_step[: context.G] if context.G else per_step[:0]
         return TokenScores(rows.sum(axis=0), rows)
 
 
-for _which, _kind in enumerate(("saliency", "inputxgradient")):
-    for _stage in ("reading", "coding"):
-        register(
-            type(
-                f"{_kind.title()}{_stage.title()}",
-                (_Gradient,),
-                {
-                    "name": f"{_kind}_{_stage}",
-                    "stage": _stage,
-                    "which": _which,
-                    "description": f"{_kind} while {_stage.upper()}",
-                },
-            )
-        )
+@dataclass(frozen=True)
+class IntegratedGradients(Method):
+    """Integrated gradients of the first generated token (new)."""
 
-
-@register
-class IntegratedGradientsReading(Method):
-    name: ClassVar[str] = "integrated_gradients_reading"
+    ig_steps: int = 20
     family: ClassVar[str] = "gradient"
     description: ClassVar[str] = "integrated gradients of the first generated token (new)"
 
-    def compute(self, context: AttributionContext) -> TokenScores:
-        return TokenScores(context.integrated_gradients())
+    def __post_init__(self) -> None:
+        if self.ig_steps < 2:
+            raise InvalidArgumentError(f"ig_steps must be at least 2, got {self.ig_steps}")
+
+    def compute(self, inputs: MethodInputs) -> TokenScores:
+        return TokenScores(inputs.context(self.name).integrated_gradients(self.ig_steps))
+
+
+saliency_reading = Gradient("saliency_reading", stage="reading", which=0)
+saliency_coding = Gradient("saliency_coding", stage="coding", which=0)
+inputxgradient_reading = Gradient("inputxgradient_reading", stage="reading", which=1)
+inputxgradient_coding = Gradient("inputxgradient_coding", stage="coding", which=1)
+integrated_gradients_reading = IntegratedGradients("integrated_gradients_reading")
+
+METHODS: tuple[Method, ...] = (
+    saliency_reading,
+    saliency_coding,
+    inputxgradient_reading,
+    inputxgradient_coding,
+    integrated_gradients_reading,
+)

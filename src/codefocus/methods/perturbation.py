@@ -5,8 +5,8 @@ study's similarity (NLTK sentence BLEU on whitespace tokens) by default.
 
 * ``occlusion``: delete the word (cheap baseline).
 * ``bert_masking``: replace the word by a substitute provider's proposal (the study's BERT masking).
-* ``shap``: shap's KernelExplainer over word-presence coalitions, 50 samples as in the study;
-  absent words take their substitutes; the score is |SHAP value| (the study's open models).
+* ``shap``: shap's KernelExplainer over word-presence coalitions, ``shap_samples=50`` as in the
+  study; absent words take their substitutes; the score is |SHAP value| (the study's open models).
   Regularisation: ``shap_l1_reg="none"`` by default, so every word gets a value (shap's own
   default, ``num_features(10)``, gives at most 10 words a non-zero value, which makes a top-20
   meaningless); ``aic`` (the study-era default, adaptive), ``bic`` and ``num_features(N)`` are
@@ -15,19 +15,26 @@ study's similarity (NLTK sentence BLEU on whitespace tokens) by default.
   exact Owen values of that hierarchy for a fixed budget — faster and steadier than Kernel.
 
 They work for any model that can generate, white-box or behind an endpoint. All perturbed inputs
-go through one batched, cached generator.
+go through one batched, cached generator; ``WordTemplate`` is the one place a word mask becomes a
+prompt (captum's ``TextTemplateInput`` plays that part there).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
 
 from codefocus.data.units import Span, scoped_word_spans
-from codefocus.methods.base import Method, TokenScores, register
+from codefocus.errors import InvalidArgumentError
+from codefocus.methods.base import Method, MethodInputs, TokenScores
 from codefocus.metrics.similarity import dissimilarity
+
+# a generator as the perturbation methods see it: (inputs, budget, settings, original=...) ->
+# completions (``models/cache.CachedGenerator``, or any callable in tests)
+Generator = Callable[..., list[str]]
 
 
 @dataclass
@@ -37,21 +44,19 @@ class PerturbationSetup:
     prompt: str
     suffix: str  # what follows the prompt in the model input (MBPP's function header)
     completion: str
-    generator: object  # CachedGenerator-like: (inputs, budget, settings) -> completions
+    generator: Generator
     budget: int
     settings: object
     similarity: str = "bleu"
     provider: str = "embedding"
     model: object = None
-    shap_samples: int = 50
-    shap_l1_reg: str = "none"  # none | aic | bic | num_features(N)
     scope: str = "study"  # which words are perturbed (data/units.py: scored_range)
-    partition_evals: int = 0  # 0: 8 x words (enough to resolve every leaf of the tree)
+    _words: list[Span] | None = field(default=None, repr=False)
     _substitutes: list[str] | None = field(default=None, repr=False)
 
     @property
     def words(self) -> list[Span]:
-        if getattr(self, "_words", None) is None:
+        if self._words is None:
             self._words = scoped_word_spans(self.prompt, self.scope)
         return self._words
 
@@ -62,6 +67,12 @@ class PerturbationSetup:
             provider = get_provider(self.provider, self.model)
             self._substitutes = [substitute_word(provider, self.prompt, w) for w in self.words]
         return self._substitutes
+
+    def template(self, with_substitutes: bool) -> WordTemplate:
+        """The prompt as words that can be left out: deleted, or replaced by substitutes."""
+        return WordTemplate(
+            self.prompt, self.words, self.substitutes() if with_substitutes else None
+        )
 
     def scores_for(self, prompts: list[str]) -> np.ndarray:
         """1 - similarity(original, regenerated) for each perturbed prompt (batched, cached)."""
@@ -91,27 +102,59 @@ def rebuild(prompt: str, words: list[Span], replacements: dict[int, str]) -> str
     return "".join(pieces)
 
 
+@dataclass(frozen=True)
+class WordTemplate:
+    """A prompt as a sequence of words, each present or absent; an absent word takes its
+    substitute (``substitutes`` given) or is deleted."""
+
+    prompt: str
+    words: list[Span]
+    substitutes: Sequence[str] | None = None
+
+    def absent(self, index: int) -> str:
+        return "" if self.substitutes is None else self.substitutes[index]
+
+    def changes(self, index: int) -> bool:
+        """Whether leaving word ``index`` out changes the prompt at all."""
+        span = self.words[index]
+        return self.absent(index) != self.prompt[span.start : span.end]
+
+    def without(self, index: int) -> str:
+        """The prompt with one word left out."""
+        return rebuild(self.prompt, self.words, {index: self.absent(index)})
+
+    def render(self, present: np.ndarray) -> str:
+        """The prompt with the words where ``present`` is 0 left out."""
+        absent = np.flatnonzero(np.asarray(present) == 0)
+        return rebuild(self.prompt, self.words, {int(i): self.absent(int(i)) for i in absent})
+
+    def render_all(self, masks: np.ndarray) -> list[str]:
+        return [self.render(row) for row in masks]
+
+
+SHAP_L1_REG_CHOICES = "none, aic, bic or num_features(N)"
+
+
 def shap_l1_reg(name: str):
     """shap's ``l1_reg`` argument for a regularisation name (``none`` keeps every word)."""
     import re
-
-    from codefocus.errors import InvalidArgumentError
 
     if name == "none":
         return False
     if name in ("aic", "bic") or re.fullmatch(r"num_features\([1-9][0-9]*\)", name):
         return name
-    raise InvalidArgumentError(
-        f"unknown SHAP regularisation {name!r}: use none, aic, bic or num_features(N)"
-    )
+    raise InvalidArgumentError(f"unknown SHAP regularisation {name!r}: use {SHAP_L1_REG_CHOICES}")
 
 
-class _Perturbation(Method):
+@dataclass(frozen=True)
+class Perturbation(Method):
+    """Scores words by regenerating from perturbed prompts; any text generator will do."""
+
     family: ClassVar[str] = "perturbation"
     needs_white_box: ClassVar[bool] = False
 
-    def compute(self, context) -> TokenScores:
-        setup: PerturbationSetup = context.perturbation
+    def compute(self, inputs: MethodInputs) -> TokenScores:
+        setup = inputs.setup(self.name)
         words = setup.words
         if not words:
             return TokenScores(np.zeros(0), word_level=True)
@@ -120,101 +163,109 @@ class _Perturbation(Method):
         state = np.random.get_state()
         np.random.seed(0)
         try:
-            return TokenScores(self.word_scores(setup, words), word_level=True)
+            return TokenScores(self.word_scores(setup), word_level=True)
         finally:
             np.random.set_state(state)
 
-    def word_scores(self, setup: PerturbationSetup, words: list[Span]) -> np.ndarray:
+    def word_scores(self, setup: PerturbationSetup) -> np.ndarray:
         raise NotImplementedError
 
 
-@register
-class Occlusion(_Perturbation):
-    name: ClassVar[str] = "occlusion"
+@dataclass(frozen=True)
+class Occlusion(Perturbation):
     description: ClassVar[str] = "delete each word, regenerate, 1 - BLEU"
 
-    def word_scores(self, setup, words):
-        prompts = [rebuild(setup.prompt, words, {i: ""}) for i in range(len(words))]
-        return setup.scores_for(prompts)
+    def word_scores(self, setup):
+        template = setup.template(with_substitutes=False)
+        return setup.scores_for([template.without(i) for i in range(len(template.words))])
 
 
-@register
-class BertMasking(_Perturbation):
-    name: ClassVar[str] = "bert_masking"
+@dataclass(frozen=True)
+class BertMasking(Perturbation):
     description: ClassVar[str] = "replace each word by a substitute, regenerate, 1 - BLEU"
 
-    def word_scores(self, setup, words):
-        substitutes = setup.substitutes()
-        prompts, changed = [], []
-        for i, span in enumerate(words):
-            if substitutes[i] != setup.prompt[span.start : span.end]:
-                prompts.append(rebuild(setup.prompt, words, {i: substitutes[i]}))
-                changed.append(i)
-        scores = np.zeros(len(words))
-        if prompts:
-            scores[changed] = setup.scores_for(prompts)
+    def word_scores(self, setup):
+        template = setup.template(with_substitutes=True)
+        changed = [i for i in range(len(template.words)) if template.changes(i)]
+        scores = np.zeros(len(template.words))
+        if changed:
+            scores[changed] = setup.scores_for([template.without(i) for i in changed])
         return scores
 
 
-@register
-class KernelShap(_Perturbation):
-    name: ClassVar[str] = "shap"
+@dataclass(frozen=True)
+class KernelShap(Perturbation):
+    shap_samples: int = 50
+    shap_l1_reg: str = "none"  # none | aic | bic | num_features(N)
     description: ClassVar[str] = "shap KernelExplainer over word coalitions (50 samples), |value|"
 
-    def word_scores(self, setup, words):
+    def __post_init__(self) -> None:
+        if self.shap_samples < 1:
+            raise InvalidArgumentError(f"shap_samples must be positive, got {self.shap_samples}")
+        shap_l1_reg(self.shap_l1_reg)
+
+    def word_scores(self, setup):
         import logging
         import warnings
 
         import shap
 
         logging.getLogger("shap").setLevel(logging.ERROR)
-        substitutes = setup.substitutes()
+        template = setup.template(with_substitutes=True)
+        count = len(template.words)
 
         def value(coalitions: np.ndarray) -> np.ndarray:
-            prompts = [
-                rebuild(setup.prompt, words, {i: substitutes[i] for i in np.flatnonzero(row == 0)})
-                for row in coalitions
-            ]
-            return setup.scores_for(prompts)
+            return setup.scores_for(template.render_all(coalitions))
 
-        explainer = shap.KernelExplainer(value, np.zeros((1, len(words))))
+        explainer = shap.KernelExplainer(value, np.zeros((1, count)))
         with warnings.catch_warnings():  # fewer samples than words: shap says it uses lstsq
             warnings.simplefilter("ignore")
             values = explainer.shap_values(
-                np.ones((1, len(words))),
-                nsamples=setup.shap_samples,
-                l1_reg=shap_l1_reg(setup.shap_l1_reg),
+                np.ones((1, count)),
+                nsamples=self.shap_samples,
+                l1_reg=shap_l1_reg(self.shap_l1_reg),
                 silent=True,
             )
-        return np.abs(np.asarray(values, dtype=float).reshape(-1)[: len(words)])
+        return np.abs(np.asarray(values, dtype=float).reshape(-1)[:count])
 
 
-@register
-class PartitionShap(_Perturbation):
-    name: ClassVar[str] = "shap_partition"
+@dataclass(frozen=True)
+class PartitionShap(Perturbation):
+    partition_evals: int = 0  # 0: 8 x words (enough to resolve every leaf of the tree)
     description: ClassVar[str] = "shap Partition explainer over a word hierarchy, |value|"
 
-    def word_scores(self, setup, words):
+    def __post_init__(self) -> None:
+        if self.partition_evals < 0:
+            raise InvalidArgumentError(
+                f"partition_evals must be 0 (automatic) or positive, got {self.partition_evals}"
+            )
+
+    def word_scores(self, setup):
         import shap
         from scipy.cluster.hierarchy import linkage
 
-        count = len(words)
+        template = setup.template(with_substitutes=False)
+        count = len(template.words)
         if count == 1:
             return np.abs(setup.scores_for([""]))
 
         def value(coalitions: np.ndarray) -> np.ndarray:
-            prompts = [
-                rebuild(setup.prompt, words, {i: "" for i in np.flatnonzero(row == 0)})
-                for row in coalitions
-            ]
-            return setup.scores_for(prompts)
+            return setup.scores_for(template.render_all(coalitions))
 
         # a hierarchy that merges neighbouring words first (as shap's own text masker does)
-        positions = np.array([[span.start] for span in words], dtype=float)
+        positions = np.array([[span.start] for span in template.words], dtype=float)
         masker = shap.maskers.Partition(
             np.zeros((1, count)), clustering=linkage(positions, "single")
         )
         explainer = shap.explainers.Partition(value, masker)
-        budget = max(setup.partition_evals or 8 * count, 2 * count + 1)
+        budget = max(self.partition_evals or 8 * count, 2 * count + 1)
         explanation = explainer(np.ones((1, count)), max_evals=budget, silent=True)
         return np.abs(np.asarray(explanation.values[0], dtype=float).reshape(-1)[:count])
+
+
+occlusion = Occlusion("occlusion")
+bert_masking = BertMasking("bert_masking")
+shap_kernel = KernelShap("shap")
+shap_partition = PartitionShap("shap_partition")
+
+METHODS: tuple[Method, ...] = (occlusion, bert_masking, shap_kernel, shap_partition)

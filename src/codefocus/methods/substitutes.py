@@ -93,7 +93,9 @@ class EmbeddingNeighbours(SubstituteProvider):
             if _same_family(candidate, word) or candidate in antonyms:
                 continue
             if antonyms and any(  # smallest -> small, an antonym of large(st)
-                lemma in antonyms for pos in "nvar" for lemma in wordnet.lemmas(candidate, pos)
+                lemma in antonyms
+                for pos in "nvar"
+                for lemma in wordnet.lemmas(candidate, pos)  # type: ignore[union-attr]
             ):
                 continue
             found.append(candidate)
@@ -149,7 +151,7 @@ class WordNetSynonyms(SubstituteProvider):
         word = text[span.start : span.end]
         if not _WORD.match(word):
             return word
-        for synonym in self.wordnet.synonyms(word):
+        for synonym in self.wordnet.synonyms(word):  # type: ignore[union-attr]
             if " " not in synonym and not _same_family(synonym, word):
                 return _match_case(word, synonym)
         return word
@@ -181,7 +183,7 @@ class MaskedLM(SubstituteProvider):
         with torch.no_grad():
             logits = self.model(**encoded).logits[0, position]
         for index in logits.argsort(descending=True)[:20].tolist():
-            token = self.tokenizer.convert_ids_to_tokens(index)
+            token = str(self.tokenizer.convert_ids_to_tokens(index))
             if _WORD.match(token) and token.lower() != word.lower():
                 return _match_case(word, token)
         return word
@@ -237,7 +239,10 @@ def other_number(word: str) -> str:
         value = Decimal(word)
     except InvalidOperation:
         return word
-    step = Decimal(1).scaleb(value.as_tuple().exponent)
+    exponent = value.as_tuple().exponent
+    if not isinstance(exponent, int):  # NaN or infinity
+        return word
+    step = Decimal(1).scaleb(exponent)
     changed = value - step if value < 0 else value + step
     text = f"{changed:f}"
     if word.startswith("+"):

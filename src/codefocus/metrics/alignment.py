@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from codefocus.errors import InvalidArgumentError
+from codefocus.serialization import JsonRecord
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ class PromptUnits:
 
 def check_k(k: int) -> int:
     if not isinstance(k, int | np.integer) or k <= 0:
-        raise InvalidArgumentError(f"K must be a positive integer, got {k!r}")
+        raise InvalidArgumentError(f"K must be positive (an integer), got {k!r}")
     return int(k)
 
 
@@ -184,7 +185,7 @@ def cohen_kappa_from_pairs(n00: float, n01: float, n10: float, n11: float) -> fl
 
 
 @dataclass(frozen=True)
-class AlignmentScores:
+class AlignmentScores(JsonRecord):
     """Pooled alignment of one method at one K over a set of prompts."""
 
     k: int
@@ -198,13 +199,6 @@ class AlignmentScores:
     n_prompts: int
     n_top: int
     n_human: int
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> AlignmentScores:
-        return cls(**data)
 
 
 def pool(

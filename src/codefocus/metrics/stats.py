@@ -13,6 +13,7 @@ import numpy as np
 
 from codefocus.errors import InvalidArgumentError
 from codefocus.metrics.alignment import PromptCounts
+from codefocus.serialization import JsonRecord
 
 METRICS = ("precision", "recall", "f1", "alpha")
 
@@ -40,15 +41,12 @@ def _pooled(sums: np.ndarray) -> dict[str, np.ndarray]:
 
 
 @dataclass(frozen=True)
-class Interval:
+class Interval(JsonRecord):
     """A point estimate with a percentile bootstrap interval."""
 
     estimate: float
     low: float
     high: float
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def bootstrap(
@@ -82,16 +80,13 @@ def bootstrap(
 
 
 @dataclass(frozen=True)
-class PairedTest:
+class PairedTest(JsonRecord):
     """Difference (a - b) of a pooled metric between two methods and its permutation p-value."""
 
     metric: str
     difference: float
     p_value: float
     permutations: int
-
-    def to_dict(self) -> dict:
-        return dict(self.__dict__)
 
 
 def paired_permutation_test(

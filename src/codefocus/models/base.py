@@ -1,16 +1,31 @@
-"""What every model backend offers, and the typed records generation produces."""
+"""What every model backend offers (the seam), and the typed records generation produces.
+
+Two declared interfaces, as EvalPlus's ``DecoderBase`` and captum's ``RemoteLLMProvider`` do it:
+
+* ``TextGenerator``: what every backend does — generate, count tokens, check a context budget.
+  The perturbation methods (occlusion, BERT masking, SHAP) need nothing more, so they run on an
+  OpenAI-compatible endpoint (``models/endpoint.py``) as on a local model.
+* ``WhiteBoxModel``: a text generator whose internals can be read — tokens with their character
+  spans, the torch module (embeddings, layers), the attention modules to hook, and greedy
+  continuation from a token prefix (the exact perturbation engine). ``models/hf.py`` is one.
+
+Code dispatches on these (``is_white_box``), never on a concrete class.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
-from codefocus.data.tasks import Task
+from codefocus.data.benchmarks import Task
+from codefocus.serialization import JsonRecord
 
 MBPP_STUDY_HEADER = "\ndef function():"
 
 
 @dataclass(frozen=True)
-class GenerationSettings:
+class GenerationSettings(JsonRecord):
     """How to generate. The defaults follow Kou et al.: greedy, stop at the end of the function.
 
     ``max_new_tokens=None`` means: tokens of the reference solution + 20, as in the study.
@@ -24,16 +39,9 @@ class GenerationSettings:
     stop_at_function_end: bool = True
     chat: bool = False
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> GenerationSettings:
-        return cls(**data)
-
 
 @dataclass(frozen=True)
-class Generation:
+class Generation(JsonRecord):
     """A model input and the code the model wrote after it.
 
     ``token_ids`` are the generated tokens that were kept (white-box models): the completion is
@@ -47,22 +55,114 @@ class Generation:
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     token_ids: tuple[int, ...] | None = None
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["settings"] = self.settings.to_dict()
-        data["token_ids"] = list(self.token_ids) if self.token_ids is not None else None
-        return data
 
-    @classmethod
-    def from_dict(cls, data: dict) -> Generation:
-        ids = data.get("token_ids")
-        return cls(
-            data["model"],
-            data["model_input"],
-            data["completion"],
-            GenerationSettings.from_dict(data.get("settings", {})),
-            tuple(int(i) for i in ids) if ids is not None else None,
-        )
+@dataclass(frozen=True)
+class Encoded:
+    """A tokenized text: ids and each token's character span in the text."""
+
+    ids: list[int]
+    offsets: list[tuple[int, int]]
+    tokens: list[str]
+
+
+@runtime_checkable
+class TextGenerator(Protocol):
+    """What every backend offers: generation and the token budget around it."""
+
+    name: str
+
+    @property
+    def fingerprint(self) -> str:
+        """What determines the outputs (weights, tokenizer / served model): the cache key."""
+        ...
+
+    def generate(
+        self,
+        model_inputs: Sequence[str],
+        settings: GenerationSettings | None = None,
+        max_new_tokens: Sequence[int] | int | None = None,
+        batch_size: int = 8,
+    ) -> list[Generation]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def check_fits(self, n_prompt: int, n_new: int) -> None:
+        """Raise ``ContextTooLongError`` when prompt + new tokens exceed the context."""
+        ...
+
+    def default_max_new_tokens(self, reference_solution: str | None) -> int:
+        """The study's budget: tokens of the reference solution + 20."""
+        ...
+
+
+@runtime_checkable
+class WhiteBoxModel(TextGenerator, Protocol):
+    """A generator whose tokens, embeddings, layers and attention can be read."""
+
+    model: Any  # the torch module (a transformers causal LM)
+    tokenizer: Any
+    device: Any
+
+    @property
+    def num_layers(self) -> int: ...
+
+    def encode(self, text: str) -> Encoded: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+    def token_spans(self, ids: Sequence[int]) -> list[tuple[int, int]]:
+        """Each generated token's character span in ``decode(ids)``."""
+        ...
+
+    def attention_modules(self) -> list[Any]:
+        """One attention module per layer, in order, whose output carries the weights."""
+        ...
+
+    def raw_ids(self, model_input: str, settings: GenerationSettings, budget: int) -> list[int]:
+        """The greedy tokens before truncation (memoised): the draft for perturbed inputs."""
+        ...
+
+    def finish_ids(self, raw: list[int], settings: GenerationSettings) -> list[int]:
+        """Raw generated tokens cut as ``generate`` cuts them (end of sequence, function end)."""
+        ...
+
+    def continue_greedy(
+        self,
+        prompts: list[list[int]],
+        prefixes: list[list[int]],
+        budget: int,
+        settings: GenerationSettings,
+    ) -> list[list[int]]:
+        """Greedy decoding of prompts whose completions begin with known prefixes (the exact
+        perturbation engine's fallback)."""
+        ...
+
+
+def _members(protocol: type) -> set[str]:
+    names: set[str] = set()
+    for klass in protocol.__mro__:
+        if klass is object or klass is Protocol or klass.__name__ == "Generic":
+            continue
+        names |= {n for n in vars(klass) if not n.startswith("_")}
+        names |= set(getattr(klass, "__annotations__", {}))
+    return names
+
+
+def offers(model: object, protocol: type) -> bool:
+    """Whether ``model`` has every member of ``protocol``, looked up statically: unlike
+    ``isinstance`` on Python 3.11 this never runs a property (an endpoint's ``fingerprint``
+    asks its server)."""
+    import inspect
+
+    sentinel = object()
+    return all(
+        inspect.getattr_static(model, name, sentinel) is not sentinel for name in _members(protocol)
+    )
+
+
+def is_white_box(model: object) -> bool:
+    """Whether ``model`` offers the white-box interface (all methods) or only generation."""
+    return offers(model, WhiteBoxModel)
 
 
 def token_limits(count: int, settings: GenerationSettings, max_new_tokens) -> list[int]:

@@ -16,6 +16,15 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from codefocus.models.base import is_white_box
+
+if TYPE_CHECKING:
+    from codefocus.models.engine import DraftVerifier
+
+# how perturbed inputs are regenerated: by verifying the original completion as a draft, or plainly
+ENGINES = ("draft", "plain")
 
 
 def _key(model: str, model_input: str, settings: dict, budget: int) -> str:
@@ -106,7 +115,7 @@ class CachedGenerator:
         self.batch_size = batch_size
         self.engine = engine
         self.generated = 0
-        self._verifier = None
+        self._verifier: DraftVerifier | None = None
 
     def __call__(
         self, inputs: list[str], budget: int, settings=None, original: str | None = None
@@ -118,7 +127,7 @@ class CachedGenerator:
             original is not None
             and self.engine == "draft"
             and not settings.do_sample
-            and hasattr(self.model, "continue_greedy")
+            and is_white_box(self.model)
         ):
             if self._verifier is None:
                 from codefocus.models.engine import DraftVerifier

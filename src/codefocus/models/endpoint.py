@@ -15,17 +15,13 @@ import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from codefocus.errors import CodefocusError
+from codefocus.errors import EndpointError
 from codefocus.models.base import (
     Generation,
     GenerationSettings,
     token_limits,
     truncate_at_function_end,
 )
-
-
-class EndpointError(CodefocusError):
-    """The endpoint could not be reached, refused us, or answered nonsense."""
 
 
 class EndpointModel:

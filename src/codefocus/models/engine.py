@@ -60,7 +60,7 @@ class DraftVerifier:
         max_changed: float = 0.25,
         decode_batch_size: int = 64,
     ) -> None:
-        self.model = model  # an HFModel
+        self.model = model  # a WhiteBoxModel
         self.batch_size = batch_size  # rows per verification forward (compute-bound)
         # rows decoded together: a decoding step reads every weight once whatever the batch, so
         # on a CPU wide batches are nearly free (memory-bound) while prefill is compute-bound
@@ -116,12 +116,13 @@ class DraftVerifier:
             rows = order[begin : begin + self.batch_size]
             start = min(shared[i] for i in rows) if cache is not None else 0
             answers = self._verify([encoded[i] for i in rows], draft, cache, start)
-            for index, prefix in zip(rows, answers, strict=True):
-                prefixes[index] = prefix
+            for index, answer in zip(rows, answers, strict=True):
+                prefixes[index] = answer
         finished: dict[int, list[int]] = {}
         pending = []
-        for index, prefix in enumerate(prefixes):
-            assert prefix is not None
+        for index, maybe in enumerate(prefixes):
+            assert maybe is not None
+            prefix = maybe
             if prefix == draft or self._stops(prefix, budget):
                 finished[index] = prefix
                 self.accepted += prefix == draft

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
-from codefocus.errors import CodefocusError, InvalidArgumentError
+from codefocus.errors import ContextTooLongError, ModelLoadError
 from codefocus.models.base import (
+    Encoded,
     Generation,
     GenerationSettings,
     function_end,
@@ -20,21 +20,20 @@ from codefocus.models.engine import stop_at_function_end
 log = logging.getLogger(__name__)
 
 
-class ModelLoadError(CodefocusError):
-    """A model could not be found or loaded."""
-
-
-class ContextTooLongError(CodefocusError):
-    """A prompt (plus the tokens to generate) does not fit the model's context window."""
-
-
-@dataclass(frozen=True)
-class Encoded:
-    """A tokenized text: ids and each token's character span in the text."""
-
-    ids: list[int]
-    offsets: list[tuple[int, int]]
-    tokens: list[str]
+# where each architecture keeps its per-layer attention modules (inseq keeps such a map); an
+# architecture not listed is searched by class name (``...Attention``)
+ATTENTION_MODULES: dict[str, str] = {
+    "qwen2": "model.layers.{}.self_attn",
+    "llama": "model.layers.{}.self_attn",
+    "mistral": "model.layers.{}.self_attn",
+    "starcoder2": "model.layers.{}.self_attn",
+    "gemma": "model.layers.{}.self_attn",
+    "gpt2": "transformer.h.{}.attn",
+    "gpt_bigcode": "transformer.h.{}.attn",
+    "codegen": "transformer.h.{}.attn",
+    "gptj": "transformer.h.{}.attn",
+    "gpt_neox": "gpt_neox.layers.{}.attention",
+}
 
 
 class HFModel:
@@ -111,6 +110,25 @@ class HFModel:
     def num_layers(self) -> int:
         config = self.model.config
         return int(getattr(config, "num_hidden_layers", None) or config.n_layer)
+
+    def attention_modules(self) -> list:
+        """One attention module per layer: by the architecture's known path, else every module
+        whose class name ends in ``Attention``."""
+        path = ATTENTION_MODULES.get(getattr(self.model.config, "model_type", ""))
+        modules = []
+        if path is not None:
+            try:
+                modules = [self.model.get_submodule(path.format(i)) for i in range(self.num_layers)]
+            except AttributeError:
+                modules = []
+        if not modules:
+            modules = [m for m in self.model.modules() if type(m).__name__.endswith("Attention")]
+        if len(modules) != self.num_layers:
+            raise ModelLoadError(
+                f"cannot find one attention module per layer in {self.name} "
+                f"({len(modules)} found, {self.num_layers} layers)"
+            )
+        return modules
 
     def encode(self, text: str) -> Encoded:
         encoded = self.tokenizer(text, return_offsets_mapping=True, add_special_tokens=False)
@@ -364,9 +382,3 @@ def _load_from_hub(spec: str, kwargs: dict):
     tokenizer = AutoTokenizer.from_pretrained(spec)
     model = AutoModelForCausalLM.from_pretrained(spec, **kwargs)
     return tokenizer, model
-
-
-def check_positive(name: str, value: int) -> int:
-    if value <= 0:
-        raise InvalidArgumentError(f"{name} must be positive, got {value}")
-    return value

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from codefocus.models.base import TextGenerator
 from codefocus.models.hf import HFModel
 
 
 def load_model(
     spec: str = "default", device: str | None = None, dtype: str | None = None
-) -> HFModel:
-    """Load a white-box model by name.
+) -> TextGenerator:
+    """Load a model by name: white-box (``HFModel``) or, for a URL, an endpoint.
 
-    ``default`` is the packaged Qwen2.5-Coder-0.5B-Instruct (converted once, then cached);
-    ``tiny`` / ``tiny-gpt2`` are random-weight test models built in code.
+    Args:
+        spec: ``default`` (the packaged Qwen2.5-Coder-0.5B-Instruct, converted once, then
+            cached), ``tiny`` / ``tiny-gpt2`` (random-weight test models built in code), a hub
+            id, a model directory, a ``.gguf`` file, or ``http(s)://host:port[/v1][#model]`` /
+            ``openai:<model>`` for an OpenAI-compatible endpoint (perturbation methods only).
+        device: ``cpu``, ``cuda``, ...; default: CUDA when available.
+        dtype: ``float32`` (default on CPU), ``bfloat16``, ``float16``.
+
+    Raises:
+        ModelLoadError: the model cannot be found or loaded (``PackagedModelError`` for the
+            packaged one).
     """
     if spec == "default":
         from codefocus.models.packaged import DEFAULT_MODEL_NAME, ensure_default_model

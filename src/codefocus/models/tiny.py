@@ -5,6 +5,8 @@ They make the white-box methods testable in seconds: same code paths as a real m
 
 from __future__ import annotations
 
+from typing import Any
+
 _CORPUS = [
     "def add(a, b):\n    return a + b\n",
     "def is_even(n: int) -> bool:\n    return n % 2 == 0\n",
@@ -63,9 +65,9 @@ def build_tiny_model(
             pad_token_id=eos,
             tie_word_embeddings=True,
         )
-        model = Qwen2ForCausalLM(config)
+        model: Any = Qwen2ForCausalLM(config)
     elif architecture == "gpt2":
-        config = GPT2Config(
+        gpt2_config = GPT2Config(
             vocab_size=size,
             n_embd=32,
             n_layer=layers,
@@ -75,7 +77,7 @@ def build_tiny_model(
             eos_token_id=eos,
             pad_token_id=eos,
         )
-        model = GPT2LMHeadModel(config)
+        model = GPT2LMHeadModel(gpt2_config)
     else:
         raise ValueError(f"unknown tiny architecture {architecture!r}")
     model.config._attn_implementation = "eager"

@@ -60,19 +60,24 @@ def _method_spans(attribution: Attribution, method: str, k: int) -> list[tuple[i
     return spans
 
 
-def attribution_html(attribution: Attribution, methods: list[str], k: int = 10) -> str:
-    """The study's Figure 3 style: per method, the prompt with its top-K words marked, beside the
-    programmer labels; then the generated code."""
-    title = html.escape(f"{attribution.task_id or 'prompt'} — {attribution.model}")
-    human = [
+def human_marks(spans) -> list[tuple[int, int, str, str]]:
+    """(start, end, colour, category name) of each programmer label, for highlighting."""
+    return [
         (
             s.start,
             s.end,
             CATEGORY_COLOURS.get(s.category, "#ccc"),
             CATEGORY_NAMES.get(s.category, s.category),
         )
-        for s in attribution.human_spans
+        for s in spans
     ]
+
+
+def attribution_html(attribution: Attribution, methods: list[str], k: int = 10) -> str:
+    """The study's Figure 3 style: per method, the prompt with its top-K words marked, beside the
+    programmer labels; then the generated code."""
+    title = html.escape(f"{attribution.task_id or 'prompt'} — {attribution.model}")
+    human = human_marks(attribution.human_spans)
     legend = "".join(
         f'<span style="background:{CATEGORY_COLOURS[c]}">{CATEGORY_NAMES[c]}</span>'
         for c in CATEGORIES

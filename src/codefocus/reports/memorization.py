@@ -1,4 +1,5 @@
-"""Plots (PNG, matplotlib) and a self-contained HTML page for a memorization study."""
+"""A memorization study's outputs: one CSV per metric, the written reading of the numbers,
+plots (PNG, matplotlib) and a self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -8,7 +9,110 @@ from pathlib import Path
 
 import numpy as np
 
-from codefocus.lab.memorization import MemorizationResult, reading
+from codefocus.lab.memorization import MemorizationResult
+
+CSV_METRICS = {
+    "train_f1": lambda r, e: r.primary_f1(e, "train"),
+    "test_f1": lambda r, e: r.primary_f1(e, "test"),
+    "train_accuracy": lambda r, e: e.train_accuracy,
+    "train_accuracy_clean": lambda r, e: e.train_accuracy_clean,
+    "test_accuracy": lambda r, e: e.test_accuracy,
+    "train_loss": lambda r, e: e.train_loss,
+    "gini": lambda r, e: e.gini,
+    "csr": lambda r, e: e.csr,
+}
+
+
+def write_csvs(result: MemorizationResult, out: str | Path) -> list[Path]:
+    """One CSV per metric, ``epoch,0_percent,25_percent,...``; scores ranked per level."""
+    out = Path(out)
+    header = ["epoch", *[f"{level.noise}_percent" for level in result.levels]]
+    written = []
+    for name, value in CSV_METRICS.items():
+        lines = [",".join(header)]
+        for epoch in range(result.config.epochs):
+            row = [str(epoch + 1)]
+            for level in result.levels:
+                row.append(f"{value(result, level.epochs[epoch]):.6f}")
+            lines.append(",".join(row))
+        path = out / f"{name}.csv"
+        path.write_text("\n".join(lines) + "\n")
+        written.append(path)
+    lines = [",".join(["rank", *header[1:]])]
+    finals = [sorted(level.epochs[-1].test_scores, reverse=True) for level in result.levels]
+    for rank in range(len(finals[0]) if finals else 0):
+        lines.append(",".join([str(rank + 1), *(f"{scores[rank]:.6f}" for scores in finals)]))
+    path = out / "test_scores_final.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return [*written, path]
+
+
+def reading(result: MemorizationResult) -> list[str]:
+    """Plain statements with the numbers behind them, for the terminal and the report."""
+    lines = []
+    finals = {level.noise: level.epochs[-1] for level in result.levels}
+    epochs = result.config.epochs
+    clean = finals.get(0)
+    noisiest = max(finals)
+    if clean is not None and noisiest > 0:
+        last = finals[noisiest]
+        ratio = last.train_accuracy / clean.train_accuracy if clean.train_accuracy else float("nan")
+        lines.append(
+            f"Memorization capacity: after {epochs} epochs the model fits "
+            f"{last.train_accuracy:.1%} of its training labels under {noisiest}% label noise, "
+            f"against {clean.train_accuracy:.1%} with clean labels (ratio {ratio:.2f})."
+            if result.config.noise_kind == "label"
+            else f"Input noise: after {epochs} epochs train accuracy is {last.train_accuracy:.1%} "
+            f"with {noisiest}% of training programs damaged, {clean.train_accuracy:.1%} without."
+        )
+    ordered = sorted(finals)
+    ginis = [finals[n].gini for n in ordered]
+    if len(ordered) > 1:
+        falls = all(b <= a for a, b in zip(ginis, ginis[1:], strict=False))
+        rises = all(b >= a for a, b in zip(ginis, ginis[1:], strict=False))
+        trend = "falls" if falls else "rises" if rises else "is not monotonic"
+        values = ", ".join(f"{n}%: {g:.3f}" for n, g in zip(ordered, ginis, strict=True))
+        lines.append(
+            f"Gini of per-sample training loss at the last epoch {trend} as noise rises ({values})."
+        )
+        # once every level fits its labels the losses are all near zero and their Gini is
+        # noise; the phase that tells is while the model is still fitting the clean labels
+        by_level = {level.noise: level for level in result.levels}
+        first = by_level[ordered[0]]
+        fitted = next((e.epoch for e in first.epochs if e.train_accuracy >= 0.95), None)
+        phase = fitted or len(first.epochs)
+        until = (
+            f"until {ordered[0]}% noise fits 95% of its training labels"
+            if fitted
+            else f"{ordered[0]}% noise never fits 95% of its training labels"
+        )
+        early = [float(np.mean([e.gini for e in by_level[n].epochs[:phase]])) for n in ordered]
+        falls = all(b <= a for a, b in zip(early, early[1:], strict=False))
+        values = ", ".join(f"{n}%: {g:.3f}" for n, g in zip(ordered, early, strict=True))
+        lines.append(
+            f"Mean Gini over epochs 1-{phase} ({until}) "
+            f"{'falls' if falls else 'does not fall monotonically'} as noise rises ({values})."
+        )
+        fit = [
+            next((e.epoch for e in by_level[n].epochs if e.train_accuracy >= 0.95), None)
+            for n in ordered
+        ]
+        values = ", ".join(
+            f"{n}%: {'not reached' if f is None else f'epoch {f}'}"
+            for n, f in zip(ordered, fit, strict=True)
+        )
+        lines.append(f"First epoch with 95% of training labels fitted: {values}.")
+        f1s = [result.primary_f1(finals[n], "test") for n in ordered]
+        values = ", ".join(f"{n}%: {f:.3f}" for n, f in zip(ordered, f1s, strict=True))
+        kind = "sub-token F1" if result.dataset_is_names else "macro-F1"
+        lines.append(f"Test {kind} at the last epoch: {values}.")
+        csrs = [finals[n].csr for n in ordered]
+        values = ", ".join(f"{n}%: {c:.3f}" for n, c in zip(ordered, csrs, strict=True))
+        lines.append(f"Critical sample ratio at the last epoch: {values}.")
+        means = [float(np.mean(finals[n].test_scores)) for n in ordered]
+        values = ", ".join(f"{n}%: {m:.3f}" for n, m in zip(ordered, means, strict=True))
+        lines.append(f"Mean predicted score on test programs: {values}.")
+    return lines
 
 
 def _figure():

@@ -11,15 +11,14 @@ model, a user or the data is escaped.
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from codefocus.attribution import Attribution, Unit
+from codefocus.attribution import Attribution
 from codefocus.data.labels import CATEGORIES, CATEGORY_NAMES
-from codefocus.data.statements import Statement
 from codefocus.metrics.alignment import PromptAlignment, PromptUnits, pool, top_k_indices
 from codefocus.metrics.stats import bootstrap
-from codefocus.reports.html import CATEGORY_COLOURS, STYLE, _method_spans, highlighted
+from codefocus.reports.html import STYLE, _method_spans, highlighted, human_marks
 from codefocus.reports.svg import bar_chart, line_chart
 from codefocus.studies.runner import STORE_NAME, StudyConfig, study_tasks
 from codefocus.studies.store import StudyStore
@@ -36,10 +35,16 @@ class TaskResult:
     verdict: dict | None
 
 
-def load_results(directory: Path) -> tuple[StudyConfig, list[TaskResult]]:
+def load_results(
+    directory: Path, data_dir: str | Path | None = None
+) -> tuple[StudyConfig, list[TaskResult]]:
+    """The study's configuration and one merged ``Attribution`` per (model, task); ``data_dir``
+    overrides the data directory the study was run with."""
     store = StudyStore(directory / STORE_NAME)
     try:
         config = StudyConfig.from_dict(store.meta("config", {}))
+        if data_dir is not None:
+            config = replace(config, data_dir=str(data_dir))
         tasks = {t.task_id: t for t in study_tasks(config)}
         method_rows: dict[tuple[str, str], list[dict]] = {}  # read once, not per task
         for row in store.rows("method:"):
@@ -52,31 +57,12 @@ def load_results(directory: Path) -> tuple[StudyConfig, list[TaskResult]]:
                 if generation is None or generation["status"] != "done":
                     continue
                 verdict = store.get(model, task_id, "verdict")
-                scores, statement_scores, words, statements = {}, {}, None, []
+                attribution = None
                 for row in method_rows.get((model, task_id), []):
-                    name = row["kind"].split(":", 1)[1]
-                    payload = row["payload"]
-                    scores[name] = payload["word_scores"]
-                    if payload.get("statement_word_scores"):
-                        statement_scores[name] = payload["statement_word_scores"]
-                    words = payload["words"]
-                    statements = payload.get("statements", [])
-                if words is None:
+                    stored = Attribution.from_dict(row["payload"])
+                    attribution = stored if attribution is None else attribution.merge(stored)
+                if attribution is None:
                     continue
-                attribution = Attribution(
-                    model=model,
-                    task_id=task_id,
-                    prompt=task.prompt,
-                    model_input=generation["payload"]["model_input"],
-                    generated=generation["payload"]["completion"],
-                    tokens=[],
-                    words=[Unit.from_list(w) for w in words],
-                    token_scores={},
-                    word_scores=scores,
-                    statements=[Statement.from_dict(s) for s in statements],
-                    statement_word_scores=statement_scores,
-                    human_spans=list(task.human_spans),
-                )
                 results.append(TaskResult(model, task, attribution, verdict and verdict["payload"]))
         return config, results
     finally:
@@ -86,7 +72,7 @@ def load_results(directory: Path) -> tuple[StudyConfig, list[TaskResult]]:
 def _prompt_units(result: TaskResult, method: str) -> PromptUnits:
     a = result.attribution
     return PromptUnits.build(
-        a.task_id,
+        a.task_id or "prompt",
         [(w.start, w.end) for w in a.words],
         a.word_scores[method],
         [(s.start, s.end) for s in a.human_spans],
@@ -101,7 +87,10 @@ def _fmt(interval) -> str:
 def alignment_section(
     model: str, results: list[TaskResult], methods: list[str]
 ) -> tuple[str, dict]:
-    rows, f1_by_k, alpha_at_10, categories = [], {}, {}, {}
+    rows: list[str] = []
+    f1_by_k: dict[str, list[float]] = {}
+    alpha_at_10: dict[str, float] = {}
+    categories: dict[str, dict] = {}
     for method in methods:
         usable = [
             r for r in results if method in r.attribution.word_scores and r.attribution.human_spans
@@ -162,7 +151,8 @@ def error_section(results: list[TaskResult], methods: list[str], k: int = 10) ->
     failing = [r for r in results if r.verdict and not r.verdict.get("passed")]
     if not failing:
         return "<p>No failing generation among the analysed tasks.</p>"
-    rows, examples = [], {c: [] for c in CATEGORIES}
+    rows: list[str] = []
+    examples: dict[str, list[str]] = {c: [] for c in CATEGORIES}
     for method in methods:
         counts = dict.fromkeys(CATEGORIES, 0)
         for r in failing:
@@ -212,15 +202,7 @@ def task_section(result: TaskResult, methods: list[str], k: int = 10) -> str:
     a = result.attribution
     verdict = result.verdict or {}
     status = "passed" if verdict.get("passed") else verdict.get("result", "not evaluated")
-    human = [
-        (
-            s.start,
-            s.end,
-            CATEGORY_COLOURS.get(s.category, "#ccc"),
-            CATEGORY_NAMES.get(s.category, s.category),
-        )
-        for s in a.human_spans
-    ]
+    human = human_marks(a.human_spans)
     panels = [
         f"<div class='panel'><h4>programmers</h4><pre class='labels'>{highlighted(a.prompt, human)}</pre></div>"
     ]
@@ -233,7 +215,7 @@ def task_section(result: TaskResult, methods: list[str], k: int = 10) -> str:
     coding = next((m for m in methods if a.statement_word_scores.get(m)), None)
     anchor = html.escape(f"{result.model}-{a.task_id}", quote=True)
     return (
-        f"<section class='task' id='{anchor}'><h3>{html.escape(a.task_id)} — {html.escape(result.model)}</h3>"
+        f"<section class='task' id='{anchor}'><h3>{html.escape(a.task_id or 'prompt')} — {html.escape(result.model)}</h3>"
         + "".join(panels)
         + f"<h4>generated code — <span class='verdict'>{html.escape(status)}</span></h4><pre>{html.escape(a.generated)}</pre>"
         + (statement_map(a, coding) if coding else "")
@@ -329,13 +311,14 @@ def scope_description(directory: Path) -> str:
     return where
 
 
-def write_report(directory: str | Path) -> Path:
+def write_report(directory: str | Path, data_dir: str | Path | None = None) -> Path:
+    """Write ``directory/report.html`` for the study stored there."""
     directory = Path(directory)
     if not (directory / STORE_NAME).is_file():
         from codefocus.errors import DataError
 
         raise DataError(f"no study in {directory} (missing {STORE_NAME})")
-    config, results = load_results(directory)
+    config, results = load_results(directory, data_dir)
     methods = [m for m in dict.fromkeys(m for r in results for m in r.attribution.word_scores)]
     body = [
         f"<h1>codefocus study report</h1><p>models: {html.escape(', '.join(config.models))}; "

@@ -37,12 +37,9 @@ def line_chart(title: str, xs: list, series: dict[str, list[float]], y_label: st
         return top + plot_h * (1 - (v - low) / (high - low))
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{html.escape(title)}">',
-        f'<text x="{left}" y="18" font-size="14">{html.escape(title)}</text>',
+        *_header(width, height, title, left, top + plot_h / 2, y_label),
         f'<line x1="{left}" y1="{top + plot_h}" x2="{left + plot_w}" y2="{top + plot_h}" stroke="#333"/>',
         f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + plot_h}" stroke="#333"/>',
-        f'<text x="6" y="{top + plot_h / 2}" font-size="11">{html.escape(y_label)}</text>',
     ]
     for i, x in enumerate(xs):
         parts.append(
@@ -63,6 +60,16 @@ def line_chart(title: str, xs: list, series: dict[str, list[float]], y_label: st
     return "".join(parts)
 
 
+def _header(width: int, height: int, title: str, left: int, label_y: float, y_label: str):
+    """The opening tag, the title and the y-axis label of a chart."""
+    return [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="{html.escape(title)}">',
+        f'<text x="{left}" y="18" font-size="14">{html.escape(title)}</text>',
+        f'<text x="6" y="{label_y}" font-size="11">{html.escape(y_label)}</text>',
+    ]
+
+
 def bar_chart(title: str, bars: dict[str, float], y_label: str) -> str:
     width, height, left, bottom, top = 640, 300, 50, 110, 30
     plot_w, plot_h = width - left - 20, height - top - bottom
@@ -74,10 +81,7 @@ def bar_chart(title: str, bars: dict[str, float], y_label: str) -> str:
         return top + plot_h * (1 - (v - low) / (high - low))
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-        f'role="img" aria-label="{html.escape(title)}">',
-        f'<text x="{left}" y="18" font-size="14">{html.escape(title)}</text>',
-        f'<text x="6" y="{top + plot_h / 2}" font-size="11">{html.escape(y_label)}</text>',
+        *_header(width, height, title, left, top + plot_h / 2, y_label),
         f'<line x1="{left}" y1="{y_at(0)}" x2="{left + plot_w}" y2="{y_at(0)}" stroke="#333"/>',
     ]
     for i, (name, value) in enumerate(bars.items()):

@@ -8,8 +8,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from codefocus.data.benchmarks import Task
 from codefocus.data.labels import CATEGORIES, CATEGORY_NAMES, RepairReport
-from codefocus.data.tasks import Task
 
 CATEGORY_STYLES = {
     "datatype": "black on cyan",

@@ -35,26 +35,16 @@ from codefocus.data.labels import read_label_rows
 from codefocus.data.paths import data_file, resolve_data_dir
 from codefocus.data.units import find_units
 from codefocus.errors import DataError, UnknownNameError
+from codefocus.methods import STUDY_WHITEBOX
 from codefocus.metrics.alignment import AlignmentScores, PromptAlignment, PromptUnits, check_k, pool
 
 STORED_DIR = "kou2024-attention"
 OPEN_MODELS = ("codegen", "codeparrot", "gptj", "incoder", "polycoder")
 MODELS = (*OPEN_MODELS, "gpt4")
-METHODS = (
-    "reading_first",
-    "reading_last",
-    "reading_all",
-    "coding_first",
-    "coding_last",
-    "coding_all",
-    "saliency_reading",
-    "saliency_coding",
-    "inputxgradient_reading",
-    "inputxgradient_coding",
-    "bert_perturbation",
-    "shap_perturbation",
-)
+# the stored files name the ten white-box methods as codefocus does, the two perturbation
+# methods by the study's own names
 PERTURBATION_METHODS = ("bert_perturbation", "shap_perturbation")
+METHODS = (*STUDY_WHITEBOX, *PERTURBATION_METHODS)
 METHOD_LABELS = {
     "reading_first": "Self-attention READING first",
     "reading_last": "Self-attention READING last",

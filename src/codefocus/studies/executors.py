@@ -90,7 +90,20 @@ def run_study(
     console: Console | None = None,
     num_gpus: float = 0.0,
 ) -> StudySummary:
-    """Run (or resume) the study in ``out``; returns a summary."""
+    """Run (or resume) the study in ``out``; returns a summary.
+
+    Every finished unit (generation, verdict, method) is stored before the next starts, so an
+    interrupted study resumes where it stopped; a unit that fails is stored with its reason.
+
+    Args:
+        config: what to run (models, methods, benchmarks, settings).
+        out: the study directory (``study.sqlite`` in it).
+        executor: ``local`` or ``ray`` (``RAY_ADDRESS`` for an existing cluster).
+
+    Raises:
+        InvalidArgumentError: an unknown executor, or ``out`` holds a study run with other
+            result settings (its units would not be comparable).
+    """
     if executor not in ("local", "ray"):
         raise InvalidArgumentError(f"unknown executor {executor!r}: use local or ray")
     out = Path(out)
@@ -164,7 +177,7 @@ def _run_local(config, store, tasks, methods, summary, progress, bars) -> None:
 
 def _remote_units(model_name: str, task_dict: dict, config_dict: dict, todo: dict) -> list:
     """Runs inside a Ray worker: load (once per worker) and process one task."""
-    from codefocus.data.tasks import Task
+    from codefocus.data.benchmarks import Task
     from codefocus.models.loading import load_model
 
     if model_name not in _WORKER_MODELS:

@@ -12,12 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from codefocus.data.tasks import Task, load_tasks
-from codefocus.errors import CodefocusError, InvalidArgumentError
-from codefocus.methods.base import resolve_methods
+from codefocus.errors import RECOVERABLE, InvalidArgumentError
+from codefocus.methods import method_names as resolve_names
+from codefocus.methods import resolve_methods
+from codefocus.serialization import JsonRecord
 from codefocus.studies.store import StudyStore
 
 log = logging.getLogger(__name__)
@@ -25,7 +28,7 @@ STORE_NAME = "study.sqlite"
 
 
 @dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(JsonRecord):
     models: tuple[str, ...] = ("default",)
     methods: tuple[str, ...] = ("all-whitebox",)
     benchmarks: tuple[str, ...] = ("humaneval",)
@@ -41,14 +44,6 @@ class StudyConfig:
     perturbation_tasks: int | None = None  # perturbation methods on the first N tasks only
     data_dir: str | None = None
     task_ids: tuple[str, ...] = field(default=())
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> StudyConfig:
-        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-        return cls(**fields)
 
     @classmethod
     def from_file(cls, path: str | Path) -> StudyConfig:
@@ -83,7 +78,7 @@ def study_tasks(config: StudyConfig) -> list[Task]:
 
 
 def method_names(config: StudyConfig) -> list[str]:
-    return [m.name for m in resolve_methods(list(config.methods))]
+    return resolve_names(list(config.methods))
 
 
 def methods_per_task(config: StudyConfig, tasks: list[Task]) -> dict[str, list[str]]:
@@ -113,7 +108,7 @@ def verdict_program(task: Task, model_input: str, completion: str) -> tuple[str,
 
 
 def process_task(
-    model, task: Task, config: StudyConfig, todo: dict[str, bool], cache=None
+    model, task: Task, config: StudyConfig, todo: dict[str, Any], cache=None
 ) -> Iterator[tuple[str, dict | None, str | None, float]]:
     """Yield (kind, payload, error, seconds) for each unit of one task that is still to do.
 
@@ -136,7 +131,7 @@ def process_task(
             model.check_fits(model.count_tokens(model_input), budget)
             generation = CachedGenerator(model, cache).generations([model_input], budget, settings)
             completion, completion_ids = generation[0].completion, generation[0].token_ids
-        except (CodefocusError, RuntimeError, MemoryError) as error:
+        except RECOVERABLE as error:
             yield (
                 "generation",
                 None,
@@ -178,23 +173,19 @@ def process_task(
             shap_l1_reg=config.shap_l1_reg,
             completion_ids=completion_ids,
         )
-    except (CodefocusError, RuntimeError, MemoryError) as error:
+    except RECOVERABLE as error:
         for name in pending:
             yield f"method:{name}", None, f"{type(error).__name__}: {error}", 0.0
         return
-    base = result.to_dict()
-    shared = {k: base[k] for k in ("prompt", "words", "statements", "generated", "settings")}
     for name in pending:
         if name in result.failures:
             yield f"method:{name}", None, result.failures[name], 0.0
             continue
-        payload = {
-            "word_scores": result.word_scores[name],
-            "statement_word_scores": result.statement_word_scores.get(name),
-            **shared,
-        }
         seconds = result.timings.get(name, time.perf_counter() - started)
-        yield f"method:{name}", payload, None, seconds
+        # stored without timings (the unit's seconds hold them): a resumed study stores the
+        # same payloads as one run without a break
+        stored = replace(result.select([name]), timings={})
+        yield f"method:{name}", stored.to_dict(), None, seconds
 
 
 def todo_for(store: StudyStore, model: str, task: Task, methods: list[str]) -> dict:

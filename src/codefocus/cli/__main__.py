@@ -1,0 +1,5 @@
+"""``python -m codefocus.cli``."""
+
+from codefocus.cli import main
+
+main()

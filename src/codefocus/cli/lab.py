@@ -1,0 +1,196 @@
+"""Code-classification lab commands: AutoFocus on an attention-pooled classifier, and the
+memorization study."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from codefocus.cli.options import DataOption, check_choice, console, parse_ints, write_output
+from codefocus.errors import DataError, InvalidArgumentError
+
+autofocus_app = typer.Typer(
+    no_args_is_help=True, help="AutoFocus on an attention-pooled code classifier."
+)
+
+
+@autofocus_app.command("train")
+def autofocus_train(
+    out: Annotated[Path, typer.Option(help="Directory for the dataset split, model and metrics.")],
+    per_class: Annotated[int | None, typer.Option(help="Files read per class (subset).")] = None,
+    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping).")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed for split, initialisation and order.")] = 0,
+    data: DataOption = None,
+) -> None:
+    """Train the classifier on the Java algorithm data (deduplicated, 70/10/20 split)."""
+    from rich.progress import Progress
+
+    from codefocus.lab.classifier import CodeClassifier, Vocabulary
+    from codefocus.lab.datasets import load_algorithms
+    from codefocus.storage import write_text_atomic
+
+    dataset = load_algorithms(data, per_class, seed)
+    console.print(
+        f"data: {dataset.report}; train {len(dataset.train)}, "
+        f"valid {len(dataset.valid)}, test {len(dataset.test)}"
+    )
+    dataset.save(out / "dataset")
+    model = CodeClassifier(
+        Vocabulary.build(dataset.train, dataset.language),
+        dataset.classes,
+        dataset.language,
+        seed=seed,
+    )
+    with Progress(console=console) as progress:
+        bar = progress.add_task("training", total=epochs)
+        result = model.fit(
+            dataset,
+            epochs,
+            progress=lambda epoch, h: progress.update(
+                bar, completed=epoch, description=f"training (valid acc {h['valid_accuracy']:.3f})"
+            ),
+        )
+    model.save(out / "model")
+    result["test_accuracy"] = model.accuracy(dataset.test)
+    write_text_atomic(out / "metrics.json", json.dumps(result, indent=1))
+    console.print(f"test accuracy {result['test_accuracy']:.3f}")
+
+
+@autofocus_app.command("analyze")
+def autofocus_analyze(
+    directory: Annotated[Path, typer.Argument(help="A directory written by autofocus train.")],
+    limit: Annotated[int | None, typer.Option(help="Only the first N test programs.")] = None,
+) -> None:
+    """Attention vs statement deletion on the test programs; writes analysis.json."""
+    from rich.progress import track
+
+    from codefocus.lab.autofocus import analyse, summary
+    from codefocus.lab.classifier import CodeClassifier
+    from codefocus.lab.datasets import LabDataset
+    from codefocus.storage import write_text_atomic
+
+    if not (directory / "model" / "classifier.json").is_file():
+        raise DataError(f"no trained model in {directory}: run codefocus autofocus train first")
+    model = CodeClassifier.load(directory / "model")
+    dataset = LabDataset.load(directory / "dataset")
+    programs = dataset.test[:limit]
+    analyses = [
+        analyse(s.code, s.label, model)
+        for s in track(programs, description="analysing", console=console)
+    ]
+    result = summary(analyses)
+    write_text_atomic(
+        directory / "analysis.json",
+        json.dumps({"summary": result, "programs": [a.to_dict() for a in analyses]}),
+    )
+    console.print(
+        f"pearson mean {result['pearson_mean']:.3f} sd {result['pearson_sd']:.3f} "
+        f"over {result['with_correlation']} programs"
+    )
+
+
+@autofocus_app.command("show")
+def autofocus_show(
+    directory: Annotated[Path, typer.Argument(help="A directory with analysis.json.")],
+    index: Annotated[int, typer.Option(help="Which analysed program.")] = 0,
+    output_format: Annotated[str, typer.Option("--format", help="terminal or html")] = "terminal",
+    out: Annotated[Path | None, typer.Option(help="Write the HTML here.")] = None,
+) -> None:
+    """A program in grey scale by attention and by deletion effect, side by side."""
+    from codefocus.lab.autofocus import ProgramAnalysis
+    from codefocus.lab.datasets import LabDataset
+    from codefocus.reports.autofocus import analysis_html, print_analysis
+
+    check_choice("--format", output_format, ("terminal", "html"))
+    path = directory / "analysis.json"
+    if not path.is_file():
+        raise DataError(f"no analysis in {directory}: run codefocus autofocus analyze first")
+    programs = json.loads(path.read_text())["programs"]
+    if not 0 <= index < len(programs):
+        raise InvalidArgumentError(f"--index must be between 0 and {len(programs) - 1}")
+    analysis = ProgramAnalysis.from_dict(programs[index])
+    dataset = LabDataset.load(directory / "dataset")
+    if output_format == "html":
+        write_output(analysis_html(analysis, dataset.language, dataset.classes), out)
+    else:
+        print_analysis(analysis, dataset.language, console)
+
+
+def memorization_command(
+    out: Annotated[Path, typer.Option(help="Directory for CSVs, JSON, plots and report.html.")],
+    dataset: Annotated[
+        str, typer.Option(help="algorithms, methodnames, or a saved dataset directory")
+    ] = "algorithms",
+    model: Annotated[str, typer.Option(help="transformer or attention-bag")] = "transformer",
+    noise: Annotated[str, typer.Option(help="Noise levels in percent, comma-separated.")] = (
+        "0,25,50,75,100"
+    ),
+    noise_kind: Annotated[
+        str, typer.Option(help="label (wrong labels) or input (statements deleted)")
+    ] = "label",
+    epochs: Annotated[int, typer.Option(help="Epochs per level (fixed, no early stop).")] = 30,
+    seed: Annotated[int, typer.Option(help="Seed for split, noise, initialisation, order.")] = 0,
+    per_class: Annotated[int | None, typer.Option(help="algorithms: files per class.")] = None,
+    csr_programs: Annotated[
+        int | None, typer.Option(help="Test programs used for the critical sample ratio.")
+    ] = None,
+    data: DataOption = None,
+) -> None:
+    """Train under 0-100 % label (or input) noise; F1, score spread, Gini of loss, CSR per epoch."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from codefocus.lab.memorization import MemorizationConfig, run_memorization
+    from codefocus.reports.memorization import reading, write_report
+
+    levels = parse_ints(noise, "--noise", "noise must be percentages like 0,50")
+    config = MemorizationConfig(
+        dataset=dataset,
+        model=model,
+        noise_kind=noise_kind,
+        noise=levels,
+        epochs=epochs,
+        seed=seed,
+        per_class=per_class,
+        csr_programs=csr_programs,
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} epochs"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        bar = progress.add_task("loading data", total=len(levels) * epochs)
+
+        def on_epoch(level: int, record) -> None:
+            progress.update(
+                bar,
+                advance=1,
+                description=f"{level}% {noise_kind} noise, epoch {record.epoch}: "
+                f"train acc {record.train_accuracy:.2f}, test F1 {record.test_f1:.2f}",
+            )
+
+        def on_dataset(loaded) -> None:
+            progress.update(bar, description="renaming test programs")
+            progress.console.print(
+                f"{loaded.name}: {len(loaded.classes)} classes; train {len(loaded.train)}, "
+                f"valid {len(loaded.valid)}, test {len(loaded.test)}"
+            )
+
+        result = run_memorization(
+            config, out, data_dir=data, on_epoch=on_epoch, on_dataset=on_dataset
+        )
+    report = write_report(result, out)
+    for level in result.levels:
+        last = level.epochs[-1]
+        print(
+            f"{level.noise}% {noise_kind} noise: train acc {last.train_accuracy:.3f} "
+            f"test F1 {result.primary_f1(last, 'test'):.3f} gini {last.gini:.3f} "
+            f"csr {last.csr:.3f}"
+        )
+    for line in reading(result):
+        console.print(line)
+    console.print(f"CSV, JSON and plots in {out}; report: {report}")

@@ -1,0 +1,105 @@
+"""What every command shares: the console, option types, and parsing of list options.
+
+Values are checked by the library (one place each); here an error is only given the name of the
+option it came from, so the one-line message says what to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from codefocus.errors import CodefocusError, InvalidArgumentError
+
+console = Console()
+T = TypeVar("T")
+
+DataOption = Annotated[
+    Path | None,
+    typer.Option("--data", help="Data directory (default: $CODEFOCUS_DATA).", show_default=False),
+]
+ModelOption = Annotated[
+    str, typer.Option(help="default, tiny, a hub id, a directory, a .gguf or an endpoint URL")
+]
+MaxNewTokensOption = Annotated[int | None, typer.Option(help="Default: reference + 20.")]
+ScopeOption = Annotated[
+    str,
+    typer.Option(
+        help="Scored words: study (Kou et al.: HumanEval from def to the first >>>) or prompt."
+    ),
+]
+ShapRegOption = Annotated[
+    str, typer.Option(help="SHAP regularisation: none (every word), aic, bic, num_features(N).")
+]
+MethodsOption = Annotated[str, typer.Option(help="Method names or groups, comma-separated.")]
+
+
+def named(option: str, check: Callable[..., T], *args, **kwargs) -> T:
+    """Run a library check; its error names ``option`` (``--scope: unknown scope ...``)."""
+    try:
+        return check(*args, **kwargs)
+    except CodefocusError as error:
+        raise type(error)(f"{option}: {error}") from None
+
+
+def split(text: str) -> list[str]:
+    """``a, b,,c`` -> ``['a', 'b', 'c']``."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def parse_ks(text: str, option: str = "--k") -> list[int]:
+    """Comma-separated K values, each checked by ``metrics.alignment.check_k``."""
+    from codefocus.metrics.alignment import check_k
+
+    try:
+        values = [int(part) for part in split(text)]
+    except ValueError:
+        raise InvalidArgumentError(
+            f"{option}: K must be a list of integers, got {text!r}"
+        ) from None
+    if not values:
+        raise InvalidArgumentError(f"{option}: K must be positive integers, got {text!r}")
+    return [named(option, check_k, k) for k in values]
+
+
+def parse_ints(text: str, option: str, what: str) -> list[int]:
+    try:
+        return [int(part) for part in split(text)]
+    except ValueError:
+        raise InvalidArgumentError(f"{option}: {what}, got {text!r}") from None
+
+
+def check_scope(scope: str) -> str:
+    from codefocus.data.units import scored_range
+
+    named("--scope", scored_range, "", scope)
+    return scope
+
+
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise InvalidArgumentError(f"{option}: unknown value {value!r}: use {', '.join(choices)}")
+    return value
+
+
+def check_positive(option: str, value: int | None, allow_zero: bool = False) -> None:
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        least = "0 or more" if allow_zero else "positive"
+        raise InvalidArgumentError(f"{option} must be {least}, got {value}")
+
+
+def write_output(text: str, out: Path | None) -> None:
+    """``text`` to ``out`` (atomically) or to standard output."""
+    if out is None:
+        print(text)
+        return
+    from codefocus.storage import write_text_atomic
+
+    write_text_atomic(out, text)
+    console.print(f"wrote {out}")
