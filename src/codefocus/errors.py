@@ -8,6 +8,8 @@ Each carries a message a user can act on; the CLI prints it as one line (exit 2 
 class CodefocusError(Exception):
     """Base class for every error codefocus reports to a user."""
 
+    exit_status = 2  # the command line's exit status: 2 for bad input, 1 for a failed run
+
 
 class DataError(CodefocusError):
     """A data directory or file is missing or malformed."""

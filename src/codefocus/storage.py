@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
+
+from codefocus.errors import CodefocusError, InvalidArgumentError
+
+
+class OutputError(CodefocusError):
+    """A finished result could not be written where asked (it was kept elsewhere)."""
+
+    exit_status = 1
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:
@@ -23,3 +32,37 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return path
+
+
+def check_writable(path: str | Path, force: bool = False) -> Path:
+    """Fail early (``InvalidArgumentError``) unless ``path`` can be written: not a directory, not
+    an existing file unless ``force``, its nearest existing folder a writable directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise InvalidArgumentError(f"{path} is a directory, not a file")
+    if path.exists() and not force:
+        raise InvalidArgumentError(f"{path} exists: use --force to replace it")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidArgumentError(f"cannot write {path}: {parent} is not a writable directory")
+    return path
+
+
+def write_or_keep(path: str | Path, text: str) -> Path:
+    """Write atomically; if that fails, keep the text in a fallback file (the current folder,
+    else the temporary folder) and raise ``OutputError`` naming both paths."""
+    path = Path(path)
+    try:
+        return write_text_atomic(path, text)
+    except OSError as error:
+        reason = error.strerror or str(error)
+    name = f"codefocus-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}{path.suffix or '.txt'}"
+    for folder in (Path.cwd(), Path(tempfile.gettempdir())):
+        try:
+            kept = write_text_atomic(folder / name, text)
+        except OSError:
+            continue
+        raise OutputError(f"cannot write {path} ({reason}); the result is kept in {kept}")
+    raise OutputError(f"cannot write {path} ({reason}), nor a fallback file")

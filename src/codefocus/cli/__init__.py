@@ -8,6 +8,7 @@ stderr and exit status 2.
 from __future__ import annotations
 
 import sys
+from typing import NoReturn
 
 import typer
 
@@ -49,17 +50,57 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> None:
     """Explain what a code model pays attention to, and compare it with programmers' attention."""
+    if quiet:
+        from codefocus import progress
+
+        progress.QUIET = True
 
 
-def main() -> None:
-    """Entry point: turn project errors into one line on stderr and exit status 2."""
+RESUME_HINT = "re-running the same command resumes where it stopped"
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    print(f"codefocus: error: {' '.join(message.split())}", file=sys.stderr)
+    sys.exit(status)
+
+
+def _given(error: Exception, argv: list[str]) -> str:
+    """`` (got 'two')`` for a bad option value, read back from the command line."""
+    param = getattr(error, "param", None)
+    for name in getattr(param, "opts", []) if param is not None else []:
+        for index, arg in enumerate(argv):
+            if arg == name and index + 1 < len(argv):
+                return f" (got {argv[index + 1]!r})"
+            if arg.startswith(name + "="):
+                return f" (got {arg.split('=', 1)[1]!r})"
+    return ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: a bad input ends as one line on stderr and exit status 2, an interruption as
+    one line (with the resume hint) and 130; only a bug shows a traceback."""
+    from typer import Abort
+    from typer._click.exceptions import UsageError  # typer 0.29 parses with its own click
+
     try:
-        app()
-    except CodefocusError as error:
-        print(f"codefocus: error: {error}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        print("codefocus: interrupted", file=sys.stderr)
+        status = app(args=argv, prog_name="codefocus", standalone_mode=False)
+    except UsageError as error:  # a bad or missing option, as parsed by click
+        _fail(error.format_message() + _given(error, sys.argv[1:] if argv is None else argv), 2)
+    except Abort as error:
+        if isinstance(error.__cause__, EOFError):  # e.g. a truncated gzip file
+            _fail(f"unexpected end of a file ({error.__cause__})", 2)
+        print(f"codefocus: interrupted; {RESUME_HINT}", file=sys.stderr)
         sys.exit(130)
+    except KeyboardInterrupt:
+        print(f"codefocus: interrupted; {RESUME_HINT}", file=sys.stderr)
+        sys.exit(130)
+    except CodefocusError as error:
+        _fail(str(error), error.exit_status)
+    except OSError as error:  # the machine refused: disk full, permission denied, ...
+        _fail(str(error), 1)
+    if status == 130:  # typer turns a KeyboardInterrupt into exit status 130
+        print(f"codefocus: interrupted; {RESUME_HINT}", file=sys.stderr)
+    sys.exit(status if isinstance(status, int) else 0)

@@ -9,18 +9,29 @@ import typer
 
 from codefocus.cli.options import (
     DataOption,
+    ForceOption,
     MaxNewTokensOption,
     MethodsOption,
     ModelOption,
     ScopeOption,
     ShapRegOption,
     check_choice,
+    check_output_file,
+    check_positive,
+    check_range,
     check_scope,
     console,
     named,
     write_output,
 )
-from codefocus.errors import InvalidArgumentError
+from codefocus.errors import CodefocusError, InvalidArgumentError
+
+
+class MethodsFailedError(CodefocusError):
+    """Every requested method failed: nothing useful ran."""
+
+    exit_status = 1
+
 
 FORMATS = ("terminal", "json", "html")
 
@@ -36,7 +47,8 @@ def attribute_command(
     out: Annotated[
         Path | None, typer.Option(help="Write json/html here instead of stdout.")
     ] = None,
-    k: Annotated[int, typer.Option(help="Top-K words to highlight.")] = 10,
+    force: ForceOption = False,
+    top: Annotated[int, typer.Option("--top", help="How many top words to highlight.")] = 10,
     max_new_tokens: MaxNewTokensOption = None,
     substitutes: Annotated[
         str, typer.Option(help="BERT masking words from: embedding, wordnet, codemodel, mlm:<id>")
@@ -44,7 +56,9 @@ def attribute_command(
     similarity: Annotated[
         str, typer.Option(help="bleu (the study's, unsmoothed), bleu-smooth, sacrebleu, codebleu")
     ] = ("bleu"),
-    no_cache: Annotated[bool, typer.Option(help="Do not reuse cached generations.")] = False,
+    cache: Annotated[
+        bool, typer.Option("--cache/--no-cache", help="Reuse cached generations.")
+    ] = True,
     scope: ScopeOption = "study",
     shap_l1_reg: ShapRegOption = "none",
     data: DataOption = None,
@@ -52,32 +66,37 @@ def attribute_command(
     """Which words of a task the model attended to, by each method."""
     from codefocus.api import attribute
     from codefocus.data.tasks import Task, get_task
-    from codefocus.errors import DataError
     from codefocus.methods import resolve_methods
+    from codefocus.methods.substitutes import check_provider
     from codefocus.metrics.alignment import check_k
     from codefocus.metrics.similarity import check_similarity
     from codefocus.models.base import GenerationSettings
 
     # every value is checked before the model loads (minutes for the default model)
     check_choice("--format", output_format, FORMATS)
-    named("--k", check_k, k)
+    named("--top", check_k, top)
+    check_positive("--max-new-tokens", max_new_tokens)
     if (task is None) == (prompt_file is None):
         raise InvalidArgumentError("give exactly one of --task or --prompt-file")
     check_scope(scope)
-    named("--methods", resolve_methods, methods)
+    if not named("--methods", resolve_methods, methods):
+        raise InvalidArgumentError(f"--methods: no method given ({methods!r})")
     named("--shap-l1-reg", resolve_methods, "shap", shap_l1_reg=shap_l1_reg)
     named("--similarity", check_similarity, similarity)
+    named("--substitutes", check_provider, substitutes)
+    if output_format != "terminal":
+        check_output_file(out, force)
+    elif out is not None:
+        raise InvalidArgumentError("--out needs --format json or html")
     subject: Task | str
     if prompt_file is not None:
-        if not prompt_file.is_file():
-            raise DataError(f"--prompt-file: file not found: {prompt_file}")
-        subject = prompt_file.read_text(encoding="utf-8")
+        subject = read_prompt_file(prompt_file)
     else:
         subject = get_task(task or "", data)
     from codefocus.models.cache import GenerationCache
     from codefocus.models.packaged import cache_dir
 
-    cache = None if no_cache else GenerationCache(cache_dir() / "generations.sqlite")
+    generations = GenerationCache(cache_dir() / "generations.sqlite") if cache else None
     with console.status("loading the model and attributing..."):
         result = attribute(
             model,
@@ -86,14 +105,34 @@ def attribute_command(
             settings=GenerationSettings(max_new_tokens=max_new_tokens),
             substitutes=substitutes,
             similarity=similarity,
-            cache=cache,
+            cache=generations,
             scope=scope,
             shap_l1_reg=shap_l1_reg,
         )
     if output_format == "terminal":
-        result.show(k=k, console=console)
-        return
-    write_output(result.to_json() if output_format == "json" else result.to_html(k=k), out)
+        result.show(k=top, console=console)
+    else:
+        write_output(result.to_json() if output_format == "json" else result.to_html(k=top), out)
+    if not result.word_scores:  # nothing useful ran: say so in the exit status
+        reasons = "; ".join(f"{name}: {why}" for name, why in result.failures.items())
+        raise MethodsFailedError(f"every method failed ({reasons})")
+
+
+def read_prompt_file(path: Path) -> str:
+    """A prompt file's text: UTF-8, not empty."""
+    from codefocus.errors import DataError
+
+    if not path.is_file():
+        raise DataError(f"--prompt-file: file not found: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"--prompt-file: {path} is not UTF-8 text") from None
+    if "\x00" in text:
+        raise DataError(f"--prompt-file: {path} is a binary file, not a prompt")
+    if not text.strip():
+        raise DataError(f"--prompt-file: {path} is empty")
+    return text
 
 
 def models_command() -> None:
@@ -121,6 +160,8 @@ def serve_command(
 ) -> None:
     """Serve a white-box model over an OpenAI-compatible API (/v1/completions, chat)."""
     from codefocus.models.loading import load_model
+
+    check_range("--port", port, 0, 65535)
     from codefocus.models.server import make_server
 
     loaded = load_model(model)

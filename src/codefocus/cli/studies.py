@@ -9,59 +9,94 @@ import typer
 
 from codefocus.cli.options import (
     DataOption,
+    FormatOption,
     MaxNewTokensOption,
     MethodsOption,
     ScopeOption,
+    check_choice,
     check_positive,
     check_scope,
     console,
     named,
+    print_json,
     split,
 )
+from codefocus.errors import InvalidArgumentError
+from codefocus.methods import resolve_methods
 
 
 def study_command(
     out: Annotated[Path, typer.Option(help="Study directory (created; re-run to resume).")],
-    models: Annotated[str, typer.Option(help="Comma-separated: default, tiny, hub ids...")] = (
-        "default"
-    ),
+    model: Annotated[
+        str,
+        typer.Option("--model", "--models", help="Models, comma-separated: default, tiny, ..."),
+    ] = "default",
     methods: MethodsOption = "all-whitebox",
-    benchmarks: Annotated[str, typer.Option(help="humaneval, mbpp")] = "humaneval",
+    benchmark: Annotated[
+        str, typer.Option("--benchmark", "--benchmarks", help="humaneval, mbpp (comma-separated)")
+    ] = "humaneval",
     limit: Annotated[int | None, typer.Option(help="Tasks per benchmark.")] = None,
-    config: Annotated[Path | None, typer.Option(help="A TOML file with the same keys.")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="A TOML file with the same keys (instead of the options).")
+    ] = None,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
     max_new_tokens: MaxNewTokensOption = None,
     scope: ScopeOption = "study",
+    output_format: FormatOption = "text",
     data: DataOption = None,
 ) -> None:
     """Run (or resume) a study: models x tasks x methods, stored in OUT/study.sqlite."""
     from dataclasses import replace
 
-    from codefocus.methods import resolve_methods
     from codefocus.studies.executors import run_study
     from codefocus.studies.runner import StudyConfig
 
+    check_choice("--format", output_format, ("text", "json"))
+    check_choice("--executor", executor, ("local", "ray"))
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out: {out} is a file, not a study directory")
     if config is not None:
+        given = _given_options(
+            model=model != "default",
+            methods=methods != "all-whitebox",
+            benchmark=benchmark != "humaneval",
+            limit=limit is not None,
+            max_new_tokens=max_new_tokens is not None,
+            scope=scope != "study",
+        )
+        if given:
+            raise InvalidArgumentError(
+                f"--config: the file sets the study; {given} would be ignored (put it in the file)"
+            )
         study = StudyConfig.from_file(config)
         if data is not None:
             study = replace(study, data_dir=str(data))
     else:
-        named("--methods", resolve_methods, methods)  # before any model loads
         check_positive("--limit", limit)
         check_positive("--max-new-tokens", max_new_tokens)
+        check_scope(scope)
+        named("--methods", resolve_methods, methods)  # before any model loads
         study = StudyConfig(
-            models=tuple(split(models)),
+            models=tuple(split(model)),
             methods=tuple(split(methods)),
-            benchmarks=tuple(split(benchmarks)),
+            benchmarks=tuple(split(benchmark)),
             limit=limit,
             max_new_tokens=max_new_tokens,
-            scope=check_scope(scope),
+            scope=scope,
             data_dir=str(data) if data else None,
         )
     summary = run_study(study, out, executor)
+    if output_format == "json":
+        print_json({**summary.to_dict(), "out": str(out)})
+        return
     console.print(summary.line())
     for failure in summary.failures[:10]:
         console.print(f"[red]failed:[/red] {failure}", highlight=False, markup=False)
+
+
+def _given_options(**given: bool) -> str:
+    names = [f"--{name.replace('_', '-')}" for name, value in given.items() if value]
+    return ", ".join(names)
 
 
 def report_command(

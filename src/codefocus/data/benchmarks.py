@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,15 +64,24 @@ class Task(JsonRecord):
 
 
 def _read_jsonl(path: Path) -> Iterator[dict]:
+    """Records of a (gzipped) JSON-lines file; a damaged file is a one-line ``DataError``."""
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DataError(f"{path}:{number}: malformed JSON line ({error.msg})") from None
+    number = 0
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            for number, line in enumerate(handle, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise DataError(f"{path}:{number}: malformed JSON line ({error.msg})") from None
+                if not isinstance(record, dict):
+                    raise DataError(f"{path}:{number}: a line is not a JSON object")
+                yield record
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error) as error:
+        kind = "truncated" if isinstance(error, EOFError) else "unreadable"
+        raise DataError(f"{path}: {kind} file after line {number} ({error})") from None
 
 
 def load_humaneval(data_dir: str | Path | None = None) -> list[Task]:

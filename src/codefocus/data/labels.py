@@ -101,6 +101,13 @@ def read_label_rows(benchmark: str, data_dir: str | Path | None = None) -> list[
     if benchmark not in _COLUMNS:
         raise DataError(f"no programmer labels for benchmark {benchmark!r}")
     path = data_file(resolve_data_dir(data_dir), "programmer-attention", f"{benchmark}.csv")
+    try:
+        return _read_label_file(path, benchmark)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: unreadable label file ({error})") from None
+
+
+def _read_label_file(path: Path, benchmark: str) -> list[LabelRow]:
     id_col, prompt_col, word_col, type_col, range_col = _COLUMNS[benchmark]
     rows: list[LabelRow] = []
     with open(path, newline="", encoding="utf-8") as handle:

@@ -66,6 +66,8 @@ def load_tasks(
 
 def parse_task_ref(ref: str) -> tuple[str, int]:
     """Parse ``humaneval/0``, ``HumanEval/0``, ``mbpp/11`` or ``Mbpp/11``."""
+    if not isinstance(ref, str):
+        raise UnknownNameError(f"bad task reference {ref!r}: use humaneval/N or mbpp/N")
     try:
         name, number = ref.strip().split("/")
         benchmark = {"humaneval": "humaneval", "mbpp": "mbpp"}[name.lower()]

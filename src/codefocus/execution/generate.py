@@ -7,28 +7,66 @@ from collections.abc import Callable
 from pathlib import Path
 
 from codefocus.data.benchmarks import Task
-from codefocus.errors import InvalidArgumentError
+from codefocus.errors import DataError, InvalidArgumentError
 from codefocus.models.base import GenerationSettings, evaluation_input_for, sample_record
+from codefocus.storage import write_text_atomic
+
+
+def _sample_lines(path: Path) -> tuple[list[str], dict[str, int]]:
+    """The complete sample lines of ``path`` and how many samples each task has. A torn last
+    line (a write cut by a crash) is left out; any other line that is not a sample record is a
+    ``DataError``: the file is not one ``generate`` wrote, and nothing of it is dropped."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise DataError(f"--out: {path} is not a samples file (not UTF-8 text)") from None
+    lines = text.splitlines(keepends=True)
+    good: list[str] = []
+    counts: dict[str, int] = {}
+    for number, line in enumerate(lines, start=1):
+        torn = number == len(lines) and not line.endswith("\n")
+        try:
+            record = json.loads(line)
+            valid = isinstance(record, dict) and isinstance(record.get("task_id"), str)
+            valid = valid and any(
+                isinstance(record.get(k), str) for k in ("completion", "solution")
+            )
+        except ValueError:
+            valid = False
+        if not valid or torn:
+            if torn:
+                continue  # an interrupted write: that sample is generated again
+            raise DataError(
+                f"--out: {path}:{number} is not a sample record: the file is not a samples file "
+                "written by codefocus generate (use --force to replace it)"
+            )
+        good.append(line)
+        counts[record["task_id"]] = counts.get(record["task_id"], 0) + 1
+    return good, counts
+
+
+def check_samples_file(path: Path, force: bool = False) -> None:
+    """Before any work: ``path`` is new, a samples file to continue, or ``force`` replaces it."""
+    from codefocus.storage import check_writable
+
+    if path.is_dir():
+        raise InvalidArgumentError(f"--out: {path} is a directory, not a file")
+    if path.exists() and not force:
+        _sample_lines(path)  # raises unless it is a samples file
+        return
+    try:
+        check_writable(path, force=True)
+    except InvalidArgumentError as error:
+        raise InvalidArgumentError(f"--out: {error}") from None
 
 
 def finished_samples(path: Path) -> dict[str, int]:
     """How many samples each task already has in ``path`` (a torn last line is dropped)."""
-    counts: dict[str, int] = {}
     if not path.is_file():
-        return counts
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    good = []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # an interrupted write: that sample is generated again
-        if not line.endswith("\n"):
-            continue
-        good.append(line)
-        counts[record["task_id"]] = counts.get(record["task_id"], 0) + 1
-    if len(good) != len(lines):
-        path.write_text("".join(good), encoding="utf-8")
+        return {}
+    good, counts = _sample_lines(path)
+    if sum(counts.values()) != len(path.read_text(encoding="utf-8").splitlines()):
+        write_text_atomic(path, "".join(good))
     return counts
 
 
@@ -39,12 +77,16 @@ def generate_samples(
     n: int = 1,
     settings: GenerationSettings | None = None,
     on_progress: Callable[[int], None] | None = None,
+    replace: bool = False,
 ) -> int:
-    """Append ``n`` samples per task to ``out``, skipping those already there. Returns how many
-    were generated now. Each sample is flushed as soon as it exists."""
+    """Append ``n`` samples per task to ``out``, skipping those already there (``replace``:
+    start ``out`` afresh). Returns how many were generated now. Each sample is flushed as soon
+    as it exists."""
     settings = settings or GenerationSettings()
     if n <= 0:
         raise InvalidArgumentError(f"--n must be positive, got {n}")
+    if replace and out.exists():
+        out.unlink()
     done = finished_samples(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     written = 0

@@ -16,6 +16,7 @@ import numpy as np
 
 from codefocus.lab.datasets import LabDataset, Sample
 from codefocus.lab.parsing import parse
+from codefocus.storage import write_text_atomic
 
 PAD, UNK = 0, 1
 MEMO_SIZE = 20_000  # encoded programs kept per vocabulary
@@ -239,7 +240,7 @@ class CodeClassifier:
             "max_len": self.max_len,
             "seed": self.seed,
         }
-        (directory / "classifier.json").write_text(json.dumps(meta))
+        write_text_atomic(directory / "classifier.json", json.dumps(meta))
 
     @classmethod
     def load(cls, directory: str | Path) -> CodeClassifier:

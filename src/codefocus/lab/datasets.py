@@ -21,6 +21,7 @@ from codefocus.data.paths import data_file, resolve_data_dir
 from codefocus.errors import DataError
 from codefocus.lab.parsing import parse
 from codefocus.serialization import JsonRecord
+from codefocus.storage import write_text_atomic
 
 ABSTRACT_KINDS = {
     "identifier",
@@ -61,7 +62,7 @@ class LabDataset:
             "classes": self.classes,
             "report": self.report,
         }
-        (directory / "dataset.json").write_text(json.dumps(meta, indent=1))
+        write_text_atomic(directory / "dataset.json", json.dumps(meta, indent=1))
         for split in ("train", "valid", "test"):
             with open(directory / f"{split}.jsonl", "w") as handle:
                 for sample in getattr(self, split):

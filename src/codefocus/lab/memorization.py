@@ -26,6 +26,7 @@ from codefocus.lab.noise import input_noise, label_noise
 from codefocus.lab.renaming import single_renamings
 from codefocus.metrics.classification import gini, macro_f1, subtoken_f1
 from codefocus.serialization import JsonRecord
+from codefocus.storage import write_text_atomic
 
 NOISE_KINDS = ("label", "input")
 # Classifier sizes: the AutoFocus-style attention-pooled transformer, and attention pooling over
@@ -90,7 +91,7 @@ class MemorizationResult(JsonRecord):
     levels: list[LevelResult]
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict()))
+        write_text_atomic(path, json.dumps(self.to_dict()))
 
     @classmethod
     def load(cls, path: str | Path) -> MemorizationResult:
@@ -261,7 +262,7 @@ def run_memorization(
         raise InvalidArgumentError("the dataset needs two classes and non-empty train and test")
     if on_dataset:
         on_dataset(dataset)
-    (out / "config.json").write_text(json.dumps(asdict(config), indent=1))
+    write_text_atomic(out / "config.json", json.dumps(asdict(config), indent=1))
     # the vocabulary comes from the clean training programs, so every level shares it
     vocabulary = Vocabulary.build(dataset.train, dataset.language)
     csr_tests = dataset.test[: config.csr_programs]
@@ -285,9 +286,7 @@ def run_memorization(
             renamed,
             on_epoch=functools.partial(on_epoch, noise) if on_epoch else None,
         )
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(level.to_dict()))
-        temporary.replace(path)  # atomic: a crash never leaves half a level
+        write_text_atomic(path, json.dumps(level.to_dict()))  # a crash never leaves half a level
         levels.append(level)
     sizes = {"train": len(dataset.train), "valid": len(dataset.valid), "test": len(dataset.test)}
     sizes["csr_programs"] = len(renamed)

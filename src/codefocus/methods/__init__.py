@@ -65,6 +65,8 @@ def method_names(names: Sequence[str] | str) -> list[str]:
     each once."""
     if isinstance(names, str):
         names = [n.strip() for n in names.split(",") if n.strip()]
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise InvalidArgumentError(f"methods are names, comma-separated or a list; got {names!r}")
     chosen: list[str] = []
     for name in names:
         if name in GROUPS:

@@ -33,7 +33,7 @@ import numpy as np
 
 from codefocus.data.units import Span
 from codefocus.data.wordnet import load_wordnet
-from codefocus.errors import CodefocusError, UnknownNameError
+from codefocus.errors import CodefocusError, InvalidArgumentError, UnknownNameError
 
 _WORD = re.compile(r"^[A-Za-z]+$")
 
@@ -338,6 +338,18 @@ def substitution_report(provider: SubstituteProvider, prompts: list[tuple[str, l
         for span in spans:
             substitute_word(provider, text, span, report)
     return report
+
+
+def check_provider(name: str) -> str:
+    """Fail on an unknown provider name before anything loads."""
+    if name in ("codemodel", "mlm") or name in PROVIDERS or name.startswith("mlm:"):
+        if name == "mlm:":
+            raise InvalidArgumentError("mlm: needs a model id or directory (mlm:<model>)")
+        return name
+    raise UnknownNameError(
+        f"unknown substitute provider {name!r}: choose from embedding, wordnet, codemodel, "
+        "mlm, mlm:<model>"
+    )
 
 
 def get_provider(name: str, model=None) -> SubstituteProvider:

@@ -11,11 +11,12 @@ import json
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from codefocus.errors import EndpointError
+from codefocus.errors import EndpointError, InvalidArgumentError
 from codefocus.models.base import (
     Generation,
     GenerationSettings,
@@ -58,6 +59,20 @@ class EndpointModel:
             base = os.environ.get("OPENAI_BASE_URL", "https://api.openai.com/v1")
             return cls(base, spec.split(":", 1)[1], chat=True)
         url, _, model = spec.partition("#")
+        parsed = urllib.parse.urlsplit(url)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+            parsed = parsed._replace(netloc="")
+        if (
+            parsed.scheme not in ("http", "https")
+            or not parsed.hostname
+            or (":" in parsed.netloc.rsplit("@", 1)[-1] and port is None)
+        ):
+            raise InvalidArgumentError(
+                f"bad endpoint {spec!r}: use http(s)://host:port[/v1][#model] or openai:<model>"
+            )
         return cls(url, model or os.environ.get("CODEFOCUS_ENDPOINT_MODEL", "default"))
 
     # ---- what the methods use ---------------------------------------------------------------

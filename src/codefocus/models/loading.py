@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codefocus.errors import InvalidArgumentError
 from codefocus.models.base import TextGenerator
 from codefocus.models.hf import HFModel
 
@@ -23,6 +24,8 @@ def load_model(
         ModelLoadError: the model cannot be found or loaded (``PackagedModelError`` for the
             packaged one).
     """
+    if not isinstance(spec, str) or not spec.strip():
+        raise InvalidArgumentError(f"a model name is a non-empty string, got {spec!r}")
     if spec == "default":
         from codefocus.models.packaged import DEFAULT_MODEL_NAME, ensure_default_model
 

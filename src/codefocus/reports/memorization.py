@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from codefocus.lab.memorization import MemorizationResult
+from codefocus.storage import write_text_atomic
 
 CSV_METRICS = {
     "train_f1": lambda r, e: r.primary_f1(e, "train"),
@@ -36,14 +37,14 @@ def write_csvs(result: MemorizationResult, out: str | Path) -> list[Path]:
                 row.append(f"{value(result, level.epochs[epoch]):.6f}")
             lines.append(",".join(row))
         path = out / f"{name}.csv"
-        path.write_text("\n".join(lines) + "\n")
+        write_text_atomic(path, "\n".join(lines) + "\n")
         written.append(path)
     lines = [",".join(["rank", *header[1:]])]
     finals = [sorted(level.epochs[-1].test_scores, reverse=True) for level in result.levels]
     for rank in range(len(finals[0]) if finals else 0):
         lines.append(",".join([str(rank + 1), *(f"{scores[rank]:.6f}" for scores in finals)]))
     path = out / "test_scores_final.csv"
-    path.write_text("\n".join(lines) + "\n")
+    write_text_atomic(path, "\n".join(lines) + "\n")
     return [*written, path]
 
 
@@ -240,5 +241,5 @@ figure {{ display: inline-block; margin: .5em; }} img {{ max-width: 34em; }}
 </body></html>
 """
     path = out / "report.html"
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)
     return path

@@ -20,6 +20,7 @@ from codefocus.metrics.alignment import PromptAlignment, PromptUnits, pool, top_
 from codefocus.metrics.stats import bootstrap
 from codefocus.reports.html import STYLE, _method_spans, highlighted, human_marks
 from codefocus.reports.svg import bar_chart, line_chart
+from codefocus.storage import write_text_atomic
 from codefocus.studies.runner import STORE_NAME, StudyConfig, study_tasks
 from codefocus.studies.store import StudyStore
 
@@ -349,5 +350,5 @@ def write_report(directory: str | Path, data_dir: str | Path | None = None) -> P
         f"<style>{STYLE} .panel{{width:31%}} small{{color:#666}}</style></head><body>{''.join(body)}</body></html>"
     )
     path = directory / REPORT_NAME
-    path.write_text(page, encoding="utf-8")
+    write_text_atomic(path, page)
     return path

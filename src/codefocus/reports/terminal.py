@@ -128,8 +128,34 @@ def attribution_text(attribution, method: str, k: int) -> Text:
     return text
 
 
+def plain_attribution(attribution, methods: Sequence[str], k: int = 10) -> str:
+    """The same content without colour (for a pipe or a file): per method its top-K words in
+    rank order with their scores, then the generated code and any failures."""
+    from codefocus.metrics.alignment import top_k_indices
+
+    lines = [f"# {attribution.task_id or 'prompt'} — {attribution.model}"]
+    if attribution.human_spans:
+        labelled = ", ".join(f"{s.word} ({s.category})" for s in attribution.human_spans)
+        lines.append(f"programmers: {labelled}")
+    for method in methods:
+        if method not in attribution.word_scores:
+            continue
+        scores = attribution.word_scores[method]
+        ranked = list(top_k_indices(scores, k)) if scores else []
+        words = ", ".join(f"{attribution.words[i].text} {scores[i]:.4g}" for i in ranked)
+        lines.append(f"{method} top {k}: {words}")
+    lines += ["generated code:", attribution.generated.rstrip("\n")]
+    lines += [f"{method} failed: {reason}" for method, reason in attribution.failures.items()]
+    return "\n".join(lines)
+
+
 def print_attribution(attribution, methods: Sequence[str], k: int = 10, console=None) -> None:
+    """Colour highlights on a terminal; the plain listing anywhere else (highlights that are
+    colour only would leave every panel the same plain prompt)."""
     console = console or Console()
+    if not console.is_terminal:
+        print(plain_attribution(attribution, methods, k))
+        return
     console.rule(f"{attribution.task_id or 'prompt'} — {attribution.model}")
     if attribution.human_spans:
         console.print("[bold]programmers[/bold]")

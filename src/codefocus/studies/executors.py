@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from codefocus.errors import InvalidArgumentError
+from codefocus.progress import make_progress
+from codefocus.serialization import JsonRecord
 from codefocus.studies.runner import (
     STORE_NAME,
     StudyConfig,
@@ -34,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class StudySummary:
+class StudySummary(JsonRecord):
     units_done: int = 0
     units_failed: int = 0
     units_skipped: int = 0
@@ -48,14 +50,14 @@ class StudySummary:
         )
 
 
-def _progress(console: Console | None) -> Progress:
-    return Progress(
+def _progress(console: Console | None):
+    """Bars on a terminal, plain lines in a log (``codefocus.progress``)."""
+    return make_progress(
+        console or Console(stderr=True),
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=console or Console(stderr=True),
-        transient=False,
     )
 
 

@@ -45,6 +45,44 @@ class StudyConfig(JsonRecord):
     data_dir: str | None = None
     task_ids: tuple[str, ...] = field(default=())
 
+    def __post_init__(self) -> None:
+        """Every value checked where the study starts (a TOML file reaches here too)."""
+        for key in ("models", "methods", "benchmarks", "task_ids"):
+            value = getattr(self, key)
+            if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
+                raise InvalidArgumentError(f"{key} must be a list of names, got {value!r}")
+            if not value and key != "task_ids":
+                raise InvalidArgumentError(f"{key} must name at least one, got none")
+        for key, least in (("limit", 1), ("max_new_tokens", 1), ("perturbation_tasks", 0)):
+            value = getattr(self, key)
+            if value is not None and (not _is_int(value) or value < least):
+                bound = "a positive integer" if least else "an integer >= 0"
+                raise InvalidArgumentError(f"{key} must be {bound}, got {value!r}")
+        for key in ("labelled_only", "exclude_sink"):
+            if not isinstance(getattr(self, key), bool):
+                raise InvalidArgumentError(
+                    f"{key} must be true or false, got {getattr(self, key)!r}"
+                )
+        if isinstance(self.timeout, bool) or not isinstance(self.timeout, int | float):
+            raise InvalidArgumentError(f"timeout must be a number of seconds, got {self.timeout!r}")
+        if self.timeout <= 0:
+            raise InvalidArgumentError(f"timeout must be positive, got {self.timeout!r}")
+        for key in ("substitutes", "similarity", "scope", "shap_l1_reg"):
+            if not isinstance(getattr(self, key), str):
+                raise InvalidArgumentError(f"{key} must be a name, got {getattr(self, key)!r}")
+        if self.data_dir is not None and not isinstance(self.data_dir, str):
+            raise InvalidArgumentError(f"data_dir must be a path, got {self.data_dir!r}")
+        from codefocus.data.units import scored_range
+        from codefocus.methods.perturbation import shap_l1_reg
+        from codefocus.methods.substitutes import check_provider
+        from codefocus.metrics.similarity import check_similarity
+
+        scored_range("", self.scope)
+        shap_l1_reg(self.shap_l1_reg)
+        check_provider(self.substitutes)
+        check_similarity(self.similarity)
+        resolve_names(list(self.methods))
+
     @classmethod
     def from_file(cls, path: str | Path) -> StudyConfig:
         """A small TOML (or YAML-free) config: the same keys as the command's options."""
@@ -52,16 +90,24 @@ class StudyConfig(JsonRecord):
 
         try:
             data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as error:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             raise InvalidArgumentError(f"cannot read study config {path}: {error}") from None
         study = data.get("study", data)
+        if not isinstance(study, dict):
+            raise InvalidArgumentError(f"bad study config {path}: [study] is not a table")
         for key in ("models", "methods", "benchmarks", "task_ids"):
             if isinstance(study.get(key), str):
                 study[key] = [v.strip() for v in study[key].split(",") if v.strip()]
         try:
             return cls.from_dict(study)
-        except TypeError as error:
+        except (TypeError, ValueError) as error:
             raise InvalidArgumentError(f"bad study config {path}: {error}") from None
+        except InvalidArgumentError as error:
+            raise InvalidArgumentError(f"study config {path}: {error}") from None
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def study_tasks(config: StudyConfig) -> list[Task]:

@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+from codefocus.errors import DataError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS units (
     model TEXT NOT NULL,
@@ -30,11 +32,15 @@ class StudyStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._db.commit()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, timeout=60)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(SCHEMA)
+            self._db.commit()
+            self._db.execute("SELECT count(*) FROM units").fetchone()
+        except sqlite3.DatabaseError as error:  # not a database, or a damaged one
+            raise DataError(f"{self.path} is not a readable study store ({error})") from None
 
     def set_meta(self, key: str, value) -> None:
         with self._lock:
