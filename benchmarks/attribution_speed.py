@@ -6,7 +6,11 @@ For N HumanEval prompts (default 5): generate once (greedy, the study's budget),
   * captum computing the same gradient scores the usual way: Saliency / InputXGradient with one
     forward + backward per generated token on its own prefix (as captum's LLM attribution and
     inseq do),
-  * the attention sums from ``output_attentions=True`` over all layers (the usual way).
+  * the attention sums from ``output_attentions=True`` over all layers (the usual way),
+  * each method's floor: one teacher-forced forward over prompt + completion for the attention
+    methods; one forward plus one backward (of one logit) for the reading-stage gradients; one
+    forward plus one backward per generated token for the coding-stage gradients — timed the
+    plainest way, and each method's time divided by it (``floor ratio``; 1.0 is the floor).
 Each ratio is printed on its own line starting with ``ratio``.
 
     CODEFOCUS_DATA=../shared/data python benchmarks/attribution_speed.py [--prompts 5]
@@ -43,10 +47,46 @@ def captum_coding(model, context: AttributionContext, cls) -> np.ndarray:
 
 
 def attentions_the_usual_way(model, context: AttributionContext) -> np.ndarray:
+    """CODING attention summed over all layers: the queries P-1 .. S-2 wrote the generated
+    tokens; the first position (an attention sink) and unscored columns are not scored."""
     ids = torch.tensor([context.prompt_ids + context.completion_ids])
     with torch.no_grad():
         attentions = model.model(ids, output_attentions=True).attentions
-    return sum(a[0].sum(0)[context.P :, : context.P] for a in attentions).sum(0).numpy()
+    rows = slice(context.P - 1, context.P - 1 + context.G)
+    summed = sum(a[0].sum(0)[rows, : context.P] for a in attentions).sum(0).numpy()
+    return np.where(context.attention_scored, summed, 0.0)
+
+
+def floors(model, context: AttributionContext) -> dict[str, float]:
+    """Seconds of the least work each kind of method needs, done the plainest way."""
+    ids = torch.tensor([context.prompt_ids + context.completion_ids])
+    start = time.perf_counter()
+    with torch.no_grad():
+        model.model(ids)
+    forward = time.perf_counter() - start
+    net = model.model
+    embeds = net.get_input_embeddings()(ids).detach().requires_grad_(True)
+    start = time.perf_counter()
+    logits = net(inputs_embeds=embeds).logits[0]
+    targets = context.completion_ids or [int(logits[-1].argmax())]
+    chosen = [logits[context.P - 1 + s, t] for s, t in enumerate(targets)]
+    forward_grad = time.perf_counter() - start
+    backward = []
+    for value in chosen:
+        start = time.perf_counter()
+        torch.autograd.grad(value, embeds, retain_graph=True)
+        backward.append(time.perf_counter() - start)
+    return {
+        "attention": forward,
+        "reading": forward_grad + backward[0],
+        "coding": forward_grad + sum(backward),
+    }
+
+
+def floor_of(name: str) -> str:
+    if name.startswith(("reading_", "coding_")):
+        return "attention"
+    return "reading" if name.endswith("_reading") else "coding"
 
 
 def main() -> None:
@@ -61,6 +101,7 @@ def main() -> None:
     totals |= {"all ten together": 0.0, "captum saliency_coding": 0.0}
     totals |= {"captum inputxgradient_coding": 0.0, "output_attentions coding_all": 0.0}
     worst = 0.0
+    floor_totals = {"attention": 0.0, "reading": 0.0, "coding": 0.0}
     for task in tasks:
         text = model_input_for(task)
         budget = args.max_new_tokens or model.default_max_new_tokens(task.reference_solution)
@@ -83,6 +124,8 @@ def main() -> None:
                 reference = attentions_the_usual_way(model, context)
                 totals["output_attentions coding_all"] += time.perf_counter() - start
                 np.testing.assert_allclose(scores, reference, rtol=1e-4, atol=1e-6)
+        for kind, seconds in floors(model, AttributionContext(model, text, completion)).items():
+            floor_totals[kind] += seconds
         context = AttributionContext(model, text, completion)
         start = time.perf_counter()
         for method in resolve_methods(list(STUDY_WHITEBOX)):
@@ -99,6 +142,11 @@ def main() -> None:
         "ratio coding_all vs output_attentions: "
         f"{totals['output_attentions coding_all'] / totals['coding_all']:.2f}"
     )
+    for kind, seconds in floor_totals.items():
+        print(f"seconds per prompt floor {kind}: {seconds / n:.2f}")
+    for name in STUDY_WHITEBOX:
+        kind = floor_of(name)
+        print(f"floor ratio {name}: {totals[name] / floor_totals[kind]:.2f} (floor: {kind})")
     print(f"all ten methods for one task: {totals['all ten together'] / n:.1f} s (goal < 60 s)")
 
 

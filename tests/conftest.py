@@ -6,6 +6,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def generation_cache(tmp_path_factory):
+    """The library caches generations by default: in the tests, in a file of this session."""
+    path = tmp_path_factory.mktemp("cache") / "generations.sqlite"
+    os.environ["CODEFOCUS_GENERATION_CACHE"] = str(path)
+    yield path
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared data directory: $CODEFOCUS_DATA, else ../shared/data beside the checkout."""

@@ -94,8 +94,7 @@ def test_attention_modules_fall_back_to_the_class_name(tiny, monkeypatch):
 
 
 def test_every_method_has_a_definition_you_can_grep():
-    sources = "".join((SRC / "methods" / f).read_text() for f in ("attention.py", "gradient.py"))
-    sources += (SRC / "methods" / "perturbation.py").read_text()
+    sources = "".join(path.read_text() for path in (SRC / "methods").glob("*.py"))
     for name in REGISTRY:
         assert f'("{name}"' in sources, name  # Cls("name", ...) in its family's module
 
@@ -336,3 +335,26 @@ def test_python_dash_m_and_version():
         [sys.executable, "-m", "codefocus", "--version"], capture_output=True, text=True
     )
     assert out.returncode == 0 and out.stdout.strip() == f"codefocus {codefocus.__version__}"
+
+
+def test_the_library_caches_generations_by_default(tmp_path, monkeypatch):
+    import sqlite3
+
+    from codefocus.models.base import GenerationSettings
+
+    settings = GenerationSettings(max_new_tokens=5)
+    path = tmp_path / "generations.sqlite"
+    monkeypatch.setenv("CODEFOCUS_GENERATION_CACHE", str(path))
+    first = codefocus.attribute("tiny", "Return one.", "reading_first", settings=settings)
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT count(*) FROM generations_v2").fetchone()[0] == 1
+    again = codefocus.attribute("tiny", "Return one.", "reading_first", settings=settings)
+    assert again.generated == first.generated
+    monkeypatch.setenv("CODEFOCUS_GENERATION_CACHE", "off")
+    path.unlink()
+    codefocus.attribute("tiny", "Return two.", "reading_first", settings=settings)
+    assert not path.exists()
+    none = codefocus.attribute(
+        "tiny", "Return two.", "reading_first", settings=settings, cache=None
+    )
+    assert none.generated is not None

@@ -36,7 +36,7 @@ from codefocus.models.base import (
     is_white_box,
     model_input_for,
 )
-from codefocus.models.cache import ENGINES, CachedGenerator, GenerationCache
+from codefocus.models.cache import ENGINES, CachedGenerator, GenerationCache, default_cache
 
 log = logging.getLogger(__name__)
 # a task reference given where a prompt is expected
@@ -129,7 +129,7 @@ def prepare(
             exclude_sink=exclude_sink,
         )
     setup = None
-    if any(m.family == "perturbation" for m in methods):
+    if any(m.family in ("perturbation", "likelihood") for m in methods):
         setup = PerturbationSetup(
             prompt=prompt,
             suffix=model_input[len(prompt) :],
@@ -295,7 +295,7 @@ def attribute(
     aggregation: Aggregation = "sum",
     substitutes: str = "embedding",
     similarity: str = "bleu",
-    cache: GenerationCache | None = None,
+    cache: GenerationCache | None | str = "default",
     batch_size: int = 8,
     scope: str = "study",
     exclude_sink: bool = True,
@@ -317,6 +317,9 @@ def attribute(
         scope: ``study`` scores the study's part of the prompt (HumanEval: ``def`` to the first
             ``>>>``), ``prompt`` all of it; the model reads the whole input either way.
         exclude_sink: attention methods do not score the first input position.
+        cache: where generations are kept between calls (keyed by the model's fingerprint, the
+            input and the settings): ``"default"`` (``models.cache.default_cache``), a
+            ``GenerationCache``, or ``None`` for none.
         shap_l1_reg: SHAP's regularisation (``none``, ``aic``, ``bic``, ``num_features(N)``).
         engine: ``draft`` regenerates perturbed prompts by verifying the original completion as
             a draft (exact; ``models/engine.py``), ``plain`` decodes each one.
@@ -345,6 +348,10 @@ def attribute(
             raise InvalidArgumentError(
                 f"max_new_tokens must be positive, got {settings.max_new_tokens}"
             )
+    if cache == "default":
+        cache = default_cache()
+    elif isinstance(cache, str):
+        raise InvalidArgumentError(f"cache must be 'default', a GenerationCache or None: {cache!r}")
     model = _as_model(model)
     prepared = prepare(
         model,

@@ -39,6 +39,18 @@ class EndpointError(CodefocusError):
     """The endpoint could not be reached, refused us, or answered nonsense."""
 
 
+class OutputError(CodefocusError):
+    """A finished result could not be written where asked (it was kept elsewhere)."""
+
+    exit_status = 1
+
+
+class MethodsFailedError(CodefocusError):
+    """Every requested method failed: nothing useful ran."""
+
+    exit_status = 1
+
+
 class SchemaError(DataError):
     """A stored result was written by another schema version, or breaks its invariants."""
 

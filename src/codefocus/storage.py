@@ -7,13 +7,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from codefocus.errors import CodefocusError, InvalidArgumentError
-
-
-class OutputError(CodefocusError):
-    """A finished result could not be written where asked (it was kept elsewhere)."""
-
-    exit_status = 1
+from codefocus.errors import InvalidArgumentError, OutputError
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -24,14 +24,7 @@ from codefocus.cli.options import (
     named,
     write_output,
 )
-from codefocus.errors import CodefocusError, InvalidArgumentError
-
-
-class MethodsFailedError(CodefocusError):
-    """Every requested method failed: nothing useful ran."""
-
-    exit_status = 1
-
+from codefocus.errors import InvalidArgumentError, MethodsFailedError
 
 FORMATS = ("terminal", "json", "html")
 
@@ -93,10 +86,9 @@ def attribute_command(
         subject = read_prompt_file(prompt_file)
     else:
         subject = get_task(task or "", data)
-    from codefocus.models.cache import GenerationCache
-    from codefocus.models.packaged import cache_dir
+    from codefocus.models.cache import default_cache
 
-    generations = GenerationCache(cache_dir() / "generations.sqlite") if cache else None
+    generations = default_cache() if cache else None
     with console.status("loading the model and attributing..."):
         result = attribute(
             model,

@@ -4,7 +4,7 @@ Every method is a named instance defined in its family's module (``grep reading_
 it); groups are derived from the families; the study's ten white-box methods are listed once
 (``STUDY_WHITEBOX``). ``resolve_methods(names, **options)`` gives instances configured with the
 options they take (``shap_samples``, ``shap_l1_reg``, ``partition_evals``, ``ig_steps``,
-``gradient_chunk``).
+``gradient_chunk``, ``loo_mode``, ``contextcite_samples``, ``contextcite_alpha``).
 """
 
 from __future__ import annotations
@@ -13,10 +13,15 @@ import dataclasses
 from collections.abc import Callable, Sequence
 
 from codefocus.errors import InvalidArgumentError, UnknownNameError
-from codefocus.methods import attention, gradient, perturbation
+from codefocus.methods import attention, gradient, likelihood, perturbation
 from codefocus.methods.base import IDENTITY_FIELDS, Method, MethodInputs, TokenScores
 
-METHODS: tuple[Method, ...] = (*attention.METHODS, *gradient.METHODS, *perturbation.METHODS)
+METHODS: tuple[Method, ...] = (
+    *attention.METHODS,
+    *gradient.METHODS,
+    *perturbation.METHODS,
+    *likelihood.METHODS,
+)
 REGISTRY: dict[str, Method] = {m.name: m for m in METHODS}
 if len(REGISTRY) != len(METHODS):
     raise RuntimeError("two methods share a name")
@@ -48,6 +53,7 @@ GROUPS: dict[str, Callable[[], list[str]]] = {
     "attention": _family("attention"),
     "gradient": _family("gradient"),
     "perturbation": _family("perturbation"),
+    "likelihood": _family("likelihood"),
 }
 
 OPTION_NAMES: frozenset[str] = frozenset(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from codefocus.methods.context import AttributionContext
     from codefocus.methods.perturbation import PerturbationSetup
 
-FAMILIES = ("attention", "attention-compat", "gradient", "perturbation")
+FAMILIES = ("attention", "attention-compat", "gradient", "perturbation", "likelihood")
 
 
 @dataclass

@@ -32,6 +32,25 @@ def _key(model: str, model_input: str, settings: dict, budget: int) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+GENERATION_CACHE_ENV = "CODEFOCUS_GENERATION_CACHE"
+
+
+def default_cache() -> GenerationCache | None:
+    """The cache the library and the command line use unless told otherwise:
+    ``$CODEFOCUS_GENERATION_CACHE`` (a file, or ``off``), else
+    ``<$CODEFOCUS_CACHE or ~/.cache/codefocus>/generations.sqlite``."""
+    import os
+
+    setting = os.environ.get(GENERATION_CACHE_ENV, "")
+    if setting.lower() in ("off", "none", "0"):
+        return None
+    if setting:
+        return GenerationCache(setting)
+    from codefocus.models.packaged import cache_dir
+
+    return GenerationCache(cache_dir() / "generations.sqlite")
+
+
 class GenerationCache:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

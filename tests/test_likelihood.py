@@ -1,0 +1,101 @@
+"""The likelihood methods (new): loo_logprob and contextcite against naive implementations, one
+unbatched forward per prompt with the full logits."""
+
+import numpy as np
+import pytest
+import torch
+
+from codefocus import attribute
+from codefocus.errors import InvalidArgumentError
+from codefocus.methods import GROUPS, resolve_methods
+from codefocus.methods.likelihood import completion_logprobs, fit_surrogate
+from codefocus.methods.perturbation import WordTemplate
+from codefocus.models.hf import HFModel
+from codefocus.models.tiny import build_tiny_model
+
+PROMPT = "Write a function that returns the largest even number in a list of numbers."
+
+
+@pytest.fixture(scope="module", params=["qwen2", "gpt2"])
+def model(request):
+    weights, tokenizer = build_tiny_model(request.param, seed=3)
+    return HFModel(weights, tokenizer, name=f"tiny-{request.param}", device="cpu")
+
+
+def naive_logprob(model, text: str, completion_ids: list[int]) -> float:
+    """One forward of input + completion, full logits, log-softmax, the completion's tokens."""
+    prompt = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([prompt + completion_ids])
+    with torch.no_grad():
+        logits = model.model(ids).logits[0].double()
+    logp = torch.log_softmax(logits, -1)
+    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(completion_ids)))
+
+
+def test_completion_logprobs_equal_one_forward_each(model):
+    (generation,) = model.generate([PROMPT], max_new_tokens=10)
+    ids = list(generation.token_ids)
+    texts = [PROMPT, PROMPT.replace("largest", "smallest"), "Return a list.", PROMPT[:30]]
+    batched = completion_logprobs(model, texts, ids, batch_size=3)
+    naive = [naive_logprob(model, t, ids) for t in texts]
+    np.testing.assert_allclose(batched, naive, rtol=1e-5, atol=1e-5)
+
+
+def test_loo_logprob_equals_the_naive_leave_one_out(model):
+    result = attribute(model, PROMPT, "loo_logprob,bert_masking", scope="prompt", cache=None)
+    (generation,) = model.generate([PROMPT], max_new_tokens=model.default_max_new_tokens(None))
+    ids = list(generation.token_ids)
+    words = [w for w in result.words]
+    from codefocus.methods.substitutes import get_provider, substitute_word
+
+    provider = get_provider("embedding", model)
+    substitutes = [substitute_word(provider, PROMPT, w) for w in words]
+    template = WordTemplate(PROMPT, words, substitutes)
+    base = naive_logprob(model, PROMPT, ids)
+    want = [base - naive_logprob(model, template.without(i), ids) for i in range(len(words))]
+    np.testing.assert_allclose(result.word_scores["loo_logprob"], want, rtol=1e-4, atol=1e-4)
+    assert result.settings["methods"]["loo_logprob"] == {"loo_mode": "substitute"}
+
+
+def test_loo_can_delete_words(model):
+    result = attribute(
+        model, PROMPT, "loo_logprob", scope="prompt", method_options={"loo_mode": "delete"}
+    )
+    (generation,) = model.generate([PROMPT], max_new_tokens=model.default_max_new_tokens(None))
+    ids = list(generation.token_ids)
+    template = WordTemplate(PROMPT, result.words)
+    base = naive_logprob(model, PROMPT, ids)
+    want = [base - naive_logprob(model, template.without(i), ids) for i in range(len(result.words))]
+    np.testing.assert_allclose(result.word_scores["loo_logprob"], want, rtol=1e-4, atol=1e-4)
+
+
+def test_contextcite_equals_a_naive_surrogate_fit(model):
+    (method,) = resolve_methods("contextcite", contextcite_samples=24)
+    result = attribute(model, PROMPT, "contextcite", scope="prompt", method_options={
+        "contextcite_samples": 24})  # fmt: skip
+    (generation,) = model.generate([PROMPT], max_new_tokens=model.default_max_new_tokens(None))
+    ids = list(generation.token_ids)
+    template = WordTemplate(PROMPT, result.words)
+    masks = method.masks(len(result.words))
+    targets = np.array([naive_logprob(model, template.render(m), ids) for m in masks])
+    want = fit_surrogate(masks, targets, 0.01)
+    np.testing.assert_allclose(result.word_scores["contextcite"], want, rtol=1e-3, atol=1e-4)
+
+
+def test_the_surrogate_recovers_a_planted_linear_effect():
+    rng = np.random.default_rng(1)
+    masks = rng.integers(0, 2, size=(64, 12))
+    weights = np.zeros(12)
+    weights[[2, 7]] = [3.0, -2.0]
+    targets = masks @ weights - 5.0
+    fitted = fit_surrogate(masks, targets, 0.001)
+    assert set(np.argsort(-np.abs(fitted))[:2]) == {2, 7}
+    np.testing.assert_allclose(fitted[[2, 7]], [3.0, -2.0], atol=0.05)
+
+
+def test_likelihood_methods_are_registered_with_their_options():
+    assert GROUPS["likelihood"]() == ["loo_logprob", "contextcite"]
+    with pytest.raises(InvalidArgumentError, match="loo_mode"):
+        resolve_methods("loo_logprob", loo_mode="mask")
+    with pytest.raises(InvalidArgumentError, match="contextcite_samples"):
+        resolve_methods("contextcite", contextcite_samples=1)
