@@ -36,9 +36,11 @@ def test_completion_logprobs_equal_one_forward_each(model):
     (generation,) = model.generate([PROMPT], max_new_tokens=10)
     ids = list(generation.token_ids)
     texts = [PROMPT, PROMPT.replace("largest", "smallest"), "Return a list.", PROMPT[:30]]
-    batched = completion_logprobs(model, texts, ids, batch_size=3)
     naive = [naive_logprob(model, t, ids) for t in texts]
+    batched = completion_logprobs(model, texts, ids, batch_size=3)
     np.testing.assert_allclose(batched, naive, rtol=1e-5, atol=1e-5)
+    reused = completion_logprobs(model, texts, ids, batch_size=3, original=PROMPT)
+    np.testing.assert_allclose(reused, naive, rtol=1e-5, atol=1e-5)
 
 
 def test_loo_logprob_equals_the_naive_leave_one_out(model):

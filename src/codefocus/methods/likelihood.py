@@ -29,37 +29,44 @@ from codefocus.methods.base import Method, MethodInputs, TokenScores
 
 
 def completion_logprobs(
-    model, inputs: Sequence[str], completion_ids: Sequence[int], batch_size: int = 8
+    model,
+    inputs: Sequence[str],
+    completion_ids: Sequence[int],
+    batch_size: int = 8,
+    original: str | None = None,
 ) -> np.ndarray:
-    """``log p(completion_ids | input)`` for each input, teacher-forced, batched."""
+    """``log p(completion_ids | input)`` for each input, teacher-forced, batched. With
+    ``original`` (the unperturbed input), each input's common prefix with it is read from the
+    original's keys and values instead of being recomputed (``models/engine.py``)."""
     import torch
+
+    from codefocus.models.engine import forward_from_prefix, prefix_cache, shared_prefix
 
     completion = list(completion_ids)
     if not completion:
         return np.zeros(len(inputs))
     encoded = [model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs]
-    pad = model.tokenizer.pad_token_id or 0
+    if any(not ids for ids in encoded):
+        raise InvalidArgumentError("an empty input has no likelihood to compare")
+    cache, shared = None, [0] * len(inputs)
+    if original is not None:
+        original_ids = model.tokenizer(original, add_special_tokens=False)["input_ids"]
+        cache = prefix_cache(model, original_ids)
+        shared = [shared_prefix(ids, original_ids) for ids in encoded]
     head = model.model.get_output_embeddings()
     totals = np.zeros(len(inputs))
-    order = sorted(range(len(inputs)), key=lambda i: len(encoded[i]))  # little padding
+    # neighbours in this order share the longest prefixes with the original
+    order = sorted(range(len(inputs)), key=lambda i: (shared[i], len(encoded[i])))
     for begin in range(0, len(order), batch_size):
         rows = order[begin : begin + batch_size]
-        sequences = [encoded[i] + completion for i in rows]
-        width = max(len(s) for s in sequences)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for row, sequence in enumerate(sequences):  # right padding: causal rows are unaffected
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, : len(sequence)] = 1
+        start = min(shared[i] for i in rows)
         with torch.no_grad():
-            hidden = model.model.base_model(
-                input_ids=ids.to(model.device), attention_mask=mask.to(model.device)
-            ).last_hidden_state
+            hidden = forward_from_prefix(
+                model, [encoded[i] + completion for i in rows], cache, start
+            )
             target = torch.tensor(completion, device=hidden.device)
             for row, index in enumerate(rows):
-                first = len(encoded[index]) - 1  # position P-1 produces completion token 0
-                if first < 0:
-                    raise InvalidArgumentError("an empty input has no likelihood to compare")
+                first = len(encoded[index]) - 1 - start  # position P-1 produces token 0
                 logits = head(hidden[row, first : first + len(completion)]).double()
                 values = torch.log_softmax(logits, -1).gather(1, target[:, None])
                 totals[index] = float(values.sum())
@@ -79,7 +86,9 @@ class Likelihood(Method):
         ids = list(context.completion_ids or [])
 
         def logprobs(prompts: list[str]) -> np.ndarray:
-            return completion_logprobs(context.model, [p + setup.suffix for p in prompts], ids)
+            texts = [p + setup.suffix for p in prompts]
+            original = setup.prompt + setup.suffix
+            return completion_logprobs(context.model, texts, ids, original=original)
 
         return TokenScores(self.word_scores(setup, logprobs), word_level=True)
 

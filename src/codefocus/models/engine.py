@@ -108,8 +108,8 @@ class DraftVerifier:
         encoded = [encoded_all[i] for i in keep]
         # prefix reuse: each input shares its first tokens with the original; the original's
         # keys and values serve them (at least the last prompt token is always recomputed)
-        shared = [min(_common_prefix(ids, original_ids), len(ids) - 1) for ids in encoded]
-        cache = self._prefix_cache(original_ids) if self.reuse_prefix else None
+        shared = [shared_prefix(ids, original_ids) for ids in encoded]
+        cache = prefix_cache(self.model, original_ids) if self.reuse_prefix else None
         prefixes: list[list[int] | None] = [None] * len(inputs)
         order = sorted(range(len(inputs)), key=lambda i: (shared[i], len(encoded[i])))
         for begin in range(0, len(order), self.batch_size):
@@ -150,16 +150,6 @@ class DraftVerifier:
             return True
         return function_ended(self.model.decode(prefix))
 
-    def _prefix_cache(self, original_ids: list[int]):
-        """Keys and values of the original prompt, for the prefixes the inputs share with it."""
-        import torch
-
-        with torch.no_grad():
-            output = self.model.model.base_model(
-                input_ids=torch.tensor([original_ids], device=self.model.device), use_cache=True
-            )
-        return output.past_key_values
-
     def _verify(
         self, prompts: list[list[int]], draft: list[int], cache=None, start: int = 0
     ) -> list[list[int]]:
@@ -167,33 +157,11 @@ class DraftVerifier:
         greedy's own next token where it differs (the whole draft when all agree). With the
         original's ``cache``, the first ``start`` tokens (shared by every prompt of the batch
         with the original) are read from it instead of being recomputed."""
-        import copy
-
         import torch
 
         model = self.model
-        pad = model.tokenizer.pad_token_id or 0
-        sequences = [(p + draft)[start:] for p in prompts]
-        width = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(sequences), start + width), dtype=torch.long)
-        mask[:, :start] = 1
-        for row, sequence in enumerate(sequences):  # right padding: causal rows are unaffected
-            ids[row, : len(sequence)] = torch.tensor(sequence)
-            mask[row, start : start + len(sequence)] = 1
-        past = None
-        if cache is not None and start > 0:
-            past = copy.deepcopy(cache)
-            if past.get_seq_length() > start:
-                past.crop(start - past.get_seq_length())  # negative: tokens to remove
-            past.batch_repeat_interleave(len(sequences))
         with torch.no_grad():
-            hidden = model.model.base_model(
-                input_ids=ids.to(model.device),
-                attention_mask=mask.to(model.device),
-                past_key_values=past,
-                use_cache=past is not None,
-            ).last_hidden_state
+            hidden = forward_from_prefix(model, [p + draft for p in prompts], cache, start)
             head = model.model.get_output_embeddings()
             answers = []
             for row, prompt in enumerate(prompts):
@@ -209,6 +177,56 @@ class DraftVerifier:
                 else:
                     answers.append(draft[:accepted] + [predicted[accepted]])
         return answers
+
+
+def prefix_cache(model, ids: list[int]):
+    """Keys and values of ``ids`` (an original prompt), for inputs that share its first tokens."""
+    import torch
+
+    with torch.no_grad():
+        output = model.model.base_model(
+            input_ids=torch.tensor([ids], device=model.device), use_cache=True
+        )
+    return output.past_key_values
+
+
+def forward_from_prefix(model, sequences: list[list[int]], cache=None, start: int = 0):
+    """Last hidden states of ``sequences`` (right padded, one row each) from position ``start``
+    on: with ``cache`` (a ``prefix_cache``), the first ``start`` tokens, which every sequence
+    shares with the cached prompt, are read from it instead of being recomputed. Row r, column
+    c is position ``start + c`` of sequence r."""
+    import copy
+
+    import torch
+
+    pad = model.tokenizer.pad_token_id or 0
+    start = start if cache is not None else 0
+    rows = [s[start:] for s in sequences]
+    width = max(len(r) for r in rows)
+    ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), start + width), dtype=torch.long)
+    mask[:, :start] = 1
+    for row, sequence in enumerate(rows):  # right padding: causal rows are unaffected
+        ids[row, : len(sequence)] = torch.tensor(sequence)
+        mask[row, start : start + len(sequence)] = 1
+    past = None
+    if cache is not None and start > 0:
+        past = copy.deepcopy(cache)
+        if past.get_seq_length() > start:
+            past.crop(start - past.get_seq_length())  # negative: tokens to remove
+        past.batch_repeat_interleave(len(rows))
+    return model.model.base_model(
+        input_ids=ids.to(model.device),
+        attention_mask=mask.to(model.device),
+        past_key_values=past,
+        use_cache=past is not None,
+    ).last_hidden_state
+
+
+def shared_prefix(ids: Sequence[int], original: Sequence[int]) -> int:
+    """Tokens an input can read from the original's cache: the common prefix, less at least
+    the input's last token (whose hidden state is needed)."""
+    return min(_common_prefix(ids, original), len(ids) - 1)
 
 
 def _changed(ids: Sequence[int], original: Sequence[int]) -> int:
