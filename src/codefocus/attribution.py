@@ -167,11 +167,9 @@ class Attribution:
             statement_word_scores={**self.statement_word_scores, **other.statement_word_scores},
             settings=settings,
             timings={**self.timings, **other.timings},
-            failures={
-                k: v
-                for k, v in {**self.failures, **other.failures}.items()
-                if k not in other.word_scores or k in other.failures
-            },
+            # a failure stays unless the other attribution has that method's scores
+            failures={k: v for k, v in self.failures.items() if k not in other.word_scores}
+            | other.failures,
         )
 
     # ---- serialisation -------------------------------------------------------------------

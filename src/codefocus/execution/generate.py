@@ -12,10 +12,11 @@ from codefocus.models.base import GenerationSettings, evaluation_input_for, samp
 from codefocus.storage import write_text_atomic
 
 
-def _sample_lines(path: Path) -> tuple[list[str], dict[str, int]]:
-    """The complete sample lines of ``path`` and how many samples each task has. A torn last
-    line (a write cut by a crash) is left out; any other line that is not a sample record is a
-    ``DataError``: the file is not one ``generate`` wrote, and nothing of it is dropped."""
+def _sample_lines(path: Path) -> tuple[list[str], dict[str, int], bool]:
+    """The complete sample lines of ``path``, how many samples each task has, and whether a
+    torn last line (a write cut by a crash) was left out; any other line that is not a sample
+    record is a ``DataError``: the file is not one ``generate`` wrote, and nothing of it is
+    dropped."""
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
@@ -23,8 +24,8 @@ def _sample_lines(path: Path) -> tuple[list[str], dict[str, int]]:
     lines = text.splitlines(keepends=True)
     good: list[str] = []
     counts: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        torn = number == len(lines) and not line.endswith("\n")
+    torn = bool(lines) and not lines[-1].endswith("\n")
+    for number, line in enumerate(lines[:-1] if torn else lines, start=1):
         try:
             record = json.loads(line)
             valid = isinstance(record, dict) and isinstance(record.get("task_id"), str)
@@ -33,25 +34,21 @@ def _sample_lines(path: Path) -> tuple[list[str], dict[str, int]]:
             )
         except ValueError:
             valid = False
-        if not valid or torn:
-            if torn:
-                continue  # an interrupted write: that sample is generated again
+        if not valid:
             raise DataError(
                 f"--out: {path}:{number} is not a sample record: the file is not a samples file "
                 "written by codefocus generate (use --force to replace it)"
             )
         good.append(line)
         counts[record["task_id"]] = counts.get(record["task_id"], 0) + 1
-    return good, counts
+    return good, counts, torn  # a torn line's sample is generated again
 
 
 def check_samples_file(path: Path, force: bool = False) -> None:
     """Before any work: ``path`` is new, a samples file to continue, or ``force`` replaces it."""
     from codefocus.storage import check_writable
 
-    if path.is_dir():
-        raise InvalidArgumentError(f"--out: {path} is a directory, not a file")
-    if path.exists() and not force:
+    if path.is_file() and not force:
         _sample_lines(path)  # raises unless it is a samples file
         return
     try:
@@ -64,8 +61,8 @@ def finished_samples(path: Path) -> dict[str, int]:
     """How many samples each task already has in ``path`` (a torn last line is dropped)."""
     if not path.is_file():
         return {}
-    good, counts = _sample_lines(path)
-    if sum(counts.values()) != len(path.read_text(encoding="utf-8").splitlines()):
+    good, counts, torn = _sample_lines(path)
+    if torn:
         write_text_atomic(path, "".join(good))
     return counts
 

@@ -14,6 +14,7 @@ Code dispatches on these (``is_white_box``), never on a concrete class.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -138,14 +139,17 @@ class WhiteBoxModel(TextGenerator, Protocol):
         ...
 
 
-def _members(protocol: type) -> set[str]:
+@functools.cache
+def _members(protocol: type) -> frozenset[str]:
+    """The names a protocol declares (walked once per protocol: ``is_white_box`` runs on every
+    generation call)."""
     names: set[str] = set()
     for klass in protocol.__mro__:
         if klass is object or klass is Protocol or klass.__name__ == "Generic":
             continue
         names |= {n for n in vars(klass) if not n.startswith("_")}
         names |= set(getattr(klass, "__annotations__", {}))
-    return names
+    return frozenset(names)
 
 
 def offers(model: object, protocol: type) -> bool:
