@@ -111,8 +111,9 @@ def test_report_renders_offline_and_runs_no_script_from_the_data(tmp_path, data_
     store.close()
     report = write_report(out)
     text = report.read_text()
-    assert "<script>" not in text and "http://" not in text.replace(
-        "http://www.w3.org/2000/svg", ""
+    assert HOSTILE not in text  # the model's markup is text: the only scripts are the explorer's
+    assert "http://" not in text.replace("http://www.w3.org/2000/svg", "").replace(
+        "http://www.w3.org/1999/xlink", ""
     )
     assert html.escape(HOSTILE, quote=False)[:30] in text
     # the report leads with the study's headline comparison, beside the study's own Table 3
@@ -144,8 +145,12 @@ def test_report_renders_offline_and_runs_no_script_from_the_data(tmp_path, data_
         assert page.evaluate("window.__pwned === undefined")
         assert page.locator("table.alignment tr").count() >= 3  # header + 2 methods
         assert page.locator("table.categories").count() >= 1
-        assert page.locator("svg polyline.series").count() >= 2  # F1 vs K lines
-        assert page.locator("svg rect.bar").count() >= 2
+        assert page.locator("svg.chart g[id^='series-']").count() >= 2  # F1 vs K lines
+        assert page.locator("svg.chart g[id^='bar-']").count() >= 2
+        assert page.locator("section.task .cfx").count() == 2  # each task opens with the explorer
+        # the explorer is live: its first method's top words are lit (this tiny model's code has
+        # no statements: the statement interactions are tested in test_explorer.py)
+        assert page.locator("section.task .cfx").first.locator(".w.on").count() == 10
         assert page.locator("section.task").count() == 2
         assert page.locator("pre.highlight mark").count() >= 10  # top-10 words per method
         assert page.locator("pre.labels mark").count() >= 1  # programmer labels

@@ -228,11 +228,33 @@ class Attribution:
 
         print_attribution(self, methods or self.methods, k, console)
 
-    def to_html(self, methods: list[str] | None = None, k: int = 10) -> str:
-        """A self-contained HTML page: the prompt highlighted per method, labels beside it."""
+    def to_html(
+        self,
+        methods: list[str] | None = None,
+        k: int = 10,
+        reference: str | None = None,
+        verdict: str | None = None,
+    ) -> str:
+        """A self-contained HTML page: the explorer (which words produced which statements),
+        each method's top-K scores and their alignment with the labels."""
         from codefocus.reports.html import attribution_html
 
-        return attribution_html(self, methods or self.methods, k)
+        return attribution_html(self, methods or self.methods, k, reference, verdict)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows the explorer."""
+        from codefocus.reports.explorer import explorer_html
+
+        return explorer_html(self)
+
+    def __repr__(self) -> str:
+        """Short, as inseq's and shap's objects are: what, not the whole prompt."""
+        failed = f", failed={sorted(self.failures)}" if self.failures else ""
+        return (
+            f"Attribution(model={self.model!r}, task={self.task_id or 'prompt'!r}, "
+            f"methods={self.methods}, words={len(self.words)}, tokens={len(self.tokens)}, "
+            f"statements={len(self.statements)}, generated={len(self.generated)} chars{failed})"
+        )
 
 
 def _upgrade_from_1(data: dict) -> dict:

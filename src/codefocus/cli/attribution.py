@@ -103,11 +103,28 @@ def attribute_command(
         )
     if output_format == "terminal":
         result.show(k=top, console=console)
+    elif output_format == "json":
+        write_output(result.to_json(), out)
     else:
-        write_output(result.to_json() if output_format == "json" else result.to_html(k=top), out)
+        reference, verdict = _reference_and_verdict(subject, result)
+        write_output(result.to_html(k=top, reference=reference, verdict=verdict), out)
     if not result.word_scores:  # nothing useful ran: say so in the exit status
         reasons = "; ".join(f"{name}: {why}" for name, why in result.failures.items())
         raise MethodsFailedError(f"every method failed ({reasons})")
+
+
+def _reference_and_verdict(subject, result) -> tuple[str | None, str | None]:
+    """For a benchmark task: its reference solution and the generated code's test verdict (run
+    in the sandbox), shown beside the code in the HTML page."""
+    from codefocus.data.tasks import Task
+    from codefocus.execution.sandbox import Limits, run_python
+    from codefocus.studies.runner import verdict_program
+
+    if not isinstance(subject, Task):
+        return None, None
+    program, tests = verdict_program(subject, result.model_input, result.generated)
+    outcome = run_python(program, tests, Limits(timeout=10.0))
+    return subject.reference_solution, "passed" if outcome.passed else outcome.reason
 
 
 def read_prompt_file(path: Path) -> str:

@@ -1,11 +1,12 @@
-"""Self-contained HTML: no scripts, no external assets; all model and user text escaped."""
+"""Self-contained HTML pages: no external assets; all model and user text escaped (the only
+script is the explorer's, which reads numbers and writes text)."""
 
 from __future__ import annotations
 
 import html
 from typing import TYPE_CHECKING
 
-from codefocus.data.labels import CATEGORIES, CATEGORY_NAMES
+from codefocus.data.labels import CATEGORY_NAMES
 
 if TYPE_CHECKING:
     from codefocus.attribution import Attribution
@@ -25,6 +26,8 @@ line-height:1.5}
 mark{border-radius:3px;padding:0 1px}
 .legend span{padding:0 .4em;margin-right:.4em;border-radius:3px}
 table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
+.score-tables{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+.score-tables td.word{text-align:left;font-family:monospace}caption{font-weight:600}
 """
 
 
@@ -45,17 +48,21 @@ def highlighted(text: str, spans: list[tuple[int, int, str, str]]) -> str:
     return "".join(pieces)
 
 
-def _method_spans(attribution: Attribution, method: str, k: int) -> list[tuple[int, int, str, str]]:
+def method_marks(attribution: Attribution, method: str, k: int) -> list[tuple[int, int, str, str]]:
+    """(start, end, colour, title) of a method's top-K words, shaded by score on the explorer's
+    colour-blind-safe scale; none when the method gave no attribution (all scores equal)."""
+    from codefocus.reports.explorer import SCALE, top_words
+
     scores = attribution.scores(method)
-    top = attribution.top_k(method, k)
-    ranked = sorted(scores, reverse=True)
-    low, high = (ranked[min(k, len(ranked)) - 1], ranked[0]) if ranked else (0.0, 1.0)
+    top = top_words(scores, k)
+    if not top:
+        return []
+    high, low = scores[top[0]], scores[top[-1]]
     spans = []
-    for word in top:
-        index = attribution.words.index(word)
-        value = scores[index]
-        strength = 0.35 + 0.65 * ((value - low) / (high - low) if high > low else 1.0)
-        colour = f"rgba(230,80,60,{strength:.2f})"
+    for index in top:
+        word, value = attribution.words[index], scores[index]
+        share = (value - low) / (high - low) if high > low else 1.0
+        colour = SCALE[min(len(SCALE) - 1, int(share * len(SCALE)))]
         spans.append((word.start, word.end, colour, f"{method}: {value:.4g}"))
     return spans
 
@@ -73,35 +80,73 @@ def human_marks(spans) -> list[tuple[int, int, str, str]]:
     ]
 
 
-def attribution_html(attribution: Attribution, methods: list[str], k: int = 10) -> str:
-    """The study's Figure 3 style: per method, the prompt with its top-K words marked, beside the
-    programmer labels; then the generated code."""
-    title = html.escape(f"{attribution.task_id or 'prompt'} — {attribution.model}")
-    human = human_marks(attribution.human_spans)
-    legend = "".join(
-        f'<span style="background:{CATEGORY_COLOURS[c]}">{CATEGORY_NAMES[c]}</span>'
-        for c in CATEGORIES
+def scores_table(attribution: Attribution, method: str, k: int) -> str:
+    """A method's top-K words with their scores; "no attribution" when every score is equal
+    (an all-zero row highlighted as a "top 10" would be a lie)."""
+    from codefocus.reports.explorer import top_words
+
+    scores = attribution.scores(method)
+    top = top_words(scores, k)
+    if not top:
+        return f"<p class='no-attribution'>{html.escape(method)}: no attribution (all {len(scores)} scores equal)</p>"
+    rows = "".join(
+        f"<tr><td>{rank}</td><td class='word'>{html.escape(attribution.words[i].text or '')}</td>"
+        f"<td>{scores[i]:.4g}</td></tr>"
+        for rank, i in enumerate(top, start=1)
     )
+    return (
+        f"<table class='scores'><caption>{html.escape(method)} — top {len(top)}</caption>"
+        f"<tr><th>rank</th><th>word</th><th>score</th></tr>{rows}</table>"
+    )
+
+
+def alignment_table(attribution: Attribution, methods: list[str], k: int) -> str:
+    """Precision, recall, F1 and Krippendorff's alpha of each method's top K against the
+    programmers' labels (empty when the task has none)."""
+    if not attribution.human_spans:
+        return ""
+    from codefocus.reports.explorer import top_words
+
+    results = attribution.alignment([k])
+    rows = "".join(
+        f"<tr><th>{html.escape(m)}</th><td colspan='4'>– (no attribution: all scores equal)</td></tr>"
+        if not top_words(attribution.scores(m), k)
+        else f"<tr><th>{html.escape(m)}</th><td>{r.precision:.3f}</td><td>{r.recall:.3f}</td>"
+        f"<td>{r.f1:.3f}</td><td>{r.alpha:.3f}</td></tr>"
+        for m in methods
+        if m in results
+        for r in results[m]
+    )
+    return (
+        f"<h2>Alignment with the programmers' labels (K = {k})</h2><table class='alignment'>"
+        "<tr><th>method</th><th>precision</th><th>recall</th><th>F1</th><th>α</th></tr>"
+        f"{rows}</table>"
+    )
+
+
+def attribution_html(
+    attribution: Attribution,
+    methods: list[str],
+    k: int = 10,
+    reference: str | None = None,
+    verdict: str | None = None,
+) -> str:
+    """One attribution as a page: the explorer, each method's top-K words with scores, their
+    P/R/F1/alpha against the labels, and any failed method."""
+    from codefocus.reports.explorer import explorer_html
+
+    title = html.escape(f"{attribution.task_id or 'prompt'} — {attribution.model}")
+    methods = [m for m in methods if m in attribution.word_scores]
     parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{title}</title><style>{STYLE}</style></head><body>",
         f"<h1>{title}</h1>",
+        explorer_html(attribution, methods, k, reference=reference, verdict=verdict),
+        alignment_table(attribution, methods, k),
+        "<h2>Scores</h2><div class='score-tables'>",
+        *(scores_table(attribution, m, k) for m in methods),
+        "</div>",
     ]
-    for method in methods:
-        if method not in attribution.word_scores:
-            continue
-        parts.append(f"<h2>{html.escape(method)} — top {k}</h2>")
-        parts.append(
-            f'<div class="panel"><h3>model</h3><pre>'
-            f"{highlighted(attribution.prompt, _method_spans(attribution, method, k))}</pre></div>"
-        )
-        if human:
-            parts.append(
-                '<div class="panel"><h3>programmers</h3><pre>'
-                f"{highlighted(attribution.prompt, human)}</pre>"
-                f'<div class="legend">{legend}</div></div>'
-            )
-    parts.append(f"<h2>generated code</h2><pre>{html.escape(attribution.generated)}</pre>")
     if attribution.failures:
         items = "".join(
             f"<li>{html.escape(m)}: {html.escape(r)}</li>" for m, r in attribution.failures.items()

@@ -1,10 +1,12 @@
-"""The study report: one self-contained, offline HTML file (no scripts, no external assets).
+"""The study report: one self-contained, offline HTML file (no external assets; the only script
+is the explorer's, and every table and chart reads without it).
 
 Per model: pass@1, the Table 2/3-style alignment table for every method and K with bootstrap
 intervals, recall per label category, charts; the automated error explanation of the study's
 RQ2 (which labelled keyword categories got no top-K attention in failing generations); and a
-section per task with the prompt highlighted by each method next to the programmers' labels,
-the generated code with its verdict, and the word -> statement map. Everything that came from a
+section per task that opens with the explorer (which words produced which statements), then the
+prompt highlighted by each method next to the programmers' labels, the generated code with its
+verdict, and the word -> statement map. Everything that came from a
 model, a user or the data is escaped.
 """
 
@@ -18,8 +20,9 @@ from codefocus.attribution import Attribution
 from codefocus.data.labels import CATEGORIES, CATEGORY_NAMES
 from codefocus.metrics.alignment import PromptAlignment, PromptUnits, pool, top_k_indices
 from codefocus.metrics.stats import bootstrap
-from codefocus.reports.html import STYLE, _method_spans, highlighted, human_marks
-from codefocus.reports.svg import bar_chart, line_chart
+from codefocus.reports.charts import bar_chart, line_chart
+from codefocus.reports.explorer import explorer_html
+from codefocus.reports.html import STYLE, highlighted, human_marks, method_marks
 from codefocus.storage import write_text_atomic
 from codefocus.studies.runner import STORE_NAME, StudyConfig, study_tasks
 from codefocus.studies.store import StudyStore
@@ -92,6 +95,7 @@ def alignment_section(
     f1_by_k: dict[str, list[float]] = {}
     alpha_at_10: dict[str, float] = {}
     categories: dict[str, dict] = {}
+    category_counts: dict[str, dict[str, int]] = {}
     for method in methods:
         usable = [
             r for r in results if method in r.attribution.word_scores and r.attribution.human_spans
@@ -108,6 +112,9 @@ def alignment_section(
             if k == 10:
                 alpha_at_10[method] = pooled.alpha
                 categories[method] = pooled.per_category_recall
+                category_counts[method] = {
+                    c: sum(count.category_count.get(c, 0) for count in counts) for c in CATEGORIES
+                }
             cells += [_fmt(intervals[m]) for m in ("precision", "recall", "f1", "alpha")]
         rows.append(
             f"<tr><th>{html.escape(method)}</th>"
@@ -119,19 +126,30 @@ def alignment_section(
         f"<table class='alignment'><tr><th>method</th>{header}</tr>{''.join(rows)}</table>"
         f"<p><small>pooled over {len(results)} tasks; 95% bootstrap intervals over tasks</small></p>"
     )
+
+    def category_cell(method: str, category: str) -> str:
+        n = category_counts[method][category]
+        value = categories[method].get(category)
+        if not n or value is None or value != value:
+            return f"<td>– <small>(n = {n})</small></td>"
+        return f"<td>{100 * value:.1f} <small>(n = {n})</small></td>"
+
     category_rows = "".join(
         f"<tr><th>{html.escape(m)}</th>"
-        + "".join(f"<td>{100 * v.get(c, float('nan')):.1f}</td>" for c in CATEGORIES)
+        + "".join(category_cell(m, c) for c in CATEGORIES)
         + "</tr>"
-        for m, v in categories.items()
+        for m in categories
     )
     category_table = (
-        "<h3>Recall per label category (K = 10, %)</h3><table class='categories'><tr><th>method</th>"
+        "<h3>Recall per label category (K = 10, %; n = labelled spans)</h3><table class='categories'><tr><th>method</th>"
         + "".join(f"<th>{CATEGORY_NAMES[c]}</th>" for c in CATEGORIES)
         + f"</tr>{category_rows}</table>"
     )
-    charts = line_chart(f"F1 vs K — {model}", list(KS), f1_by_k, "F1") + bar_chart(
-        f"Krippendorff's α at K = 10 — {model}", alpha_at_10, "alpha"
+    charts = (
+        line_chart(f"F1 vs K — {model}", list(KS), f1_by_k, "F1", "K (top words)")
+        + bar_chart(f"Krippendorff's α at K = 10 — {model}", alpha_at_10, "alpha")
+        if f1_by_k
+        else ""
     )
     return table + category_table + f"<div class='charts'>{charts}</div>", f1_by_k
 
@@ -200,6 +218,9 @@ def statement_map(attribution: Attribution, method: str, top: int = 3) -> str:
 
 
 def task_section(result: TaskResult, methods: list[str], k: int = 10) -> str:
+    """A task: the explorer first (prompt and code side by side, the reference beside them),
+    then the study's Figure 3 panels (each method's top K next to the labels), which read
+    without JavaScript, and the word -> statement map."""
     a = result.attribution
     verdict = result.verdict or {}
     status = "passed" if verdict.get("passed") else verdict.get("result", "not evaluated")
@@ -209,16 +230,28 @@ def task_section(result: TaskResult, methods: list[str], k: int = 10) -> str:
     ]
     for method in methods:
         if method in a.word_scores:
+            marks = method_marks(a, method, k)
+            body = (
+                highlighted(a.prompt, marks)
+                if marks
+                else f"no attribution (all scores equal)\n\n{html.escape(a.prompt)}"
+            )
             panels.append(
                 f"<div class='panel'><h4>{html.escape(method)} — top {k}</h4>"
-                f"<pre class='highlight'>{highlighted(a.prompt, _method_spans(a, method, k))}</pre></div>"
+                f"<pre class='highlight'>{body}</pre></div>"
             )
     coding = next((m for m in methods if a.statement_word_scores.get(m)), None)
-    anchor = html.escape(f"{result.model}-{a.task_id}", quote=True)
+    anchor = f"{result.model}-{a.task_id}"
+    reference = getattr(result.task, "reference_solution", None)
+    explorer = explorer_html(
+        a, methods, k, reference=reference, verdict=status, element_id=f"x-{anchor}"
+    )
     return (
-        f"<section class='task' id='{anchor}'><h3>{html.escape(a.task_id or 'prompt')} — {html.escape(result.model)}</h3>"
+        f"<section class='task' id='{html.escape(anchor, quote=True)}'><h3>{html.escape(a.task_id or 'prompt')} — {html.escape(result.model)}</h3>"
+        + explorer
+        + "<details><summary>each method's top words beside the programmers' labels</summary>"
         + "".join(panels)
-        + f"<h4>generated code — <span class='verdict'>{html.escape(status)}</span></h4><pre>{html.escape(a.generated)}</pre>"
+        + "</details>"
         + (statement_map(a, coding) if coding else "")
         + "</section>"
     )
@@ -338,9 +371,10 @@ def write_report(directory: str | Path, data_dir: str | Path | None = None) -> P
         body.append(
             f"<h2>{html.escape(model)}</h2><p>pass@1 (greedy): {pass_rates[model]:.3f} over {len(verdicts)} tasks</p>{section}"
         )
-    body.append(
-        "<div class='charts'>" + bar_chart("pass@1 per model", pass_rates, "pass@1") + "</div>"
-    )
+    if len(pass_rates) > 1:  # a chart of one bar says nothing the text does not
+        body.append(
+            "<div class='charts'>" + bar_chart("pass@1 per model", pass_rates, "pass@1") + "</div>"
+        )
     body.append(
         "<h2>Why generations fail: missing attention (RQ2)</h2>" + error_section(results, methods)
     )
