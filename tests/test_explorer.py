@@ -270,3 +270,30 @@ def test_charts_are_matplotlib_svg_without_script():
     assert 'id="bar-0"' in bars and "–" in bars and "nan" not in bars
     likert = diverging_likert("Q1", {"A": [1, 0, 0, 1, 0, 0, 2]}, [str(i) for i in range(1, 8)])
     assert likert.count("<svg") == 1
+
+
+def test_attribute_html_shows_the_reference_and_the_verdict(tmp_path, data_dir):
+    from test_cli import run
+
+    out = tmp_path / "a.html"
+    result = run(
+        "attribute",
+        "--model",
+        "tiny",
+        "--task",
+        "humaneval/2",
+        "--methods",
+        "reading_all",
+        "--format",
+        "html",
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "8",
+        env_data=data_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    page = out.read_text()
+    assert "reference solution" in page and "return number % 1.0" in page
+    # the tiny random model's code fails HumanEval/2's tests in the sandbox
+    assert "<span class='verdict'>failed" in page
