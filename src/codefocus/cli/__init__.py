@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import typer
 
-from codefocus.cli import attribution, data, evaluation, lab, studies
+from codefocus.cli import attribution, data, evaluation, lab, studies, userstudy
 from codefocus.errors import CodefocusError
 
 HELP = (
@@ -26,6 +26,7 @@ app.add_typer(data.data_app, name="data")
 app.add_typer(data.reproduce_app, name="reproduce")
 app.add_typer(data.tasks_app, name="tasks")
 app.add_typer(lab.autofocus_app, name="autofocus")
+app.add_typer(userstudy.userstudy_app, name="userstudy")
 app.command("attribute")(attribution.attribute_command)
 app.command("models")(attribution.models_command)
 app.command("serve")(attribution.serve_command)

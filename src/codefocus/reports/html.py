@@ -18,6 +18,8 @@ CATEGORY_COLOURS = {
     "property": "#8fd98f",
 }
 
+DARK = ("#3182bd", "#08519c")  # the explorer's darkest shades (reports.explorer.SCALE)
+
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 pre{background:#fafafa;border:1px solid #ddd;padding:.8em;white-space:pre-wrap;
@@ -39,8 +41,9 @@ def highlighted(text: str, spans: list[tuple[int, int, str, str]]) -> str:
         if start < cursor:
             continue
         pieces.append(html.escape(text[cursor:start]))
+        ink = ";color:#fff" if colour in DARK else ""  # the two darkest shades take white text
         pieces.append(
-            f'<mark style="background:{colour}" title="{html.escape(title, quote=True)}">'
+            f'<mark style="background:{colour}{ink}" title="{html.escape(title, quote=True)}">'
             f"{html.escape(text[start:end])}</mark>"
         )
         cursor = end
