@@ -6,9 +6,13 @@
   shared by the two methods, still decoding every prompt to the full budget;
 * engine — the exact engine (``models/engine.py``): decoding stops at the function's end, and the
   original completion is verified as a draft in one teacher-forced forward per batch, decoding
-  only from the first divergence.
+  only from the first divergence;
+* llama.cpp (``--ways`` with ``llama.cpp``) — the same shortcuts on llama.cpp in-process over
+  the packaged GGUF (``models/llamacpp.py``): not exact (quantized kernels), so the script
+  prints how many regenerations differ from the exact engine's, how many tasks fell back to
+  transformers, and the largest score difference, on lines of their own.
 
-The scores of all three must be identical. Each run uses a fresh cache. The script prints the
+The scores of the three transformers ways must be identical. Each run uses a fresh cache. The script prints the
 seconds per task of each, the engine's time divided by one greedy generation of the original,
 and ends with three lines: ``ratio engine/batched: X`` and ``ratio engine/sequential: Y`` (how
 many times faster the engine is) and ``max score difference: Z``.
@@ -50,7 +54,7 @@ class Sequential:
 
 
 def run(model, task, settings, completion, way, folder, batch_size):
-    model.early_stop = way == "engine"
+    model.early_stop = way in ("engine", "llama.cpp")
     cache = GenerationCache(Path(folder) / f"{way}-{task.task_id.replace('/', '_')}.sqlite")
     start = time.perf_counter()
     if way == "sequential":
@@ -69,7 +73,7 @@ def run(model, task, settings, completion, way, folder, batch_size):
             settings=settings,
             cache=cache,
             batch_size=batch_size,
-            engine="draft" if way == "engine" else "plain",
+            engine={"engine": "draft", "llama.cpp": "llama.cpp"}.get(way, "plain"),
         )
     model.early_stop = True
     return result, time.perf_counter() - start
@@ -84,6 +88,11 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--skip-sequential", action="store_true")
+    parser.add_argument(
+        "--ways",
+        default="engine,batched+cached,sequential",
+        help="comma-separated: engine (first, the reference), batched+cached, sequential, llama.cpp",
+    )
     parser.add_argument(
         "--shortest",
         action="store_true",
@@ -100,10 +109,14 @@ def main() -> None:
         tasks.sort(key=lambda t: model.count_tokens(t.reference_solution))
     tasks = tasks[: args.tasks]
     settings = GenerationSettings(max_new_tokens=args.max_new_tokens)
-    ways = ["engine", "batched+cached"] + ([] if args.skip_sequential else ["sequential"])
+    ways = [w.strip() for w in args.ways.split(",") if w.strip()]
+    if args.skip_sequential and "sequential" in ways:
+        ways.remove("sequential")
+    assert ways[0] == "engine", "the exact engine comes first: the others are compared with it"
     totals = dict.fromkeys(ways, 0.0)
     floor = 0.0
     worst = 0.0
+    llama = {"regenerations": 0, "differ": 0, "worst": 0.0, "fallbacks": 0}
     with tempfile.TemporaryDirectory() as folder:
         for task in tasks:
             budget = settings.max_new_tokens or model.default_max_new_tokens(
@@ -121,6 +134,10 @@ def main() -> None:
                 )
                 totals[way] += seconds
                 scores[way] = result.word_scores
+                if way == "llama.cpp":  # a task llama.cpp did not reproduce ran on transformers
+                    llama["fallbacks"] += (
+                        "transformers" in result.settings["perturbation"]["engine"]
+                    )
                 print(
                     f"{task.task_id}: {len(result.words)} words, {way} {seconds:.1f} s", flush=True
                 )
@@ -128,16 +145,42 @@ def main() -> None:
                 for method in METHODS:
                     a = np.array(scores["engine"][method])
                     b = np.array(scores[way][method])
-                    worst = max(worst, float(np.max(np.abs(a - b))) if len(a) else 0.0)
+                    gap = float(np.max(np.abs(a - b))) if len(a) else 0.0
+                    if way == "llama.cpp":
+                        llama["worst"] = max(llama["worst"], gap)
+                    else:
+                        worst = max(worst, gap)
+            if "llama.cpp" in ways:
+                exact = _stored(Path(folder) / f"engine-{task.task_id.replace('/', '_')}.sqlite")
+                fast = _stored(Path(folder) / f"llama.cpp-{task.task_id.replace('/', '_')}.sqlite")
+                common = set(exact) & set(fast)
+                llama["regenerations"] += len(common)
+                llama["differ"] += sum(exact[t] != fast[t] for t in common)
     n = len(tasks)
     print(f"model {model.name}, {n} {args.benchmark} tasks, methods {', '.join(METHODS)}")
     for way, seconds in totals.items():
         print(f"seconds per task {way}: {seconds / n:.1f}")
     print(f"engine time / one greedy generation of the original: {totals['engine'] / floor:.1f}")
-    print(f"ratio engine/batched: {totals['batched+cached'] / totals['engine']:.2f}")
+    if "llama.cpp" in totals:
+        print(
+            f"llama.cpp: {llama['differ']} of {llama['regenerations']} regenerations differ from "
+            f"the exact engine's ({llama['fallbacks']} of {n} tasks fell back to transformers); "
+            f"max score difference {llama['worst']:.3g}; "
+            f"ratio llama.cpp/engine: {totals['engine'] / totals['llama.cpp']:.2f}"
+        )
+    if "batched+cached" in totals:
+        print(f"ratio engine/batched: {totals['batched+cached'] / totals['engine']:.2f}")
     if "sequential" in totals:
         print(f"ratio engine/sequential: {totals['sequential'] / totals['engine']:.2f}")
     print(f"max score difference: {worst:.3g}")
+
+
+def _stored(path: Path) -> dict[str, str]:
+    """Input -> completion of every generation a run stored in its cache."""
+    import sqlite3
+
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT model_input, completion FROM generations_v2").fetchall())
 
 
 if __name__ == "__main__":

@@ -73,3 +73,29 @@ def test_draft_verification_equals_plain_greedy_on_every_perturbation(model, sto
     # both paths ran: drafts accepted whole, and drafts decoded on from a divergence
     assert verifier.accepted > 0 and verifier.diverged > 0, (verifier.accepted, verifier.diverged)
     assert verifier.decoded > 0
+
+
+def test_the_llama_cpp_engine_needs_a_gguf_model():
+    import pytest
+
+    from codefocus.api import attribute
+    from codefocus.errors import InvalidArgumentError
+
+    with pytest.raises(InvalidArgumentError, match="GGUF"):
+        attribute("tiny", "def f(x):\n    return x\n", "occlusion", engine="llama.cpp")
+    with pytest.raises(InvalidArgumentError, match="unknown engine"):
+        attribute("tiny", "def f(x):\n    return x\n", "occlusion", engine="vllm")
+
+
+def test_endpoint_requests_go_out_in_prefix_order():
+    """Neighbouring requests share their longest prefixes (a server's prompt cache reuses
+    them); each answer still comes back to its own input."""
+    from codefocus.models.endpoint import EndpointModel
+
+    seen = []
+    model = EndpointModel("http://127.0.0.1:9/v1", "m", concurrency=1)
+    model._complete = lambda prompt, limit, settings: seen.append(prompt) or prompt.upper()
+    inputs = ["def f(b): pass", "def f(a): pass", "def g(): pass", "def f(a): return"]
+    out = model.generate(inputs, max_new_tokens=4)
+    assert seen == sorted(inputs)
+    assert [g.completion for g in out] == [t.upper() for t in inputs]

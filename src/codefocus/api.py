@@ -107,6 +107,18 @@ def prepare(
                 f"{', '.join(needing)} need a white-box model; {model.name} is an endpoint: "
                 "use the perturbation methods (occlusion, bert_masking, shap, shap_partition)"
             )
+    if engine == "llama.cpp":
+        from codefocus.models.llamacpp import llama_cpp_available
+
+        if not white_box or getattr(model, "gguf_source", None) is None:
+            raise InvalidArgumentError(
+                f"engine llama.cpp needs a model with a GGUF file (the default, a .gguf); "
+                f"{model.name} has none"
+            )
+        if not llama_cpp_available():
+            raise InvalidArgumentError(
+                "engine llama.cpp needs llama-cpp-python: pip install 'llama-cpp-python==0.3.36'"
+            )
     budget = settings.max_new_tokens or model.default_max_new_tokens(
         task.reference_solution if task else None
     )
@@ -203,6 +215,7 @@ def _recorded_settings(prepared: Prepared, methods: list[Method], aggregation: s
             "substitutes": setup.provider,
             "shap_samples": getattr(shap, "shap_samples", 50),
             "shap_l1_reg": getattr(shap, "shap_l1_reg", "none"),
+            "engine": getattr(setup.generator, "engine_used", lambda: "custom")(),
         }
     return recorded
 
@@ -322,7 +335,9 @@ def attribute(
             ``GenerationCache``, or ``None`` for none.
         shap_l1_reg: SHAP's regularisation (``none``, ``aic``, ``bic``, ``num_features(N)``).
         engine: ``draft`` regenerates perturbed prompts by verifying the original completion as
-            a draft (exact; ``models/engine.py``), ``plain`` decodes each one.
+            a draft (exact; ``models/engine.py``), ``plain`` decodes each one, ``llama.cpp``
+            regenerates on llama.cpp in-process for a model with a GGUF file (the packaged
+            default, a ``.gguf``), checked per task against transformers (``models/llamacpp.py``).
         method_options: further method options (``shap_samples``, ``partition_evals``,
             ``ig_steps``, ``gradient_chunk``), recorded in ``settings["methods"]``.
 

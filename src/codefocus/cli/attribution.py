@@ -54,6 +54,13 @@ def attribute_command(
     ] = True,
     scope: ScopeOption = "study",
     shap_l1_reg: ShapRegOption = "none",
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="Regenerating perturbed prompts: draft (exact, transformers), plain, or "
+            "llama.cpp (in-process, for a GGUF model; checked per task against transformers)."
+        ),
+    ] = "draft",
     data: DataOption = None,
 ) -> None:
     """Which words of a task the model attended to, by each method."""
@@ -72,6 +79,9 @@ def attribute_command(
     if (task is None) == (prompt_file is None):
         raise InvalidArgumentError("give exactly one of --task or --prompt-file")
     check_scope(scope)
+    from codefocus.models.cache import ENGINES
+
+    check_choice("--engine", engine, ENGINES)
     if not named("--methods", resolve_methods, methods):
         raise InvalidArgumentError(f"--methods: no method given ({methods!r})")
     named("--shap-l1-reg", resolve_methods, "shap", shap_l1_reg=shap_l1_reg)
@@ -100,6 +110,7 @@ def attribute_command(
             cache=generations,
             scope=scope,
             shap_l1_reg=shap_l1_reg,
+            engine=engine,
         )
     if output_format == "terminal":
         result.show(k=top, console=console)

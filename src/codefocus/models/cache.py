@@ -18,13 +18,17 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from codefocus.errors import InvalidArgumentError
 from codefocus.models.base import is_white_box
 
 if TYPE_CHECKING:
     from codefocus.models.engine import DraftVerifier
+    from codefocus.models.llamacpp import LlamaCppEngine
 
 # how perturbed inputs are regenerated: by verifying the original completion as a draft, or plainly
-ENGINES = ("draft", "plain")
+# draft: the exact transformers engine; plain: decode every input (the baseline); llama.cpp:
+# llama.cpp in-process for a model that has a GGUF file (checked against transformers per task)
+ENGINES = ("draft", "plain", "llama.cpp")
 
 
 def _key(model: str, model_input: str, settings: dict, budget: int) -> str:
@@ -135,6 +139,13 @@ class CachedGenerator:
         self.engine = engine
         self.generated = 0
         self._verifier: DraftVerifier | None = None
+        self._llama: LlamaCppEngine | None = None
+
+    def engine_used(self) -> str:
+        """How perturbed inputs were regenerated, for the record kept with the scores."""
+        if self._llama is not None and self._llama.fallbacks:
+            return "llama.cpp, with transformers where llama.cpp did not reproduce the original"
+        return self.engine
 
     def __call__(
         self, inputs: list[str], budget: int, settings=None, original: str | None = None
@@ -142,12 +153,21 @@ class CachedGenerator:
         return [g.completion for g in self.generations(inputs, budget, settings, original)]
 
     def _generate(self, missing: list[str], budget: int, settings, original: str | None) -> list:
-        if (
-            original is not None
-            and self.engine == "draft"
-            and not settings.do_sample
-            and is_white_box(self.model)
-        ):
+        exact = original is not None and not settings.do_sample and is_white_box(self.model)
+        if exact and self.engine == "llama.cpp":
+            if self._llama is None:
+                from codefocus.models.llamacpp import LlamaCppEngine
+
+                gguf = self.model.gguf() if hasattr(self.model, "gguf") else None
+                if gguf is None:
+                    raise InvalidArgumentError(
+                        f"engine llama.cpp needs a GGUF model; {self.model.name} has none"
+                    )
+                self._llama = LlamaCppEngine(self.model, gguf)
+            assert original is not None
+            return self._llama.regenerate(missing, original, budget, settings)
+        if exact and self.engine == "draft":
+            assert original is not None
             if self._verifier is None:
                 from codefocus.models.engine import DraftVerifier
 
@@ -167,6 +187,8 @@ class CachedGenerator:
         settings_key = settings.to_dict()
         unique = list(dict.fromkeys(inputs))
         fingerprint = self.model.fingerprint if self.cache else ""
+        if fingerprint and self.engine == "llama.cpp":  # its completions are its own
+            fingerprint += "|llama.cpp"
         known = self.cache.get_many(fingerprint, unique, settings_key, budget) if self.cache else {}
         missing = [text for text in unique if text not in known]
         if missing:

@@ -94,13 +94,20 @@ class EndpointModel:
     ) -> list[Generation]:
         settings = settings or GenerationSettings()
         limits = token_limits(len(model_inputs), settings, max_new_tokens)
+        # sorted, neighbouring prompts share their longest prefixes: a server that keeps the
+        # last prompt's keys and values per slot (llama.cpp with cache_prompt, llama-cpp-python)
+        # or caches prefixes (vLLM) then evaluates only what changed
+        order = sorted(range(len(model_inputs)), key=lambda i: model_inputs[i])
         with ThreadPoolExecutor(max_workers=max(1, self.concurrency)) as pool:
-            texts = list(
+            answered = list(
                 pool.map(
-                    lambda a: self._complete(a[0], a[1], settings),
-                    zip(model_inputs, limits, strict=True),
+                    lambda i: self._complete(model_inputs[i], limits[i], settings),
+                    order,
                 )
             )
+        texts = [""] * len(model_inputs)
+        for index, text in zip(order, answered, strict=True):
+            texts[index] = text
         results = []
         for text, completion in zip(model_inputs, texts, strict=True):
             if settings.stop_at_function_end:
@@ -147,6 +154,9 @@ class EndpointModel:
             "max_tokens": int(limit),
             "temperature": settings.temperature if settings.do_sample else 0.0,
             "seed": settings.seed,
+            # llama.cpp's server: reuse the slot's keys and values for the shared prefix (other
+            # servers ignore the field; vLLM's prefix caching needs no request field)
+            "cache_prompt": True,
         }
         if self.chat:
             body["messages"] = [{"role": "user", "content": prompt}]

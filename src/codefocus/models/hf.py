@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from codefocus.errors import ContextTooLongError, ModelLoadError
@@ -60,6 +60,14 @@ class HFModel:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.early_stop = True  # stop each row once its function has ended (exact: see engine)
         self._raw: dict = {}  # (input, settings, budget) -> raw greedy tokens, for drafts
+        # where the same weights exist as a GGUF file (for the llama.cpp engine): a path, or a
+        # function that makes one (the packaged model assembles its chunks on demand)
+        self.gguf_source: Path | Callable[[], Path] | None = None
+
+    def gguf(self) -> Path | None:
+        """The GGUF file of these weights, if there is one."""
+        source = self.gguf_source
+        return source() if callable(source) else source
 
     # ---- loading -------------------------------------------------------------------------
     @classmethod
@@ -94,7 +102,10 @@ class HFModel:
                 str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             )
             raise ModelLoadError(f"cannot load model {spec!r}: {first}") from None
-        return cls(model, tokenizer, name=spec, device=device)
+        loaded = cls(model, tokenizer, name=spec, device=device)
+        if path.suffix == ".gguf":
+            loaded.gguf_source = path
+        return loaded
 
     # ---- tokens --------------------------------------------------------------------------
     @property

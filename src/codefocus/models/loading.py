@@ -27,10 +27,11 @@ def load_model(
     if not isinstance(spec, str) or not spec.strip():
         raise InvalidArgumentError(f"a model name is a non-empty string, got {spec!r}")
     if spec == "default":
-        from codefocus.models.packaged import DEFAULT_MODEL_NAME, ensure_default_model
+        from codefocus.models.packaged import DEFAULT_MODEL_NAME, ensure_default_model, ensure_gguf
 
         model = HFModel.load(str(ensure_default_model()), device=device, dtype=dtype)
         model.name = DEFAULT_MODEL_NAME
+        model.gguf_source = ensure_gguf
         return model
     if spec.startswith(("http://", "https://", "openai:")):
         from codefocus.models.endpoint import EndpointModel

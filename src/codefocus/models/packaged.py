@@ -141,6 +141,15 @@ def ensure_default_model() -> Path:
     return converted
 
 
+def ensure_gguf() -> Path:
+    """The packaged model as a GGUF file, for the llama.cpp engine (assembled from the chunks
+    once, a few seconds, and kept beside the converted copy)."""
+    gguf = model_dir() / "llama.cpp" / "model.gguf"
+    if not gguf.is_file():
+        assemble_gguf(gguf)
+    return gguf
+
+
 def status() -> dict:
     """What is installed and cached, for ``codefocus models``."""
     try:
