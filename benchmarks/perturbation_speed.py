@@ -12,10 +12,11 @@
   prints how many regenerations differ from the exact engine's, how many tasks fell back to
   transformers, and the largest score difference, on lines of their own.
 
-The scores of the three transformers ways must be identical. Each run uses a fresh cache. The script prints the
-seconds per task of each, the engine's time divided by one greedy generation of the original,
-and ends with three lines: ``ratio engine/batched: X`` and ``ratio engine/sequential: Y`` (how
-many times faster the engine is) and ``max score difference: Z``.
+The scores of the three transformers ways must be identical. Each run uses a fresh cache. The
+script prints the seconds per task of each, the engine's time divided by one greedy generation of
+the original, and ends with three lines: ``ratio engine/batched: X`` and
+``ratio engine/sequential: Y`` (how many times faster the engine is) and
+``max score difference: Z``.
 
     CODEFOCUS_DATA=../shared/data python benchmarks/perturbation_speed.py \\
         [--benchmark humaneval --tasks 3 --min-words 40 --max-words 100 --max-new-tokens N]
@@ -91,7 +92,8 @@ def main() -> None:
     parser.add_argument(
         "--ways",
         default="engine,batched+cached,sequential",
-        help="comma-separated: engine (first, the reference), batched+cached, sequential, llama.cpp",
+        help="comma-separated: engine (first: the reference), batched+cached, sequential, "
+        "llama.cpp",
     )
     parser.add_argument(
         "--shortest",
