@@ -12,7 +12,7 @@ from typing import NoReturn
 
 import typer
 
-from codefocus.cli import attribution, data, evaluation, lab, studies, userstudy
+from codefocus.cli import attribution, data, evaluation, lab, probes, studies, userstudy
 from codefocus.errors import CodefocusError
 
 HELP = (
@@ -36,6 +36,7 @@ app.command("study")(studies.study_command)
 app.command("report")(studies.report_command)
 app.command("demo")(studies.demo_command)
 app.command("memorization")(lab.memorization_command)
+app.command("probe")(probes.probe_command)
 
 
 def _version(value: bool) -> None:

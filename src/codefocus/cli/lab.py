@@ -27,35 +27,75 @@ autofocus_app = typer.Typer(
 )
 
 
-@autofocus_app.command("train")
-def autofocus_train(
-    out: Annotated[Path, typer.Option(help="Directory for the dataset split, model and metrics.")],
-    per_class: Annotated[int | None, typer.Option(help="Files read per class (subset).")] = None,
-    epochs: Annotated[int, typer.Option(help="Maximum epochs (early stopping).")] = 30,
-    seed: Annotated[int, typer.Option(help="Seed for split, initialisation and order.")] = 0,
-    data: DataOption = None,
-) -> None:
-    """Train the classifier on the Java algorithm data (deduplicated, 70/10/20 split)."""
-    check_positive("--epochs", epochs)
-    check_positive("--per-class", per_class)
-    if out.exists() and not out.is_dir():
-        raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
-    from codefocus.lab.classifier import CodeClassifier, Vocabulary
-    from codefocus.lab.datasets import load_algorithms
-    from codefocus.storage import write_text_atomic
+ENCODERS = ("transformer", "ggnn")
 
-    dataset = load_algorithms(data, per_class, seed)
-    console.print(
-        f"data: {dataset.report}; train {len(dataset.train)}, "
-        f"valid {len(dataset.valid)}, test {len(dataset.test)}"
-    )
-    dataset.save(out / "dataset")
-    model = CodeClassifier(
+
+def build_classifier(dataset, encoder: str, seed: int, pooling: str = "sigmoid"):
+    """A fresh classifier of the given encoder for a lab dataset."""
+    if encoder == "ggnn":
+        from codefocus.lab.ggnn import GraphClassifier, GraphVocabulary
+        from codefocus.lab.graphs import program_graph
+
+        graphs = [program_graph(s.code, dataset.language) for s in dataset.train]
+        return GraphClassifier(
+            GraphVocabulary.build(graphs),
+            dataset.classes,
+            dataset.language,
+            pooling=pooling,
+            seed=seed,
+        )
+    from codefocus.lab.classifier import CodeClassifier, Vocabulary
+
+    return CodeClassifier(
         Vocabulary.build(dataset.train, dataset.language),
         dataset.classes,
         dataset.language,
         seed=seed,
     )
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+@autofocus_app.command("train")
+def autofocus_train(
+    out: Annotated[Path, typer.Option(help="Directory for the dataset split, model and metrics.")],
+    per_class: Annotated[int | None, typer.Option(help="Files read per class (subset).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Maximum epochs (early stopping); 30 / 60 for ggnn.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for split, initialisation and order.")] = 0,
+    encoder: Annotated[
+        str, typer.Option(help="transformer (tokens) or ggnn (program graphs, as AutoFocus)")
+    ] = "transformer",
+    pooling: Annotated[
+        str, typer.Option(help="GGNN node attention: sigmoid (AutoFocus's gate) or softmax")
+    ] = "sigmoid",
+    language: Annotated[
+        str, typer.Option(help="java (bi-tbcnn-java) or cpp (bi-tbcnn-cpp)")
+    ] = "java",
+    data: DataOption = None,
+) -> None:
+    """Train the classifier on the algorithm data (deduplicated, 70/10/20 split)."""
+    check_positive("--epochs", epochs)
+    check_positive("--per-class", per_class)
+    check_choice("--encoder", encoder, ENCODERS)
+    check_choice("--pooling", pooling, ("sigmoid", "softmax"))
+    check_choice("--language", language, ("java", "cpp"))
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
+    from codefocus.lab.datasets import load_algorithms
+    from codefocus.storage import write_text_atomic
+
+    dataset = load_algorithms(data, per_class, seed, language)
+    console.print(
+        f"data: {dataset.report}; train {len(dataset.train)}, "
+        f"valid {len(dataset.valid)}, test {len(dataset.test)}"
+    )
+    dataset.save(out / "dataset")
+    model = build_classifier(dataset, encoder, seed, pooling)
+    epochs = epochs or (60 if encoder == "ggnn" else 30)
     with make_progress(console) as progress:
         bar = progress.add_task("training", total=epochs)
         result = model.fit(
@@ -79,13 +119,13 @@ def autofocus_analyze(
     """Attention vs statement deletion on the test programs; writes analysis.json."""
     check_positive("--limit", limit)
     from codefocus.lab.autofocus import analyse, summary
-    from codefocus.lab.classifier import CodeClassifier
     from codefocus.lab.datasets import LabDataset
+    from codefocus.lab.ggnn import load_classifier
     from codefocus.storage import write_text_atomic
 
     if not (directory / "model" / "classifier.json").is_file():
         raise DataError(f"no trained model in {directory}: run codefocus autofocus train first")
-    model = CodeClassifier.load(directory / "model")
+    model = load_classifier(directory / "model")
     dataset = LabDataset.load(directory / "dataset")
     programs = dataset.test[:limit]
     analyses = []
@@ -99,9 +139,13 @@ def autofocus_analyze(
         directory / "analysis.json",
         json.dumps({"summary": result, "programs": [a.to_dict() for a in analyses]}),
     )
+    if result["pearson_mean"] is None:
+        console.print("no program has a defined correlation (too few statements)")
+        return
     console.print(
         f"pearson mean {result['pearson_mean']:.3f} sd {result['pearson_sd']:.3f} "
-        f"over {result['with_correlation']} programs"
+        f"over {result['with_correlation']} programs; size alone "
+        f"{_fmt(result['size_pearson_mean'])}, partial given size {_fmt(result['partial_mean'])}"
     )
 
 

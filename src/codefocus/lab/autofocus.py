@@ -9,12 +9,19 @@ changes its decision when a statement is deleted?
   prediction flips, keeping the class with as few statements as possible.
 * Pearson (and Spearman) correlation between a and -delta per program: high attention should go
   with a large drop in confidence.
+* the size control: a big statement has both more attention mass and a bigger deletion effect,
+  so per program also the correlation of -delta with the statement's size alone (AST nodes for
+  the GGNN, tokens for the transformer) and the partial correlation of a and -delta given size.
+
+Two encoders: the token transformer (``classifier.py``) deletes statements from the text and
+re-parses; the GGNN (``ggnn.py``) deletes a statement's subgraph from the program graph, as
+AutoFocus did, and sums node attention over the statement's subtree.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +42,10 @@ class ProgramAnalysis(JsonRecord):
     spearman: float | None
     minimal_program: str
     kept_statements: list[int]
+    sizes: list[int] = field(default_factory=list)  # AST nodes (GGNN) or tokens (transformer)
+    size_pearson: float | None = None  # Pearson(size, -delta)
+    partial: float | None = None  # partial correlation of a and -delta given size
+    encoder: str = "transformer"
 
 
 def statement_attention(parsed: Parsed, token_attention: np.ndarray, token_spans) -> np.ndarray:
@@ -49,11 +60,18 @@ def statement_attention(parsed: Parsed, token_attention: np.ndarray, token_spans
 def deletion_effects(
     parsed: Parsed, label: int, classify: Callable[[list[str]], np.ndarray]
 ) -> tuple[float, np.ndarray]:
-    """(confidence of the original, delta per statement in post-order)."""
-    variants = [parsed.source.decode()] + [
-        delete(parsed, {i}) for i in range(len(parsed.statements))
-    ]
-    probabilities = classify(variants)
+    """(confidence of the original, delta per statement in post-order), deleting from the text."""
+    return _effects(len(parsed.statements), label, lambda sets: classify(_texts(parsed, sets)))
+
+
+def _texts(parsed: Parsed, deletions: list[set[int]]) -> list[str]:
+    return [parsed.source.decode() if not d else delete(parsed, d) for d in deletions]
+
+
+def _effects(
+    count: int, label: int, classify_deleted: Callable[[list[set[int]]], np.ndarray]
+) -> tuple[float, np.ndarray]:
+    probabilities = classify_deleted([set()] + [{i} for i in range(count)])
     return float(probabilities[0, label]), probabilities[1:, label] - probabilities[0, label]
 
 
@@ -61,13 +79,20 @@ def minimal_program(
     parsed: Parsed, label: int, classify: Callable[[list[str]], np.ndarray]
 ) -> tuple[str, list[int]]:
     """Delete statements greedily in post-order; undo a deletion that flips the prediction."""
-    deleted: set[int] = set()
-    for index in range(len(parsed.statements)):
-        trial = deleted | {index}
-        if classify([delete(parsed, trial)])[0].argmax() == label:
-            deleted = trial  # still the same class: keep the deletion
-    kept = [i for i in range(len(parsed.statements)) if i not in deleted]
+    kept = _minimal(len(parsed.statements), label, lambda sets: classify(_texts(parsed, sets)))
+    deleted = set(range(len(parsed.statements))) - set(kept)
     return delete(parsed, deleted), kept
+
+
+def _minimal(
+    count: int, label: int, classify_deleted: Callable[[list[set[int]]], np.ndarray]
+) -> list[int]:
+    deleted: set[int] = set()
+    for index in range(count):
+        trial = deleted | {index}
+        if classify_deleted([trial])[0].argmax() == label:
+            deleted = trial  # still the same class: keep the deletion
+    return [i for i in range(count) if i not in deleted]
 
 
 def _correlations(a: np.ndarray, d: np.ndarray) -> tuple[float | None, float | None]:
@@ -78,7 +103,27 @@ def _correlations(a: np.ndarray, d: np.ndarray) -> tuple[float | None, float | N
     return float(pearsonr(a, -d)[0]), float(spearmanr(a, -d)[0])
 
 
+def partial_correlation(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> float | None:
+    """Pearson correlation of a and b with c held fixed (from the three pairwise ones)."""
+    if len(a) < 4 or min(np.std(a), np.std(b), np.std(c)) == 0:
+        return None
+    r = np.corrcoef(np.vstack([a, b, c]))
+    r_ab, r_ac, r_bc = r[0, 1], r[0, 2], r[1, 2]
+    denominator = np.sqrt((1 - r_ac**2) * (1 - r_bc**2))
+    if denominator < 1e-12:
+        return None
+    return float((r_ab - r_ac * r_bc) / denominator)
+
+
+def _size_control(a: np.ndarray, d: np.ndarray, sizes: np.ndarray):
+    size_r, _ = _correlations(sizes.astype(float), d)
+    return size_r, partial_correlation(a, -d, sizes.astype(float))
+
+
 def analyse(code: str, label: int, model) -> ProgramAnalysis:
+    """AutoFocus on one program, with the model's own encoder."""
+    if getattr(model, "encoder", "transformer") == "ggnn":
+        return _analyse_graph(code, label, model)
     parsed = parse(code, model.language)
 
     def classify(codes):
@@ -87,8 +132,10 @@ def analyse(code: str, label: int, model) -> ProgramAnalysis:
     probabilities, attentions = model.predict([code])
     encoded = model.vocabulary.encode(code, model.language, model.max_len)
     attention = statement_attention(parsed, attentions[0], encoded.spans)
+    sizes = np.array([sum(s.contains(a, b) for a, b in encoded.spans) for s in parsed.statements])
     confidence, delta = deletion_effects(parsed, label, classify)
     pearson, spearman = _correlations(attention, delta)
+    size_r, partial = _size_control(attention, delta, sizes)
     smallest, kept = minimal_program(parsed, label, classify)
     return ProgramAnalysis(
         code,
@@ -102,6 +149,48 @@ def analyse(code: str, label: int, model) -> ProgramAnalysis:
         spearman,
         smallest,
         kept,
+        sizes.tolist(),
+        size_r,
+        partial,
+        "transformer",
+    )
+
+
+def _analyse_graph(code: str, label: int, model) -> ProgramAnalysis:
+    """AutoFocus on the program graph: a(s) is the node attention summed over the statement's
+    subtree; a statement is deleted by removing its subgraph (not by re-parsing text)."""
+    parsed = parse(code, model.language)
+    graph = model.graph(code)
+    if len(graph.statement_nodes) != len(parsed.statements):
+        raise ValueError("graph and parse disagree on the statements")  # a bug, never data
+
+    def classify_deleted(sets: list[set[int]]) -> np.ndarray:
+        return model.predict_graphs([graph.delete_statements(d) for d in sets])[0]
+
+    probabilities, attentions = model.predict_graphs([graph])
+    attention = np.array([attentions[0][nodes].sum() for nodes in graph.statement_nodes])
+    sizes = np.array([len(nodes) for nodes in graph.statement_nodes])
+    confidence, delta = _effects(len(graph.statement_nodes), label, classify_deleted)
+    pearson, spearman = _correlations(attention, delta)
+    size_r, partial = _size_control(attention, delta, sizes)
+    kept = _minimal(len(graph.statement_nodes), label, classify_deleted)
+    deleted = set(range(len(parsed.statements))) - set(kept)
+    return ProgramAnalysis(
+        code,
+        label,
+        int(probabilities[0].argmax()),
+        confidence,
+        [parsed.text(s) for s in parsed.statements],
+        attention.tolist(),
+        delta.tolist(),
+        pearson,
+        spearman,
+        delete(parsed, deleted),
+        kept,
+        sizes.tolist(),
+        size_r,
+        partial,
+        "ggnn",
     )
 
 
@@ -113,11 +202,16 @@ def summary(analyses: list[ProgramAnalysis]) -> dict:
         if len(values)
         else (np.zeros(10), np.linspace(-1, 1, 11))
     )
+    sized = np.array([a.size_pearson for a in analyses if a.size_pearson is not None])
+    partial = np.array([a.partial for a in analyses if a.partial is not None])
     return {
         "programs": len(analyses),
         "with_correlation": int(len(values)),
         "pearson_mean": float(values.mean()) if len(values) else None,
         "pearson_sd": float(values.std()) if len(values) else None,
         "spearman_mean": float(ranks.mean()) if len(ranks) else None,
+        "size_pearson_mean": float(sized.mean()) if len(sized) else None,
+        "partial_mean": float(partial.mean()) if len(partial) else None,
+        "partial_sd": float(partial.std()) if len(partial) else None,
         "histogram": {"counts": histogram.tolist(), "edges": edges.tolist()},
     }

@@ -33,6 +33,11 @@ ABSTRACT_KINDS = {
     "integer",
     "float",
     "string_content",
+    "number_literal",
+    "field_identifier",
+    "namespace_identifier",
+    "char_literal",
+    "raw_string_content",
 }
 
 
@@ -116,14 +121,21 @@ def split(samples: list[Sample], seed: int) -> tuple[list[Sample], list[Sample],
 
 
 def load_algorithms(
-    data_dir: str | Path | None = None, per_class: int | None = None, seed: int = 0
+    data_dir: str | Path | None = None,
+    per_class: int | None = None,
+    seed: int = 0,
+    language: str = "java",
 ) -> LabDataset:
-    path = data_file(resolve_data_dir(data_dir), "algorithm-classification", "bi-tbcnn-java.tar.gz")
+    """The algorithm-classification programs in ``language`` (java, or cpp: the C++ set of the
+    bilateral-network paper), parsed, deduplicated and split."""
+    path = data_file(
+        resolve_data_dir(data_dir), "algorithm-classification", f"bi-tbcnn-{language}.tar.gz"
+    )
     files: dict[str, list[tuple[str, str]]] = {}
     with tarfile.open(path) as archive:
         for member in sorted(archive.getmembers(), key=lambda m: m.name):
             parts = member.name.split("/")
-            if not member.isfile() or len(parts) < 4 or not member.name.endswith(".java"):
+            if not member.isfile() or len(parts) < 4 or not member.name.endswith(f".{language}"):
                 continue
             handle = archive.extractfile(member)
             if handle is None:
@@ -141,7 +153,7 @@ def load_algorithms(
             if per_class is not None and kept >= per_class:
                 break
             report["files"] += 1
-            prints = _fingerprints(code, "java")
+            prints = _fingerprints(code, language)
             if prints is None:
                 report["dropped: does not parse"] += 1
                 continue
@@ -158,7 +170,8 @@ def load_algorithms(
             kept += 1
     report["kept"] = len(samples)
     train, valid, test = split(samples, seed)
-    return LabDataset("algorithms", "java", classes, train, valid, test, dict(report))
+    name = "algorithms" if language == "java" else f"algorithms-{language}"
+    return LabDataset(name, language, classes, train, valid, test, dict(report))
 
 
 def load_lab_dataset(
@@ -170,6 +183,8 @@ def load_lab_dataset(
 
     if name == "algorithms":
         return load_algorithms(data_dir, per_class, seed)
+    if name == "algorithms-cpp":
+        return load_algorithms(data_dir, per_class, seed, "cpp")
     if name == "methodnames":
         from codefocus.lab.methodnames import build_methodnames
 

@@ -1,4 +1,5 @@
-"""Tokens and statements of Java and Python programs, through tree-sitter grammars from PyPI."""
+"""Tokens and statements of Java, Python and C++ programs, through tree-sitter grammars from
+PyPI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from functools import lru_cache
 
 from codefocus.errors import UnknownNameError
 
-LANGUAGES = ("java", "python")
+LANGUAGES = ("java", "python", "cpp")
 # statements that can be deleted on their own (a block or a method body is not one)
 JAVA_STATEMENTS = {
     "expression_statement",
@@ -51,7 +52,39 @@ PYTHON_STATEMENTS = {
 }
 
 
-@lru_cache(maxsize=2)
+CPP_STATEMENTS = {
+    "expression_statement",
+    "declaration",
+    "if_statement",
+    "for_statement",
+    "for_range_loop",
+    "while_statement",
+    "do_statement",
+    "return_statement",
+    "break_statement",
+    "continue_statement",
+    "switch_statement",
+    "try_statement",
+    "throw_statement",
+    "goto_statement",
+}
+STATEMENTS = {"java": JAVA_STATEMENTS, "python": PYTHON_STATEMENTS, "cpp": CPP_STATEMENTS}
+# a loop's own initialiser is part of the loop, not a statement that can go on its own
+LOOP_INITIALISERS = {"local_variable_declaration", "declaration"}
+# the bodies a statement must sit in to be deletable (C++: not a global declaration)
+CPP_BLOCKS = {
+    "compound_statement",
+    "case_statement",
+    "if_statement",
+    "for_statement",
+    "while_statement",
+    "do_statement",
+    "for_range_loop",
+    "else_clause",
+}
+
+
+@lru_cache(maxsize=3)
 def parser_for(language: str):
     from tree_sitter import Language, Parser
 
@@ -59,6 +92,8 @@ def parser_for(language: str):
         import tree_sitter_java as grammar
     elif language == "python":
         import tree_sitter_python as grammar  # type: ignore[no-redef]
+    elif language == "cpp":
+        import tree_sitter_cpp as grammar  # type: ignore[no-redef]
     else:
         raise UnknownNameError(f"unknown language {language!r}: choose from {', '.join(LANGUAGES)}")
     return Parser(Language(grammar.language()))
@@ -98,18 +133,14 @@ class Parsed:
 def parse(code: str, language: str) -> Parsed:
     source = code.encode("utf-8")
     tree = parser_for(language).parse(source)
-    kinds = JAVA_STATEMENTS if language == "java" else PYTHON_STATEMENTS
+    kinds = STATEMENTS[language]
     tokens: list[Token] = []
     statements: list[CodeStatement] = []
 
     def visit(node, depth: int) -> None:
-        if node.type == "comment" or node.type.endswith("_comment"):
+        if is_comment(node):
             return
-        is_statement = node.type in kinds and not (
-            node.parent is not None
-            and node.parent.type == "for_statement"
-            and node.type == "local_variable_declaration"  # a for loop's own initialiser
-        )
+        is_statement = is_statement_node(node, kinds, language)
         for child in node.children:
             visit(child, depth + (1 if is_statement else 0))
         if node.child_count == 0 and node.end_byte > node.start_byte:
@@ -121,6 +152,22 @@ def parse(code: str, language: str) -> Parsed:
     visit(tree.root_node, 0)
     tokens.sort(key=lambda t: t.start)
     return Parsed(source, language, tokens, statements, tree.root_node.has_error)
+
+
+def is_comment(node) -> bool:
+    return node.type == "comment" or node.type.endswith("_comment")
+
+
+def is_statement_node(node, kinds: set[str], language: str) -> bool:
+    """A statement that can be deleted on its own."""
+    if node.type not in kinds:
+        return False
+    parent = node.parent
+    if parent is not None and parent.type == "for_statement" and node.type in LOOP_INITIALISERS:
+        return False  # a for loop's own initialiser
+    if language == "cpp" and node.type == "declaration":
+        return parent is not None and parent.type in CPP_BLOCKS  # not a global or a parameter
+    return True
 
 
 def innermost_statement(parsed: Parsed, start: int, end: int) -> int | None:
@@ -139,8 +186,8 @@ def innermost_statement(parsed: Parsed, start: int, end: int) -> int | None:
 def delete(parsed: Parsed, indices: set[int]) -> str:
     """The program with the given statements (and everything nested in them) removed.
 
-    Java: a statement becomes ``;`` (valid wherever a statement is). Python: ``pass`` keeps the
-    block non-empty.
+    Java and C++: a statement becomes ``;`` (valid wherever a statement is). Python: ``pass``
+    keeps the block non-empty.
     """
     spans = sorted({(parsed.statements[i].start, parsed.statements[i].end) for i in indices})
     merged: list[list[int]] = []
@@ -149,7 +196,7 @@ def delete(parsed: Parsed, indices: set[int]) -> str:
             merged[-1][1] = max(merged[-1][1], end)
         else:
             merged.append([start, end])
-    filler = b";" if parsed.language == "java" else b"pass"
+    filler = b"pass" if parsed.language == "python" else b";"
     out, cursor = [], 0
     for start, end in merged:
         out += [parsed.source[cursor:start], filler]

@@ -1,0 +1,165 @@
+"""AutoFocus with a GGNN: program graphs from tree-sitter, subgraph deletion, the network on
+torch-geometric, the size control, and `autofocus train --encoder ggnn` + analyze + show."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from codefocus.lab.autofocus import analyse, partial_correlation, summary
+from codefocus.lab.graphs import EDGE_KINDS, program_graph, subtokens
+from codefocus.lab.parsing import parse
+
+JAVA = """class Sort {
+  void sort(int[] a) {
+    int n = a.length;
+    for (int i = 0; i < n; i++) {
+      if (a[i] > a[i + 1]) {
+        swap(a, i);
+      }
+    }
+    System.out.println(n);
+  }
+}
+"""
+CPP = """#include <vector>
+int total(std::vector<int>& v) {
+  int sum = 0;
+  for (int x : v) {
+    if (x > 0) sum += x;
+  }
+  return sum;
+}
+"""
+PYTHON = "def f(x):\n    y = 1\n    if x:\n        y += x\n    return y\n"
+
+
+@pytest.mark.parametrize("code,language", [(JAVA, "java"), (CPP, "cpp"), (PYTHON, "python")])
+def test_graph_statements_are_the_parsed_statements(code, language):
+    graph = program_graph(code, language)
+    parsed = parse(code, language)
+    assert graph.statement_spans == [(s.start, s.end) for s in parsed.statements]
+    assert len(graph.statement_nodes) == len(parsed.statements) >= 3
+    # a statement's subtree holds its nested statements' nodes
+    for i, inner in enumerate(parsed.statements):
+        for j, outer in enumerate(parsed.statements):
+            if i != j and outer.contains(inner.start, inner.end):
+                assert set(graph.statement_nodes[i]) < set(graph.statement_nodes[j])
+    # every edge kind appears, in both directions
+    kinds = {k for _, _, k in graph.edges}
+    assert kinds == set(range(2 * len(EDGE_KINDS)))
+    forward = {(s, t, k) for s, t, k in graph.edges if k < len(EDGE_KINDS)}
+    backward = {(t, s, k - len(EDGE_KINDS)) for s, t, k in graph.edges if k >= len(EDGE_KINDS)}
+    assert forward == backward
+
+
+def test_data_flow_edges_follow_names():
+    graph = program_graph("def f(x):\n    y = x\n    y = y + 1\n    return y\n", "python")
+    names = {
+        i: parts for i, parts in enumerate(graph.node_tokens) if graph.node_types[i] == "identifier"
+    }
+    last_write = EDGE_KINDS.index("last_write")
+    ys = [i for i, parts in names.items() if parts == ["y"]]
+    # the y in "return y" reads the y written by "y = y + 1"
+    writes = {(s, t) for s, t, k in graph.edges if k == last_write}
+    assert (ys[-1], ys[1]) in writes
+    assert subtokens("maxValue") == ["max", "value"] and subtokens("MAX_SIZE") == ["max", "size"]
+
+
+def test_deleting_a_statement_removes_its_subgraph():
+    graph = program_graph(JAVA, "java")
+    loop = [s.kind for s in parse(JAVA, "java").statements].index("for_statement")
+    smaller = graph.delete_statements({loop})
+    assert smaller.size == graph.size - len(graph.statement_nodes[loop])
+    assert all(s < smaller.size and t < smaller.size for s, t, _ in smaller.edges)
+    # the nested statements went with the loop
+    for index, nodes in enumerate(smaller.statement_nodes):
+        nested = set(graph.statement_nodes[index]) <= set(graph.statement_nodes[loop])
+        assert (nodes == []) == nested
+
+
+def test_partial_correlation_equals_the_residual_definition():
+    rng = np.random.default_rng(0)
+    c = rng.normal(size=30)
+    a = 2 * c + rng.normal(size=30)
+    b = -c + rng.normal(size=30)
+    # residuals of a and b after a least-squares fit on c, then their correlation
+    design = np.vstack([c, np.ones_like(c)]).T
+    ra = a - design @ np.linalg.lstsq(design, a, rcond=None)[0]
+    rb = b - design @ np.linalg.lstsq(design, b, rcond=None)[0]
+    assert partial_correlation(a, b, c) == pytest.approx(np.corrcoef(ra, rb)[0, 1])
+    assert partial_correlation(a, b, np.ones(30)) is None
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(data_dir):
+    from codefocus.lab.datasets import load_algorithms
+
+    return load_algorithms(data_dir, per_class=6, seed=0)
+
+
+@pytest.mark.parametrize("pooling", ["sigmoid", "softmax"])
+def test_ggnn_trains_saves_and_analyses(tiny_dataset, tmp_path, pooling):
+    from codefocus.cli.lab import build_classifier
+    from codefocus.lab.ggnn import load_classifier
+
+    model = build_classifier(tiny_dataset, "ggnn", seed=0, pooling=pooling)
+    result = model.fit(tiny_dataset, epochs=2)
+    assert len(result["history"]) == 2
+    codes = [s.code for s in tiny_dataset.test[:3]]
+    probabilities, attentions = model.predict(codes)
+    assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
+    for code, attention in zip(codes, attentions, strict=True):
+        assert len(attention) == model.graph(code).size
+        if pooling == "softmax":
+            assert attention.sum() == pytest.approx(1.0, abs=1e-4)
+        else:
+            assert ((attention > 0) & (attention < 1)).all()
+    model.save(tmp_path / "m")
+    again = load_classifier(tmp_path / "m")
+    assert np.allclose(again.predict(codes)[0], probabilities, atol=1e-6)
+    sample = tiny_dataset.test[0]
+    analysis = analyse(sample.code, sample.label, model)
+    graph = model.graph(sample.code)
+    assert analysis.encoder == "ggnn"
+    assert analysis.sizes == [len(nodes) for nodes in graph.statement_nodes]
+    # a(s): the node attention summed over the statement's subtree
+    attention = model.predict_graphs([graph])[1][0]
+    expected = [attention[nodes].sum() for nodes in graph.statement_nodes]
+    assert np.allclose(analysis.attention, expected, atol=1e-6)
+    # delta(s): the confidence change when the statement's subgraph is deleted
+    first = model.predict_graphs([graph.delete_statements({0})])[0][0, sample.label]
+    assert analysis.delta[0] == pytest.approx(first - analysis.confidence, abs=1e-6)
+    figures = summary([analysis])
+    assert "partial_mean" in figures and "size_pearson_mean" in figures
+
+
+def test_autofocus_cli_with_the_ggnn(tmp_path, data_dir):
+    env = {**os.environ, "CODEFOCUS_DATA": str(data_dir)}
+
+    def run(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "codefocus", *args], capture_output=True, text=True, env=env
+        )
+
+    out = tmp_path / "af"
+    trained = run(
+        "autofocus", "train", "--out", str(out), "--encoder", "ggnn", "--per-class", "5",
+        "--epochs", "2",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    meta = json.loads((out / "model" / "classifier.json").read_text())
+    assert meta["encoder"] == "ggnn" and (out / "model" / "model.safetensors").is_file()
+    analyzed = run("autofocus", "analyze", str(out), "--limit", "3")
+    assert analyzed.returncode == 0, analyzed.stderr
+    stored = json.loads((out / "analysis.json").read_text())
+    assert len(stored["programs"]) == 3 and stored["programs"][0]["encoder"] == "ggnn"
+    shown = run("autofocus", "show", str(out), "--index", "0", "--format", "html", "--out",
+                str(tmp_path / "p.html"))  # fmt: skip
+    assert shown.returncode == 0, shown.stderr
+    assert "rgb(" in (tmp_path / "p.html").read_text()
+    bad = run("autofocus", "train", "--out", str(tmp_path / "x"), "--encoder", "gcn")
+    assert bad.returncode == 2 and "--encoder" in bad.stderr
