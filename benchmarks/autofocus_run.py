@@ -21,7 +21,15 @@ from codefocus.lab.datasets import load_algorithms
 def run(dataset, encoder: str, pooling: str, epochs: int, seed: int, limit: int) -> dict:
     start = time.perf_counter()
     model = build_classifier(dataset, encoder, seed, pooling)
-    fitted = model.fit(dataset, epochs)
+    fitted = model.fit(
+        dataset,
+        epochs,
+        progress=lambda epoch, h: print(
+            f"    {encoder} epoch {epoch}: loss {h['loss']:.3f} valid {h['valid_accuracy']:.3f} "
+            f"({time.perf_counter() - start:.0f} s)",
+            flush=True,
+        ),
+    )
     accuracy = model.accuracy(dataset.test)
     trained = time.perf_counter() - start
     programs = dataset.test[: limit or None]
@@ -42,6 +50,11 @@ def run(dataset, encoder: str, pooling: str, epochs: int, seed: int, limit: int)
         flush=True,
     )
     print(f"  histogram of pearson (-1..1, 10 bins): {figures['histogram']['counts']}", flush=True)
+    print(
+        f"  median confidence in the true class {figures['confidence_median']:.3f}; median "
+        f"|delta| of a single deletion {figures['delta_median_abs']:.4f}",
+        flush=True,
+    )
     return {"accuracy": accuracy, **figures}
 
 

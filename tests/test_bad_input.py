@@ -46,6 +46,8 @@ def workdir(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp("bad-input")
     (root / "notes.md").write_text("notes\n")
     (root / "adir").mkdir()
+    (root / "sdir").mkdir()  # not a study
+    (root / "udir").mkdir()  # not a user study
     sample = json.dumps({"task_id": "HumanEval/0", "completion": "    return True\n"})
     (root / "torn.jsonl").write_text(f"{sample}\n{{not json\n{sample}\n")
     (root / "good.jsonl").write_text(sample + "\n")
@@ -186,6 +188,22 @@ BAD = [
     (["autofocus", "analyze", "adir"], "no trained model"),
     (["autofocus", "show", "adir"], "no analysis"),
     (["autofocus", "show", "adir", "--format", "pdf"], "--format"),
+    (["autofocus", "train", "--out", "a", "--encoder", "gnn"], "--encoder"),
+    (["autofocus", "train", "--out", "a", "--pooling", "max"], "--pooling"),
+    (["autofocus", "train", "--out", "a", "--language", "go"], "--language"),
+    # robustness probes and the user study
+    (["probe", "--out", "p", "--k", "0"], "K must be positive"),
+    (["probe", "--out", "p", "--rank-by", "nope"], "unknown method 'nope'"),
+    (["probe", "--out", "notes.md"], "is a file"),
+    (["probe", "--out", "p", "--random-seeds", "x"], "--random-seeds"),
+    (["userstudy", "create", "sdir", "--out", "u", "--tasks", "0"], "--tasks"),
+    (["userstudy", "create", "sdir", "--out", "u"], "no codefocus study"),
+    (["userstudy", "create", "sdir", "--out", "u", "--methods", "x,y"], "unknown method 'x'"),
+    (["userstudy", "serve", "udir"], "no user study"),
+    (["userstudy", "serve", "udir", "--port", "0"], "--port"),
+    (["userstudy", "analyze", "udir"], "no user study"),
+    (["userstudy", "import", "udir", "notes.md"], "no user study"),
+    (["attribute", "--model", "tiny", "--task", "humaneval/0", "--engine", "vllm"], "--engine"),
     # the command line itself
     (["nosuch"], "No such command"),
     (["attribute", "--bogus", "1"], "No such option: --bogus"),

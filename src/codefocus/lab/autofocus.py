@@ -203,6 +203,7 @@ def summary(analyses: list[ProgramAnalysis]) -> dict:
         else (np.zeros(10), np.linspace(-1, 1, 11))
     )
     sized = np.array([a.size_pearson for a in analyses if a.size_pearson is not None])
+    deltas = np.array([d for a in analyses for d in a.delta])
     partial = np.array([a.partial for a in analyses if a.partial is not None])
     return {
         "programs": len(analyses),
@@ -213,5 +214,10 @@ def summary(analyses: list[ProgramAnalysis]) -> dict:
         "size_pearson_mean": float(sized.mean()) if len(sized) else None,
         "partial_mean": float(partial.mean()) if len(partial) else None,
         "partial_sd": float(partial.std()) if len(partial) else None,
+        # how much a single deletion moves the classifier at all: near 0 when it is saturated
+        "delta_median_abs": float(np.median(np.abs(deltas))) if len(deltas) else None,
+        "confidence_median": float(np.median([a.confidence for a in analyses]))
+        if analyses
+        else None,
         "histogram": {"counts": histogram.tolist(), "edges": edges.tolist()},
     }

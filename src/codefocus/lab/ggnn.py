@@ -240,7 +240,7 @@ class GraphClassifier:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
                 optimiser.step()
-                total += float(loss) * len(rows)
+                total += loss.item() * len(rows)
             valid = self.accuracy(dataset.valid)
             history.append(
                 {"epoch": epoch + 1, "loss": total / len(order), "valid_accuracy": valid}
