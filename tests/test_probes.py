@@ -136,6 +136,7 @@ def test_meaning_flips_are_marked_not_counted(tmp_path, data_dir, tasks):
     assert _meaning("3", "4", wordnet)[0] == "number: 3 -> 4"
     assert _meaning("largest", "smallest", wordnet)[0] == "antonym: largest -> smallest"
     assert _meaning("large", "big", wordnet) == (None, True)
+    assert _meaning("or", "and", wordnet)[0] == "opposite: or -> and"  # not in WordNet
     assert _meaning("list", "sequence", wordnet)[0] is None
 
 

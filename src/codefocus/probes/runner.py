@@ -149,10 +149,39 @@ def order_by(scores: list[float], lowest: bool = False) -> list[int]:
     return [int(i) for i in np.argsort(-values, kind="stable")]
 
 
+# opposites that matter in a task's logic but that WordNet does not list as antonyms
+OPPOSITES = {
+    frozenset(pair)
+    for pair in (
+        ("and", "or"),
+        ("all", "any"),
+        ("min", "max"),
+        ("minimum", "maximum"),
+        ("true", "false"),
+        ("even", "odd"),
+        ("ascending", "descending"),
+        ("increasing", "decreasing"),
+        ("first", "last"),
+        ("before", "after"),
+        ("less", "more"),
+        ("fewer", "more"),
+        ("lower", "upper"),
+        ("lowercase", "uppercase"),
+        ("smaller", "larger"),
+        ("smaller", "bigger"),
+        ("smallest", "largest"),
+        ("positive", "negative"),
+        ("left", "right"),
+    )
+}
+
+
 def _meaning(word: str, substitute: str, wordnet) -> tuple[str | None, bool]:
     """(why the substitute flips meaning, or None; whether WordNet calls them synonyms)."""
     from codefocus.methods.substitutes import _NUMBER
 
+    if frozenset((word.lower(), substitute.lower())) in OPPOSITES:
+        return f"opposite: {word} -> {substitute}", False
     if _NUMBER.match(word):
         return (f"number: {word} -> {substitute}" if substitute != word else None), False
     if wordnet is None:
