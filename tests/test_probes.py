@@ -134,7 +134,9 @@ def test_meaning_flips_are_marked_not_counted(tmp_path, data_dir, tasks):
 
     wordnet = load_wordnet()
     assert _meaning("3", "4", wordnet)[0] == "number: 3 -> 4"
-    assert _meaning("largest", "smallest", wordnet)[0] == "antonym: largest -> smallest"
+    assert _meaning("largest", "smallest", wordnet)[0] == "opposite: largest -> smallest"
+    assert _meaning("increase", "decrease", wordnet)[0] == "antonym: increase -> decrease"
+    assert _meaning("longest", "shortest", wordnet)[0] == "antonym: longest -> shortest"
     assert _meaning("large", "big", wordnet) == (None, True)
     assert _meaning("or", "and", wordnet)[0] == "opposite: or -> and"  # not in WordNet
     assert _meaning("list", "sequence", wordnet)[0] is None
