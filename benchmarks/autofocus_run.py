@@ -13,9 +13,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from codefocus.cli.lab import build_classifier
 from codefocus.lab.autofocus import analyse, summary
 from codefocus.lab.datasets import load_algorithms
+from codefocus.lab.ggnn import build_classifier
 
 
 def run(dataset, encoder: str, pooling: str, epochs: int, seed: int, limit: int) -> dict:

@@ -20,3 +20,18 @@ def data_dir() -> Path:
     path = Path(os.environ.get("CODEFOCUS_DATA") or REPO.parent / "shared" / "data")
     assert path.is_dir(), f"test data not found at {path}: set CODEFOCUS_DATA"
     return path
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (the explorer and user-study tests);
+    per module, because a test that starts Playwright itself cannot while another runs."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        yield chromium
+        chromium.close()

@@ -46,19 +46,6 @@ def hostile() -> Attribution:
     return attribute("tiny", prompt, "reading_all,saliency_coding", completion=CODE, cache=None)
 
 
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
-
-
 class Page:
     """A page with its requests and script errors recorded."""
 

@@ -103,8 +103,7 @@ def tiny_dataset(data_dir):
 
 @pytest.mark.parametrize("pooling", ["sigmoid", "softmax"])
 def test_ggnn_trains_saves_and_analyses(tiny_dataset, tmp_path, pooling):
-    from codefocus.cli.lab import build_classifier
-    from codefocus.lab.ggnn import load_classifier
+    from codefocus.lab.ggnn import build_classifier, load_classifier
 
     model = build_classifier(tiny_dataset, "ggnn", seed=0, pooling=pooling)
     result = model.fit(tiny_dataset, epochs=2)

@@ -30,30 +30,6 @@ autofocus_app = typer.Typer(
 ENCODERS = ("transformer", "ggnn")
 
 
-def build_classifier(dataset, encoder: str, seed: int, pooling: str = "sigmoid"):
-    """A fresh classifier of the given encoder for a lab dataset."""
-    if encoder == "ggnn":
-        from codefocus.lab.ggnn import GraphClassifier, GraphVocabulary
-        from codefocus.lab.graphs import program_graph
-
-        graphs = [program_graph(s.code, dataset.language) for s in dataset.train]
-        return GraphClassifier(
-            GraphVocabulary.build(graphs),
-            dataset.classes,
-            dataset.language,
-            pooling=pooling,
-            seed=seed,
-        )
-    from codefocus.lab.classifier import CodeClassifier, Vocabulary
-
-    return CodeClassifier(
-        Vocabulary.build(dataset.train, dataset.language),
-        dataset.classes,
-        dataset.language,
-        seed=seed,
-    )
-
-
 def _fmt(value) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -94,6 +70,8 @@ def autofocus_train(
         f"valid {len(dataset.valid)}, test {len(dataset.test)}"
     )
     dataset.save(out / "dataset")
+    from codefocus.lab.ggnn import build_classifier
+
     model = build_classifier(dataset, encoder, seed, pooling)
     epochs = epochs or (60 if encoder == "ggnn" else 30)
     with make_progress(console) as progress:

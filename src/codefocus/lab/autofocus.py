@@ -122,58 +122,35 @@ def _size_control(a: np.ndarray, d: np.ndarray, sizes: np.ndarray):
 
 def analyse(code: str, label: int, model) -> ProgramAnalysis:
     """AutoFocus on one program, with the model's own encoder."""
+    parsed = parse(code, model.language)
     if getattr(model, "encoder", "transformer") == "ggnn":
-        return _analyse_graph(code, label, model)
-    parsed = parse(code, model.language)
+        # on the program graph: a(s) is the node attention summed over the statement's subtree;
+        # a statement is deleted by removing its subgraph (not by re-parsing text)
+        graph = model.graph(code)
+        if len(graph.statement_nodes) != len(parsed.statements):
+            raise ValueError("graph and parse disagree on the statements")  # a bug, never data
 
-    def classify(codes):
-        return model.predict(codes)[0]
+        def classify_deleted(sets: list[set[int]]) -> np.ndarray:
+            return model.predict_graphs([graph.delete_statements(d) for d in sets])[0]
 
-    probabilities, attentions = model.predict([code])
-    encoded = model.vocabulary.encode(code, model.language, model.max_len)
-    attention = statement_attention(parsed, attentions[0], encoded.spans)
-    sizes = np.array([sum(s.contains(a, b) for a, b in encoded.spans) for s in parsed.statements])
-    confidence, delta = deletion_effects(parsed, label, classify)
+        probabilities, attentions = model.predict_graphs([graph])
+        attention = np.array([attentions[0][nodes].sum() for nodes in graph.statement_nodes])
+        sizes = np.array([len(nodes) for nodes in graph.statement_nodes])
+    else:
+
+        def classify_deleted(sets: list[set[int]]) -> np.ndarray:
+            return model.predict(_texts(parsed, sets))[0]
+
+        probabilities, attentions = model.predict([code])
+        encoded = model.vocabulary.encode(code, model.language, model.max_len)
+        attention = statement_attention(parsed, attentions[0], encoded.spans)
+        sizes = np.array(
+            [sum(s.contains(a, b) for a, b in encoded.spans) for s in parsed.statements]
+        )
+    confidence, delta = _effects(len(parsed.statements), label, classify_deleted)
     pearson, spearman = _correlations(attention, delta)
     size_r, partial = _size_control(attention, delta, sizes)
-    smallest, kept = minimal_program(parsed, label, classify)
-    return ProgramAnalysis(
-        code,
-        label,
-        int(probabilities[0].argmax()),
-        confidence,
-        [parsed.text(s) for s in parsed.statements],
-        attention.tolist(),
-        delta.tolist(),
-        pearson,
-        spearman,
-        smallest,
-        kept,
-        sizes.tolist(),
-        size_r,
-        partial,
-        "transformer",
-    )
-
-
-def _analyse_graph(code: str, label: int, model) -> ProgramAnalysis:
-    """AutoFocus on the program graph: a(s) is the node attention summed over the statement's
-    subtree; a statement is deleted by removing its subgraph (not by re-parsing text)."""
-    parsed = parse(code, model.language)
-    graph = model.graph(code)
-    if len(graph.statement_nodes) != len(parsed.statements):
-        raise ValueError("graph and parse disagree on the statements")  # a bug, never data
-
-    def classify_deleted(sets: list[set[int]]) -> np.ndarray:
-        return model.predict_graphs([graph.delete_statements(d) for d in sets])[0]
-
-    probabilities, attentions = model.predict_graphs([graph])
-    attention = np.array([attentions[0][nodes].sum() for nodes in graph.statement_nodes])
-    sizes = np.array([len(nodes) for nodes in graph.statement_nodes])
-    confidence, delta = _effects(len(graph.statement_nodes), label, classify_deleted)
-    pearson, spearman = _correlations(attention, delta)
-    size_r, partial = _size_control(attention, delta, sizes)
-    kept = _minimal(len(graph.statement_nodes), label, classify_deleted)
+    kept = _minimal(len(parsed.statements), label, classify_deleted)
     deleted = set(range(len(parsed.statements))) - set(kept)
     return ProgramAnalysis(
         code,
@@ -190,7 +167,7 @@ def _analyse_graph(code: str, label: int, model) -> ProgramAnalysis:
         sizes.tolist(),
         size_r,
         partial,
-        "ggnn",
+        getattr(model, "encoder", "transformer"),
     )
 
 

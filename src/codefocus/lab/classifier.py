@@ -121,6 +121,48 @@ class EncodedPrograms:
             yield chosen, pad_ids([self.rows[i] for i in chosen])
 
 
+def early_stopping(net, one_epoch, validate, epochs: int, patience: int, progress=None) -> dict:
+    """Train epoch by epoch (``one_epoch`` returns the mean loss) with early stopping on
+    ``validate()`` (accuracy); keeps the best weights. Shared by both encoders."""
+    best, best_state, waited, history = -1.0, None, 0, []
+    for epoch in range(epochs):
+        loss = one_epoch()
+        valid = validate()
+        history.append({"epoch": epoch + 1, "loss": loss, "valid_accuracy": valid})
+        if progress:
+            progress(epoch + 1, history[-1])
+        if valid > best:
+            best, waited = valid, 0
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+        else:
+            waited += 1
+            if waited >= patience:
+                break
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    return {"history": history, "best_valid_accuracy": best}
+
+
+def accuracy_of(predict, samples: list[Sample]) -> float:
+    """Share of ``samples`` whose most probable class (``predict(codes)[0]``) is the label."""
+    if not samples:
+        return float("nan")
+    probabilities, _ = predict([s.code for s in samples])
+    return float(np.mean(probabilities.argmax(1) == np.array([s.label for s in samples])))
+
+
+def save_weights(net, directory: str | Path, meta: dict) -> None:
+    """The weights as safetensors and the rest as JSON (never pickle)."""
+    from safetensors.torch import save_file
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()}, directory / "model.safetensors"
+    )
+    write_text_atomic(directory / "classifier.json", json.dumps(meta))
+
+
 class CodeClassifier:
     def __init__(
         self,
@@ -160,10 +202,7 @@ class CodeClassifier:
         return np.concatenate(probabilities), attentions
 
     def accuracy(self, samples: list[Sample]) -> float:
-        if not samples:
-            return float("nan")
-        probabilities, _ = self.predict([s.code for s in samples])
-        return float(np.mean(probabilities.argmax(1) == np.array([s.label for s in samples])))
+        return accuracy_of(self.predict, samples)
 
     def train_epoch(
         self, encoded: EncodedPrograms, labels: list[int], order, batch_size: int, optimiser
@@ -201,36 +240,16 @@ class CodeClassifier:
         optimiser = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
         encoded = EncodedPrograms(self, [s.code for s in dataset.train])
         labels = [s.label for s in dataset.train]
-        best, best_state, waited, history = -1.0, None, 0, []
-        for epoch in range(epochs):
+
+        def one_epoch() -> float:
             order = rng.permutation(len(dataset.train))
-            total = self.train_epoch(encoded, labels, order, batch_size, optimiser)
-            valid = self.accuracy(dataset.valid)
-            history.append(
-                {"epoch": epoch + 1, "loss": total / len(order), "valid_accuracy": valid}
-            )
-            if progress:
-                progress(epoch + 1, history[-1])
-            if valid > best:
-                best, waited = valid, 0
-                best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        return {"history": history, "best_valid_accuracy": best}
+            return self.train_epoch(encoded, labels, order, batch_size, optimiser) / len(order)
+
+        return early_stopping(
+            self.net, one_epoch, lambda: self.accuracy(dataset.valid), epochs, patience, progress
+        )
 
     def save(self, directory: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {k: v.contiguous() for k, v in self.net.state_dict().items()},
-            directory / "model.safetensors",
-        )
         meta = {
             "vocabulary": self.vocabulary.tokens[2:],
             "classes": self.classes,
@@ -240,7 +259,7 @@ class CodeClassifier:
             "max_len": self.max_len,
             "seed": self.seed,
         }
-        write_text_atomic(directory / "classifier.json", json.dumps(meta))
+        save_weights(self.net, directory, meta)
 
     @classmethod
     def load(cls, directory: str | Path) -> CodeClassifier:

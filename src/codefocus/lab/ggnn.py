@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
+from codefocus.lab.classifier import accuracy_of, early_stopping, save_weights
 from codefocus.lab.datasets import LabDataset, Sample
 from codefocus.lab.graphs import NUM_EDGE_TYPES, ProgramGraph, program_graph
-from codefocus.storage import write_text_atomic
 
 POOLINGS = ("sigmoid", "softmax")
 MAX_SUBTOKENS = 4
@@ -204,10 +204,7 @@ class GraphClassifier:
         return self.predict_graphs([self.graph(c) for c in codes], batch_size)
 
     def accuracy(self, samples: list[Sample]) -> float:
-        if not samples:
-            return float("nan")
-        probabilities, _ = self.predict([s.code for s in samples])
-        return float(np.mean(probabilities.argmax(1) == np.array([s.label for s in samples])))
+        return accuracy_of(self.predict, samples)
 
     def fit(
         self,
@@ -225,8 +222,8 @@ class GraphClassifier:
         optimiser = torch.optim.Adam(self.net.parameters(), lr=learning_rate)
         graphs = [self.graph(s.code) for s in dataset.train]
         labels = [s.label for s in dataset.train]
-        best, best_state, waited, history = -1.0, None, 0, []
-        for epoch in range(epochs):
+
+        def one_epoch() -> float:
             self.net.train()
             order = rng.permutation(len(graphs))
             total = 0.0
@@ -241,33 +238,14 @@ class GraphClassifier:
                 torch.nn.utils.clip_grad_norm_(self.net.parameters(), 5.0)
                 optimiser.step()
                 total += loss.item() * len(rows)
-            valid = self.accuracy(dataset.valid)
-            history.append(
-                {"epoch": epoch + 1, "loss": total / len(order), "valid_accuracy": valid}
-            )
-            if progress:
-                progress(epoch + 1, history[-1])
-            if valid > best:
-                best, waited = valid, 0
-                best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-            else:
-                waited += 1
-                if waited >= patience:
-                    break
-        if best_state is not None:
-            self.net.load_state_dict(best_state)
-        return {"history": history, "best_valid_accuracy": best}
+            return total / len(order)
+
+        return early_stopping(
+            self.net, one_epoch, lambda: self.accuracy(dataset.valid), epochs, patience, progress
+        )
 
     # ---- persistence (safetensors + JSON; never pickle) -----------------------------------
     def save(self, directory: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {k: v.contiguous() for k, v in self.net.state_dict().items()},
-            directory / "model.safetensors",
-        )
         meta = {
             "encoder": self.encoder,
             "types": self.vocabulary.types[1:],
@@ -279,7 +257,7 @@ class GraphClassifier:
             "pooling": self.pooling,
             "seed": self.seed,
         }
-        write_text_atomic(directory / "classifier.json", json.dumps(meta))
+        save_weights(self.net, directory, meta)
 
     @classmethod
     def load(cls, directory: str | Path) -> GraphClassifier:
@@ -310,3 +288,24 @@ def load_classifier(directory: str | Path):
     from codefocus.lab.classifier import CodeClassifier
 
     return CodeClassifier.load(directory)
+
+
+def build_classifier(dataset: LabDataset, encoder: str, seed: int, pooling: str = "sigmoid"):
+    """A fresh classifier of the given encoder (``transformer`` or ``ggnn``) for a dataset."""
+    if encoder == "ggnn":
+        graphs = [program_graph(s.code, dataset.language) for s in dataset.train]
+        return GraphClassifier(
+            GraphVocabulary.build(graphs),
+            dataset.classes,
+            dataset.language,
+            pooling=pooling,
+            seed=seed,
+        )
+    from codefocus.lab.classifier import CodeClassifier, Vocabulary
+
+    return CodeClassifier(
+        Vocabulary.build(dataset.train, dataset.language),
+        dataset.classes,
+        dataset.language,
+        seed=seed,
+    )

@@ -209,6 +209,15 @@ class ProbeRun:
         self._score_memo: dict[tuple[str, str], tuple[list[Span], list[float]]] = {}
 
     @property
+    def cache(self):
+        """One generation cache (one connection) for the whole run."""
+        if not hasattr(self, "_cache"):
+            from codefocus.models.cache import default_cache
+
+            self._cache = default_cache()
+        return self._cache
+
+    @property
     def model(self):
         if self._model is None:
             from codefocus.models.loading import load_model
@@ -293,11 +302,11 @@ class ProbeRun:
         model_input, offset = probe_input(task)
 
         def generate():
-            from codefocus.models.cache import CachedGenerator, default_cache
+            from codefocus.models.cache import CachedGenerator
 
             budget = self.model.default_max_new_tokens(task.reference_solution)
             self.model.check_fits(self.model.count_tokens(model_input), budget)
-            (generation,) = CachedGenerator(self.model, default_cache()).generations(
+            (generation,) = CachedGenerator(self.model, self.cache).generations(
                 [model_input], budget, settings
             )
             return {"completion": generation.completion, "budget": budget}
@@ -380,7 +389,6 @@ class ProbeRun:
     def _scores(self, task: Task, method: str, model_input: str, completion: str):
         """(words, scores) of ``method`` on the probe's input, every word scored."""
         from codefocus.api import attribute
-        from codefocus.models.cache import default_cache
 
         key = (task.task_id, method)
         if key not in self._score_memo:
@@ -390,7 +398,7 @@ class ProbeRun:
                 [method],
                 completion=completion,
                 substitutes=self.config.substitutes,
-                cache=default_cache(),
+                cache=self.cache,
                 scope="prompt",
             )
             if method in result.failures:
@@ -402,7 +410,7 @@ class ProbeRun:
         from codefocus.data.wordnet import load_wordnet
         from codefocus.methods.perturbation import rebuild
         from codefocus.methods.substitutes import get_provider, substitute_word
-        from codefocus.models.cache import CachedGenerator, default_cache
+        from codefocus.models.cache import CachedGenerator
 
         provider = get_provider(self.config.substitutes, self.model)
         substitutes = [substitute_word(provider, task.prompt, w) for w in words]
@@ -420,7 +428,7 @@ class ProbeRun:
                     position[(words[i].start, words[i].end)]: substitutes[i] for i in chosen
                 }
                 planned.append((ranking, k, chosen, rebuild(task.prompt, all_words, replacements)))
-        generator = CachedGenerator(self.model, default_cache())
+        generator = CachedGenerator(self.model, self.cache)
         inputs = [before + prompt + after for _, _, _, prompt in planned]
         outputs = generator.generations(
             inputs, generation["budget"], settings, original=model_input

@@ -124,27 +124,24 @@ class UserStudyApp:
         return data if isinstance(data, dict) else None
 
     # ---- pages --------------------------------------------------------------------------------
-    async def intro(self, request: Request) -> Response:
+    def _intro(self, status: int = 200, error: str | None = None) -> HTMLResponse:
         n = len(self.design.tasks)
         return self.page(
             "intro.html",
+            status,
             n_tasks=n,
             n_methods=len(self.design.methods),
             minutes=max(5, round(n * len(self.design.methods) * 1.5)),
-            error=None,
+            error=error,
         )
+
+    async def intro(self, request: Request) -> Response:
+        return self._intro()
 
     async def start(self, request: Request) -> Response:
         form = await self._form(request)
         if form.get("consent") != "yes":
-            return self.page(
-                "intro.html",
-                400,
-                n_tasks=len(self.design.tasks),
-                n_methods=len(self.design.methods),
-                minutes=5,
-                error="Please tick the box to agree before you start.",
-            )
+            return self._intro(400, "Please tick the box to agree before you start.")
         token, _ = self.store.new_participant()
         return RedirectResponse(f"/p/{token}/task/1", status_code=303)
 
