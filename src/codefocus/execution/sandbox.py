@@ -141,7 +141,9 @@ def run_python(program: str, tests: str, limits: Limits = Limits()) -> RunResult
         config = {
             "directory": str(directory),
             "uid": uid if uid is not None else os.getuid(),
-            "cpu_seconds": max(1, int(limits.timeout) + 1),
+            # A backstop behind the wall clock: CPU time can reach the wall limit in a busy loop,
+            # so an equal CPU limit would race it and turn a timeout into a "crash".
+            "cpu_seconds": max(2, int(limits.timeout * 2) + 2),
             "memory_bytes": limits.memory_bytes,
             "file_bytes": limits.file_bytes,
             "open_files": limits.open_files,
@@ -194,6 +196,8 @@ def run_python(program: str, tests: str, limits: Limits = Limits()) -> RunResult
     if returncode == 0 and marker == nonce:
         return RunResult("passed", "passed", 0, seconds, stdout, stderr, level)
     reason = _reason(stderr)
+    if returncode == -signal.SIGXCPU:  # the CPU-time backstop is a timeout too
+        return RunResult("timed out", "timed out", returncode, seconds, stdout, stderr, level)
     if returncode is not None and returncode < 0:
         name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else ""
         explain = {
