@@ -117,6 +117,7 @@ def main() -> None:
     assert ways[0] == "engine", "the exact engine comes first: the others are compared with it"
     totals = dict.fromkeys(ways, 0.0)
     floor = 0.0
+    teacher_forced = 0.0  # seconds for one teacher-forced pass of each changed suffix + completion
     worst = 0.0
     llama = {"regenerations": 0, "differ": 0, "worst": 0.0, "fallbacks": 0}
     with tempfile.TemporaryDirectory() as folder:
@@ -143,6 +144,11 @@ def main() -> None:
                 print(
                     f"{task.task_id}: {len(result.words)} words, {way} {seconds:.1f} s", flush=True
                 )
+            teacher_forced += _teacher_forced_floor(
+                model,
+                model_input_for(task),
+                _stored(Path(folder) / f"engine-{task.task_id.replace('/', '_')}.sqlite"),
+            )
             for way in ways[1:]:
                 for method in METHODS:
                     a = np.array(scores["engine"][method])
@@ -163,6 +169,10 @@ def main() -> None:
     for way, seconds in totals.items():
         print(f"seconds per task {way}: {seconds / n:.1f}")
     print(f"engine time / one greedy generation of the original: {totals['engine'] / floor:.1f}")
+    print(
+        "engine time / one teacher-forced pass of every changed suffix + completion: "
+        f"{totals['engine'] / teacher_forced:.2f}"
+    )
     if "llama.cpp" in totals:
         print(
             f"llama.cpp: {llama['differ']} of {llama['regenerations']} regenerations differ from "
@@ -175,6 +185,32 @@ def main() -> None:
     if "sequential" in totals:
         print(f"ratio engine/sequential: {totals['sequential'] / totals['engine']:.2f}")
     print(f"max score difference: {worst:.3g}")
+
+
+def _teacher_forced_floor(model, original: str, stored: dict[str, str]) -> float:
+    """Seconds that one teacher-forced forward over each regenerated input's tokens after its
+    common prefix with the original, plus its completion, would take on this machine: the
+    tokens counted, divided by the throughput of batched teacher-forced forwards (best of 3)."""
+    from codefocus.models.engine import forward_from_prefix, shared_prefix
+
+    def ids(text: str) -> list[int]:
+        return model.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    original_ids = ids(original)
+    tokens = sum(
+        len(ids(text)) - shared_prefix(ids(text), original_ids) + len(ids(completion))
+        for text, completion in stored.items()
+    )
+    import torch
+
+    rows = [original_ids] * 8
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        with torch.no_grad():
+            forward_from_prefix(model, rows)
+        best = min(best, time.perf_counter() - start)
+    return tokens / (len(rows) * len(original_ids) / best)
 
 
 def _stored(path: Path) -> dict[str, str]:

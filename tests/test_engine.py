@@ -73,6 +73,7 @@ def test_draft_verification_equals_plain_greedy_on_every_perturbation(model, sto
     # both paths ran: drafts accepted whole, and drafts decoded on from a divergence
     assert verifier.accepted > 0 and verifier.diverged > 0, (verifier.accepted, verifier.diverged)
     assert verifier.decoded > 0
+    assert verifier.looked_up > 0  # lookup drafts past a divergence were accepted
 
 
 def test_the_llama_cpp_engine_needs_a_gguf_model():

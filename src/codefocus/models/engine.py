@@ -22,6 +22,7 @@ models and the packaged one, and the benchmark compares the scores.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from codefocus.models.base import Generation, GenerationSettings, function_ended
 
@@ -49,6 +50,29 @@ def stop_at_function_end(tokenizer, starts: Sequence[int], eos: int | None):
     return FunctionEnd()
 
 
+@dataclass
+class _Row:
+    """One input being regenerated: its tokens, what is settled, and what is fed next."""
+
+    index: int  # position among the inputs
+    prompt: list[int]
+    cached: int  # tokens of this row held in the batch's keys and values (its next position)
+    pending: list[int]  # settled tokens not yet in the cache: fed at the next step
+    draft: list[int]  # guessed continuation, fed after ``pending`` and kept where greedy agrees
+    out: list[int] = field(default_factory=list)  # settled completion tokens
+
+
+@dataclass
+class _Batch:
+    """Rows decoded together over one key/value cache. ``mask`` marks, per row, the cache
+    columns that hold its tokens; the others are holes (padding, rejected draft tokens, or
+    columns another batch brought in when two were merged), never attended to."""
+
+    rows: list[_Row]
+    cache: object  # a transformers DynamicCache, or None before the first step
+    mask: object  # torch.LongTensor (rows, columns)
+
+
 class DraftVerifier:
     """Regenerate greedy completions of inputs that differ from ``original`` (see module doc)."""
 
@@ -59,17 +83,26 @@ class DraftVerifier:
         reuse_prefix: bool = True,
         max_changed: float = 0.25,
         decode_batch_size: int = 64,
+        lookup: int = 8,
+        step_tokens: int = 32,
     ) -> None:
         self.model = model  # a WhiteBoxModel
-        self.batch_size = batch_size  # rows per verification forward (compute-bound)
+        self.batch_size = batch_size  # rows per first (prefill + verification) forward
         # rows decoded together: a decoding step reads every weight once whatever the batch, so
         # on a CPU wide batches are nearly free (memory-bound) while prefill is compute-bound
         self.decode_batch_size = decode_batch_size
         self.reuse_prefix = reuse_prefix
         self.max_changed = max_changed  # verify inputs that change at most this share of tokens
-        self.decoded = 0  # inputs decoded plainly (too different from the original to verify)
+        # after a divergence, up to ``lookup`` tokens that follow the row's last tokens in the
+        # original completion are fed as a draft, as long as a step stays within about
+        # ``step_tokens`` tokens (beyond that a CPU step is compute-bound: drafts cost time)
+        self.lookup = lookup
+        self.step_tokens = step_tokens
+        self.decoded = 0  # inputs decoded without the original as a draft (too different)
         self.accepted = 0  # inputs whose greedy completion is the original one: no decoding
         self.diverged = 0  # inputs decoded from their first divergence on
+        self.looked_up = 0  # tokens settled from lookup drafts after a divergence
+        self.steps = 0  # forwards run
 
     def regenerate(
         self,
@@ -84,65 +117,51 @@ class DraftVerifier:
         encoded = [self.model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs]
         original_ids = self.model.tokenizer(original, add_special_tokens=False)["input_ids"]
         # an input that changes much of the prompt (a SHAP coalition without most of its words)
-        # almost always writes other code: verifying the draft would only add a forward, so it is
-        # decoded plainly (with the early stop) — the answer is the same either way
+        # almost always writes other code: verifying the draft would only add a forward, so its
+        # first step feeds the prompt alone (the answer is the same either way)
         near = [_changed(ids, original_ids) <= self.max_changed * len(ids) for ids in encoded]
-        far = sorted(
-            (i for i, close in enumerate(near) if not close), key=lambda i: len(encoded[i])
-        )
-        plain = {}
-        if far:
-            generated = self.model.generate(
-                [inputs[i] for i in far],
-                settings,
-                max_new_tokens=budget,
-                batch_size=self.decode_batch_size,
-            )
-            plain = dict(zip(far, generated, strict=True))
-            self.decoded += len(far)
-        inputs_all, encoded_all = list(inputs), encoded
-        keep = [i for i, close in enumerate(near) if close]
-        if not keep:
-            return [plain[i] for i in range(len(inputs_all))]
-        inputs = [inputs_all[i] for i in keep]
-        encoded = [encoded_all[i] for i in keep]
-        # prefix reuse: each input shares its first tokens with the original; the original's
-        # keys and values serve them (at least the last prompt token is always recomputed)
-        shared = [shared_prefix(ids, original_ids) for ids in encoded]
         cache = prefix_cache(self.model, original_ids) if self.reuse_prefix else None
-        prefixes: list[list[int] | None] = [None] * len(inputs)
-        order = sorted(range(len(inputs)), key=lambda i: (shared[i], len(encoded[i])))
-        for begin in range(0, len(order), self.batch_size):
-            rows = order[begin : begin + self.batch_size]
-            start = min(shared[i] for i in rows) if cache is not None else 0
-            answers = self._verify([encoded[i] for i in rows], draft, cache, start)
-            for index, answer in zip(rows, answers, strict=True):
-                prefixes[index] = answer
+        rows = []
+        for index, ids in enumerate(encoded):
+            start = shared_prefix(ids, original_ids) if cache is not None else 0
+            rows.append(_Row(index, ids, start, ids[start:], list(draft) if near[index] else []))
+        self.decoded += near.count(False)
+        # inputs sorted so that a batch shares as long a prefix of the original as possible
+        rows.sort(key=lambda r: (not near[r.index], r.cached, len(r.prompt)))
         finished: dict[int, list[int]] = {}
-        pending = []
-        for index, maybe in enumerate(prefixes):
-            assert maybe is not None
-            prefix = maybe
-            if prefix == draft or self._stops(prefix, budget):
-                finished[index] = prefix
-                self.accepted += prefix == draft
-            else:
-                pending.append(index)
-        self.diverged += len(pending)
-        pending.sort(key=lambda i: len(encoded[i]) + len(prefixes[i] or []))
-        for begin in range(0, len(pending), self.decode_batch_size):
-            rows = pending[begin : begin + self.decode_batch_size]
-            continued = self.model.continue_greedy(
-                [encoded[i] for i in rows], [prefixes[i] or [] for i in rows], budget, settings
-            )
-            finished.update(zip(rows, continued, strict=True))
-        verified = {}
+        waiting: list[_Batch] = []
+        for begin in range(0, len(rows), self.batch_size):
+            group = rows[begin : begin + self.batch_size]
+            batch = self._open(group, cache)
+            for row, first in zip(group, self._step(batch, budget), strict=True):
+                if first is None:
+                    continue
+                finished[row.index] = first
+                if near[row.index]:
+                    self.accepted += first == draft
+                    self.diverged += first != draft
+            batch = self._keep(batch, finished)
+            self.diverged += sum(near[r.index] for r in batch.rows)
+            if batch.rows:
+                waiting.append(batch)
+        # rows still decoding, from all first batches, go on together in wide batches
+        merged = self._merge(waiting)
+        for begin in range(0, len(merged.rows), self.decode_batch_size):
+            batch = self._select(merged, list(range(begin, begin + self.decode_batch_size)))
+            while batch.rows:
+                for row in batch.rows:
+                    row.draft = self._lookup(row.out, draft, len(batch.rows), budget)
+                for row, done in zip(batch.rows, self._step(batch, budget), strict=True):
+                    if done is not None:
+                        finished[row.index] = done
+                batch = self._keep(batch, finished)
+        results = []
         for index, text in enumerate(inputs):
             ids = self.model.finish_ids(finished[index], settings)
-            verified[keep[index]] = Generation(
-                self.model.name, text, self.model.decode(ids), settings, tuple(ids)
+            results.append(
+                Generation(self.model.name, text, self.model.decode(ids), settings, tuple(ids))
             )
-        return [plain[i] if i in plain else verified[i] for i in range(len(inputs_all))]
+        return results
 
     def _stops(self, prefix: list[int], budget: int) -> bool:
         eos = self.model.tokenizer.eos_token_id
@@ -150,33 +169,160 @@ class DraftVerifier:
             return True
         return function_ended(self.model.decode(prefix))
 
-    def _verify(
-        self, prompts: list[list[int]], draft: list[int], cache=None, start: int = 0
-    ) -> list[list[int]]:
-        """For each prompt: the longest prefix of ``draft`` that greedy decoding reproduces, plus
-        greedy's own next token where it differs (the whole draft when all agree). With the
-        original's ``cache``, the first ``start`` tokens (shared by every prompt of the batch
-        with the original) are read from it instead of being recomputed."""
+    def _lookup(self, out: list[int], source: list[int], rows: int, budget: int) -> list[int]:
+        """Prompt-lookup style draft: where the row's last tokens occur in the original
+        completion, the tokens that follow them there (longest match first, latest occurrence)."""
+        room = min(self.lookup, self.step_tokens // max(rows, 1) - 1, budget - len(out) - 1)
+        if room <= 0:
+            return []
+        for n in (3, 2, 1):
+            if len(out) < n:
+                continue
+            tail = out[-n:]
+            for at in range(len(source) - n, -1, -1):
+                if source[at : at + n] == tail and at + n < len(source):
+                    return source[at + n : at + n + room]
+        return []
+
+    def _open(self, rows: list[_Row], cache) -> _Batch:
+        """A batch whose cache holds the original prompt's first tokens (shared by all rows)."""
+        import copy
+
+        import torch
+
+        start = min(r.cached for r in rows)
+        for row in rows:  # tokens past the common start are fed again
+            row.pending = row.prompt[start:]
+            row.cached = start
+        past = None
+        if cache is not None and start > 0:
+            past = copy.deepcopy(cache)
+            if past.get_seq_length() > start:
+                past.crop(start - past.get_seq_length())
+            past.batch_repeat_interleave(len(rows))
+        return _Batch(rows, past, torch.ones((len(rows), start), dtype=torch.long))
+
+    def _step(self, batch: _Batch, budget: int) -> list[list[int] | None]:
+        """One forward over every row's pending tokens and draft. Settles, per row, the draft's
+        longest prefix that greedy agrees with plus greedy's next token; returns a row's raw
+        completion where decoding has stopped, else None."""
         import torch
 
         model = self.model
+        fed = [r.pending + r.draft for r in batch.rows]
+        width = max(len(f) for f in fed)
+        pad = model.tokenizer.pad_token_id or 0
+        ids = torch.full((len(fed), width), pad, dtype=torch.long)
+        positions = torch.zeros((len(fed), width), dtype=torch.long)
+        block = torch.zeros((len(fed), width), dtype=torch.long)
+        for i, (row, tokens) in enumerate(zip(batch.rows, fed, strict=True)):
+            ids[i, : len(tokens)] = torch.tensor(tokens)
+            positions[i] = torch.arange(row.cached, row.cached + width)
+            block[i, : len(tokens)] = 1
+        mask = torch.cat([batch.mask, block], dim=1)
         with torch.no_grad():
-            hidden = forward_from_prefix(model, [p + draft for p in prompts], cache, start)
-            head = model.model.get_output_embeddings()
-            answers = []
-            for row, prompt in enumerate(prompts):
-                # position P-1+j predicts completion token j; logits only where needed
-                first = len(prompt) - 1 - start
-                positions = torch.arange(first, first + len(draft) + 1, device=hidden.device)
-                predicted = head(hidden[row, positions]).argmax(-1).tolist()
-                accepted = 0
-                while accepted < len(draft) and predicted[accepted] == draft[accepted]:
-                    accepted += 1
-                if accepted == len(draft):
-                    answers.append(list(draft))
-                else:
-                    answers.append(draft[:accepted] + [predicted[accepted]])
-        return answers
+            output = model.model.base_model(
+                input_ids=ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                position_ids=positions.to(model.device),
+                past_key_values=batch.cache,
+                use_cache=True,
+            )
+            # logits only where a token is predicted: after the last pending token and each
+            # draft token
+            where = [
+                (i, j)
+                for i, row in enumerate(batch.rows)
+                for j in range(len(row.pending) - 1, len(row.pending) + len(row.draft))
+            ]
+            rows_at = torch.tensor([i for i, _ in where])
+            columns_at = torch.tensor([j for _, j in where])
+            hidden = output.last_hidden_state[rows_at.to(model.device), columns_at.to(model.device)]
+            predicted = model.model.get_output_embeddings()(hidden).argmax(-1).tolist()
+        self.steps += 1
+        batch.cache = output.past_key_values
+        results: list[list[int] | None] = []
+        offset = 0
+        for i, row in enumerate(batch.rows):
+            guesses = predicted[offset : offset + len(row.draft) + 1]
+            offset += len(row.draft) + 1
+            accepted = 0
+            while accepted < len(row.draft) and guesses[accepted] == row.draft[accepted]:
+                accepted += 1
+            if row.out:  # a lookup draft (the first step's draft is the original itself)
+                self.looked_up += accepted
+            block[i, len(row.pending) + accepted :] = 0  # rejected draft tokens become holes
+            row.cached += len(row.pending) + accepted
+            done = None
+            for token in row.draft[:accepted] + [guesses[accepted]]:
+                row.out.append(token)
+                if self._stops(row.out, budget):
+                    done = row.out
+                    break
+            row.pending = [row.out[-1]]
+            row.draft = []
+            results.append(done)
+        batch.mask = torch.cat([batch.mask, block], dim=1)
+        return results
+
+    def _keep(self, batch: _Batch, finished: dict[int, list[int]]) -> _Batch:
+        """The batch without its finished rows."""
+        keep = [i for i, row in enumerate(batch.rows) if row.index not in finished]
+        return batch if len(keep) == len(batch.rows) else self._select(batch, keep)
+
+    def _select(self, batch: _Batch, keep: list[int]) -> _Batch:
+        import torch
+
+        keep = [i for i in keep if i < len(batch.rows)]
+        if not keep:
+            return _Batch([], None, batch.mask[:0])
+        index = torch.tensor(keep, device=self.model.device)
+        cache = None
+        if batch.cache is not None:
+            cache = _rebuild([(k[index], v[index]) for k, v in _layers(batch.cache)], self.model)
+        return _Batch([batch.rows[i] for i in keep], cache, batch.mask[index.cpu()])
+
+    def _merge(self, batches: list[_Batch]) -> _Batch:
+        """One batch of all rows: caches padded with holes to the same width and stacked."""
+        import torch
+
+        batches = [b for b in batches if b.rows]
+        if len(batches) <= 1:
+            return batches[0] if batches else _Batch([], None, torch.ones((0, 0)))
+        width = max(b.mask.shape[1] for b in batches)
+        masks, layers = [], None
+        for b in batches:
+            extra = width - b.mask.shape[1]
+            masks.append(torch.nn.functional.pad(b.mask, (0, extra)))
+            padded = [
+                (
+                    torch.nn.functional.pad(k, (0, 0, 0, extra)),
+                    torch.nn.functional.pad(v, (0, 0, 0, extra)),
+                )
+                for k, v in _layers(b.cache)
+            ]
+            layers = (
+                padded
+                if layers is None
+                else [
+                    (torch.cat([k0, k1]), torch.cat([v0, v1]))
+                    for (k0, v0), (k1, v1) in zip(layers, padded, strict=True)
+                ]
+            )
+        assert layers is not None
+        rows = [r for b in batches for r in b.rows]
+        return _Batch(rows, _rebuild(layers, self.model), torch.cat(masks))
+
+
+def _layers(cache) -> list:
+    """(keys, values) per layer of a transformers DynamicCache: (batch, heads, columns, dim)."""
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _rebuild(layers: list, model):
+    from transformers import DynamicCache
+
+    return DynamicCache(ddp_cache_data=layers)
 
 
 def prefix_cache(model, ids: list[int]):
