@@ -95,6 +95,12 @@ def test_engine_equals_plain_greedy_on_the_default_model(model, data_dir):
             rebuild(task.prompt, words, {i: substitute_word(provider, task.prompt, w)}) + suffix
             for i, w in enumerate(words)
         ]
+        # SHAP-like coalitions that drop most words: decoded from their first token on
+        every = scoped_word_spans(task.prompt)
+        inputs += [
+            rebuild(task.prompt, every, {i: "" for i in range(len(every)) if i % 3 != r}) + suffix
+            for r in range(2)
+        ]
         budget = model.default_max_new_tokens(task.reference_solution)
         fast = verifier.regenerate(inputs, original, budget, settings)
         model.early_stop = False
@@ -104,4 +110,4 @@ def test_engine_equals_plain_greedy_on_the_default_model(model, data_dir):
             model.early_stop = True
         assert [g.completion for g in fast] == [g.completion for g in plain]
         assert [g.token_ids for g in fast] == [g.token_ids for g in plain]
-    assert verifier.accepted > 0
+    assert verifier.accepted > 0 and verifier.diverged > 0 and verifier.decoded > 0

@@ -127,17 +127,6 @@ class WhiteBoxModel(TextGenerator, Protocol):
         """Raw generated tokens cut as ``generate`` cuts them (end of sequence, function end)."""
         ...
 
-    def continue_greedy(
-        self,
-        prompts: list[list[int]],
-        prefixes: list[list[int]],
-        budget: int,
-        settings: GenerationSettings,
-    ) -> list[list[int]]:
-        """Greedy decoding of prompts whose completions begin with known prefixes (the exact
-        perturbation engine's fallback)."""
-        ...
-
 
 @functools.cache
 def _members(protocol: type) -> frozenset[str]:

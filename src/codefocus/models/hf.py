@@ -239,48 +239,6 @@ class HFModel:
             self.generate([model_input], settings, max_new_tokens=budget)
         return self._raw[key]
 
-    def continue_greedy(
-        self,
-        prompts: list[list[int]],
-        prefixes: list[list[int]],
-        budget: int,
-        settings: GenerationSettings,
-    ) -> list[list[int]]:
-        """Greedy decoding of each prompt whose completion is known to begin with its prefix:
-        the prefix is fed with the prompt and decoding goes on from there (batched, left padded,
-        stopped at the function's end). Returns raw completion tokens, prefix included."""
-        import torch
-
-        pad = self.tokenizer.pad_token_id
-        sequences = [p + q for p, q in zip(prompts, prefixes, strict=True)]
-        width = max(len(s) for s in sequences)
-        ids = torch.full((len(sequences), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(sequences), width), dtype=torch.long)
-        for row, sequence in enumerate(sequences):
-            ids[row, width - len(sequence) :] = torch.tensor(sequence)
-            mask[row, width - len(sequence) :] = 1
-        remaining = [budget - len(q) for q in prefixes]
-        criteria = None
-        if settings.stop_at_function_end and self.early_stop:
-            starts = [width - len(q) for q in prefixes]
-            criteria = [stop_at_function_end(self.tokenizer, starts, self.tokenizer.eos_token_id)]
-        with torch.no_grad():
-            output = self.model.generate(
-                input_ids=ids.to(self.device),
-                attention_mask=mask.to(self.device),
-                max_new_tokens=max(remaining),
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                pad_token_id=pad,
-                stopping_criteria=criteria,
-            )
-        return [
-            self.stopped_ids(prefix + output[row, width : width + left].tolist())
-            for row, (prefix, left) in enumerate(zip(prefixes, remaining, strict=True))
-        ]
-
     def decode(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
