@@ -29,8 +29,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from codefocus.models.base import Generation, GenerationSettings, function_ended
+
+if TYPE_CHECKING:
+    import torch
 
 
 def stop_at_function_end(tokenizer, starts: Sequence[int], eos: int | None):
@@ -75,8 +79,8 @@ class _Batch:
     columns another batch brought in when two were merged), never attended to."""
 
     rows: list[_Row]
-    cache: object  # a transformers DynamicCache, or None before the first step
-    mask: object  # torch.LongTensor (rows, columns)
+    cache: Any  # a transformers DynamicCache, or None before the first step
+    mask: torch.Tensor  # long, (rows, columns)
 
 
 class DraftVerifier:
