@@ -197,10 +197,10 @@ def _teacher_forced_floor(model, original: str, stored: dict[str, str]) -> float
         return model.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     original_ids = ids(original)
-    tokens = sum(
-        len(ids(text)) - shared_prefix(ids(text), original_ids) + len(ids(completion))
-        for text, completion in stored.items()
-    )
+    tokens = 0
+    for text, completion in stored.items():
+        prompt = ids(text)
+        tokens += len(prompt) - shared_prefix(prompt, original_ids) + len(ids(completion))
     import torch
 
     rows = [original_ids] * 8

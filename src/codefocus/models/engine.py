@@ -137,28 +137,33 @@ class DraftVerifier:
             start = shared_prefix(ids, original_ids) if cache is not None else 0
             rows.append(_Row(index, ids, start, ids[start:], list(draft) if near[index] else []))
         self.decoded += near.count(False)
-        # inputs sorted so that a batch shares as long a prefix of the original as possible
-        rows.sort(key=lambda r: (not near[r.index], r.cached, len(r.prompt)))
+        # near and far inputs batched apart, each sorted so that a batch shares as long a prefix
+        # of the original as possible
+        rows.sort(key=lambda r: (r.cached, len(r.prompt)))
+        groups = [
+            kind[begin : begin + self.batch_size]
+            for kind in ([r for r in rows if near[r.index]], [r for r in rows if not near[r.index]])
+            for begin in range(0, len(kind), self.batch_size)
+        ]
         finished: dict[int, list[int]] = {}
         waiting: list[_Batch] = []
-        for begin in range(0, len(rows), self.batch_size):
-            group = rows[begin : begin + self.batch_size]
+        for group in groups:
             batch = self._open(group, cache)
             for row, first in zip(group, self._step(batch, budget), strict=True):
-                if first is None:
-                    continue
-                finished[row.index] = first
-                if near[row.index]:
-                    self.accepted += first == draft
-                    self.diverged += first != draft
+                if first is not None:
+                    finished[row.index] = first
+            verified = [r.index for r in group if near[r.index]]
+            same = sum(finished.get(i) == draft for i in verified)
+            self.accepted += same
+            self.diverged += len(verified) - same
             batch = self._keep(batch, finished)
-            self.diverged += sum(near[r.index] for r in batch.rows)
             if batch.rows:
                 waiting.append(batch)
         # rows still decoding, from all first batches, go on together in wide batches
         merged = self._merge(waiting)
         for begin in range(0, len(merged.rows), self.decode_batch_size):
-            batch = self._select(merged, list(range(begin, begin + self.decode_batch_size)))
+            end = min(begin + self.decode_batch_size, len(merged.rows))
+            batch = self._select(merged, list(range(begin, end)))
             while batch.rows:
                 for row in batch.rows:
                     row.draft = self._lookup(row.out, draft, len(batch.rows), budget)
@@ -197,21 +202,16 @@ class DraftVerifier:
 
     def _open(self, rows: list[_Row], cache) -> _Batch:
         """A batch whose cache holds the original prompt's first tokens (shared by all rows)."""
-        import copy
-
         import torch
 
-        start = min(r.cached for r in rows)
+        start = min(r.cached for r in rows) if cache is not None else 0
         for row in rows:  # tokens past the common start are fed again
             row.pending = row.prompt[start:]
             row.cached = start
-        past = None
-        if cache is not None and start > 0:
-            past = copy.deepcopy(cache)
-            if past.get_seq_length() > start:
-                past.crop(start - past.get_seq_length())
-            past.batch_repeat_interleave(len(rows))
-        return _Batch(rows, past, torch.ones((len(rows), start), dtype=torch.long))
+        past = repeated_prefix(cache, start, len(rows))
+        return _Batch(
+            rows, past, torch.ones((len(rows), start if past is not None else 0), dtype=torch.long)
+        )
 
     def _step(self, batch: _Batch, budget: int) -> list[list[int] | None]:
         """One forward over every row's pending tokens and draft. Settles, per row, the draft's
@@ -284,13 +284,12 @@ class DraftVerifier:
     def _select(self, batch: _Batch, keep: list[int]) -> _Batch:
         import torch
 
-        keep = [i for i in keep if i < len(batch.rows)]
         if not keep:
             return _Batch([], None, batch.mask[:0])
         index = torch.tensor(keep, device=self.model.device)
         cache = None
         if batch.cache is not None:
-            cache = _rebuild([(k[index], v[index]) for k, v in _layers(batch.cache)], self.model)
+            cache = _rebuild([(k[index], v[index]) for k, v in _layers(batch.cache)])
         return _Batch([batch.rows[i] for i in keep], cache, batch.mask[index.cpu()])
 
     def _compact(self, batch: _Batch) -> _Batch:
@@ -319,38 +318,35 @@ class DraftVerifier:
             )
             layers.append((keys.gather(2, gather), values.gather(2, gather)))
         self.compactions += 1
-        return _Batch(batch.rows, _rebuild(layers, self.model), mask)
+        return _Batch(batch.rows, _rebuild(layers), mask)
 
     def _merge(self, batches: list[_Batch]) -> _Batch:
         """One batch of all rows: caches padded with holes to the same width and stacked."""
         import torch
+        from torch.nn.functional import pad
 
         batches = [b for b in batches if b.rows]
         if len(batches) <= 1:
-            return batches[0] if batches else _Batch([], None, torch.ones((0, 0)))
-        width = max(b.mask.shape[1] for b in batches)
-        masks, layers = [], None
-        for b in batches:
-            extra = width - b.mask.shape[1]
-            masks.append(torch.nn.functional.pad(b.mask, (0, extra)))
-            padded = [
-                (
-                    torch.nn.functional.pad(k, (0, 0, 0, extra)),
-                    torch.nn.functional.pad(v, (0, 0, 0, extra)),
-                )
-                for k, v in _layers(b.cache)
-            ]
-            layers = (
-                padded
-                if layers is None
-                else [
-                    (torch.cat([k0, k1]), torch.cat([v0, v1]))
-                    for (k0, v0), (k1, v1) in zip(layers, padded, strict=True)
-                ]
+            return (
+                batches[0] if batches else _Batch([], None, torch.zeros((0, 0), dtype=torch.long))
             )
-        assert layers is not None
+        width = max(b.mask.shape[1] for b in batches)
+        extra = [width - b.mask.shape[1] for b in batches]
+        layers = [
+            tuple(
+                torch.cat(
+                    [
+                        pad(layer[kind], (0, 0, 0, e))
+                        for layer, e in zip(per_batch, extra, strict=True)
+                    ]
+                )
+                for kind in (0, 1)
+            )
+            for per_batch in zip(*(_layers(b.cache) for b in batches), strict=True)
+        ]
+        masks = [pad(b.mask, (0, e)) for b, e in zip(batches, extra, strict=True)]
         rows = [r for b in batches for r in b.rows]
-        return _Batch(rows, _rebuild(layers, self.model), torch.cat(masks))
+        return _Batch(rows, _rebuild(layers), torch.cat(masks))
 
 
 def _layers(cache) -> list:
@@ -358,7 +354,7 @@ def _layers(cache) -> list:
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _rebuild(layers: list, model):
+def _rebuild(layers: list):
     from transformers import DynamicCache
 
     return DynamicCache(ddp_cache_data=layers)
@@ -375,13 +371,25 @@ def prefix_cache(model, ids: list[int]):
     return output.past_key_values
 
 
+def repeated_prefix(cache, start: int, rows: int):
+    """The first ``start`` tokens of a ``prefix_cache``, once per row (None where nothing is
+    shared); the original cache is left as it is."""
+    import copy
+
+    if cache is None or start <= 0:
+        return None
+    past = copy.deepcopy(cache)
+    if past.get_seq_length() > start:
+        past.crop(start - past.get_seq_length())  # negative: tokens to remove
+    past.batch_repeat_interleave(rows)
+    return past
+
+
 def forward_from_prefix(model, sequences: list[list[int]], cache=None, start: int = 0):
     """Last hidden states of ``sequences`` (right padded, one row each) from position ``start``
     on: with ``cache`` (a ``prefix_cache``), the first ``start`` tokens, which every sequence
     shares with the cached prompt, are read from it instead of being recomputed. Row r, column
     c is position ``start + c`` of sequence r."""
-    import copy
-
     import torch
 
     pad = model.tokenizer.pad_token_id or 0
@@ -394,12 +402,7 @@ def forward_from_prefix(model, sequences: list[list[int]], cache=None, start: in
     for row, sequence in enumerate(rows):  # right padding: causal rows are unaffected
         ids[row, : len(sequence)] = torch.tensor(sequence)
         mask[row, start : start + len(sequence)] = 1
-    past = None
-    if cache is not None and start > 0:
-        past = copy.deepcopy(cache)
-        if past.get_seq_length() > start:
-            past.crop(start - past.get_seq_length())  # negative: tokens to remove
-        past.batch_repeat_interleave(len(rows))
+    past = repeated_prefix(cache, start, len(rows))
     return model.model.base_model(
         input_ids=ids.to(model.device),
         attention_mask=mask.to(model.device),
