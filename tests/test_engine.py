@@ -104,3 +104,64 @@ def test_endpoint_requests_go_out_in_prefix_order():
     out = model.generate(inputs, max_new_tokens=4)
     assert seen == sorted(inputs)
     assert [g.completion for g in out] == [t.upper() for t in inputs]
+
+
+def test_any_draft_gives_plain_greedy(model):
+    """The draft is only a guess: the caller's completion tokens (cut at the function's end),
+    a wrong one, or none, the regenerated code is plain greedy's."""
+    settings = GenerationSettings()
+    budget = 20
+    prompt = PROMPTS[0]
+    inputs = _perturbations(prompt) + [prompt]
+    plain = _plain(model, inputs, budget, settings)
+    (original,) = _plain(model, [prompt], budget, settings)
+    vocabulary = model.tokenizer.vocab_size
+    for draft in (list(original.token_ids), [(t * 7 + 3) % vocabulary for t in range(budget)]):
+        verifier = DraftVerifier(model, batch_size=8)
+        engine = verifier.regenerate(inputs, prompt, budget, settings, draft=draft)
+        assert [g.token_ids for g in engine] == [g.token_ids for g in plain]
+
+
+def test_the_original_itself_needs_no_forward(model):
+    settings = GenerationSettings()
+    prompt = PROMPTS[2]
+    (plain,) = _plain(model, [prompt], 12, settings)
+    model.raw_ids(prompt, settings, 12)  # the model's own greedy tokens, memoised
+    verifier = DraftVerifier(model)
+    (engine,) = verifier.regenerate([prompt], prompt, 12, settings)
+    assert engine.token_ids == plain.token_ids and verifier.steps == 0
+
+
+def test_methods_regenerate_together_and_score_as_each_alone(model, monkeypatch):
+    """``api.attribute`` regenerates every perturbed input of BERT masking and SHAP in one
+    engine call (one wide batch); the scores equal each method run on its own."""
+    from codefocus.api import attribute
+    from codefocus.methods import MethodInputs, resolve_methods
+    from codefocus.methods.perturbation import PerturbationSetup
+    from codefocus.models.cache import CachedGenerator
+
+    calls = []
+    regenerate = DraftVerifier.regenerate
+
+    def counted(self, inputs, *args, **kwargs):
+        calls.append(len(inputs))
+        return regenerate(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(DraftVerifier, "regenerate", counted)
+    prompt = PROMPTS[1]
+    together = attribute(model, prompt, ["bert_masking", "shap"], cache=None)
+    assert len(calls) == 1 and calls[0] > len(together.words)
+    for name in ("bert_masking", "shap"):
+        (method,) = resolve_methods(name)
+        setup = PerturbationSetup(
+            prompt=prompt,
+            suffix="",
+            completion=together.generated,
+            generator=CachedGenerator(model),
+            budget=model.default_max_new_tokens(None),
+            settings=GenerationSettings(),
+            model=model,
+        )
+        alone = method.compute(MethodInputs(perturbation=setup)).scores
+        assert together.word_scores[name] == alone.tolist(), name
+    assert len(calls) > 1  # on its own, each method called the engine itself

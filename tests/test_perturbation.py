@@ -207,3 +207,34 @@ def test_identifiers_are_renamed_part_by_part():
     new = substitute_word(get_provider("embedding"), text, spans["has_close_elements"])
     assert new.count("_") == 2 and new != "has_close_elements"
     assert substitute_word(get_provider("embedding"), text, spans["x2"]) == "y3"
+
+
+class Recording:
+    """A generator that notes every input it is asked for."""
+
+    def __init__(self, inner):
+        self.inner, self.asked = inner, []
+
+    def __call__(self, inputs, budget, settings=None, original=None):
+        self.asked.extend(inputs)
+        return self.inner(inputs, budget, settings, original)
+
+
+@pytest.mark.parametrize("name", ["occlusion", "bert_masking", "shap"])
+def test_planned_inputs_are_the_ones_the_method_asks_for(name):
+    """``prefetch`` regenerates what a dry run plans: the same inputs, in the same order, as the
+    method asks for when it runs (shap samples the same coalitions)."""
+    recording = Recording(KeywordCoder())
+    setup = _setup(recording)
+    recording.asked.clear()  # the original's generation
+    (method,) = resolve_methods(name)
+    planned = method.planned(setup)
+    assert recording.asked == [] and planned
+    method.compute(MethodInputs(perturbation=setup))
+    assert planned == recording.asked
+
+
+def test_planning_is_skipped_where_the_inputs_depend_on_the_outputs():
+    setup = _setup(KeywordCoder())
+    (partition,) = resolve_methods("shap_partition")
+    assert partition.planned(setup) == []

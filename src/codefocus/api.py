@@ -27,7 +27,7 @@ from codefocus.data.units import scored_range as scored_range_of
 from codefocus.errors import RECOVERABLE, CodefocusError, InvalidArgumentError
 from codefocus.methods import Method, MethodInputs, TokenScores, resolve_methods
 from codefocus.methods.context import AttributionContext
-from codefocus.methods.perturbation import PerturbationSetup
+from codefocus.methods.perturbation import PerturbationSetup, prefetch
 from codefocus.methods.substitutes import check_provider
 from codefocus.metrics.similarity import check_similarity
 from codefocus.models.base import (
@@ -130,6 +130,8 @@ def prepare(
         generation = generator.generations([model_input], budget, settings)[0]
         completion, completion_ids = generation.completion, generation.token_ids
         timings["generate"] = time.perf_counter() - started
+    if completion_ids is not None:
+        generator.suggest_draft(model_input, budget, settings, completion_ids)
     context = None
     if white_box:
         context = AttributionContext(
@@ -177,6 +179,12 @@ def run_methods(
     results: dict[str, TokenScores] = {}
     timings: dict[str, float] = {}
     failures: dict[str, str] = {}
+    shared: dict[str, float] = {}
+    if inputs.perturbation is not None:
+        try:  # every perturbed input of every method regenerated together
+            shared = prefetch(methods, inputs.perturbation)
+        except RECOVERABLE as error:  # each method meets it again below
+            log.warning("regenerating the perturbed inputs together failed: %s", error)
     for method in methods:
         started = time.perf_counter()
         try:
@@ -188,7 +196,7 @@ def run_methods(
             failures[method.name] = f"{type(error).__name__}: {str(error).splitlines()[0]}"
             log.warning("method %s failed: %s", method.name, failures[method.name])
             continue
-        timings[method.name] = time.perf_counter() - started
+        timings[method.name] = time.perf_counter() - started + shared.get(method.name, 0.0)
     return results, timings, failures
 
 

@@ -22,6 +22,7 @@ prompt (captum's ``TextTemplateInput`` plays that part there).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -146,29 +147,87 @@ def shap_l1_reg(name: str):
     raise InvalidArgumentError(f"unknown SHAP regularisation {name!r}: use {SHAP_L1_REG_CHOICES}")
 
 
+@contextmanager
+def _seeded():
+    """numpy's global generator seeded (shap draws from it: repeatable scores and cache hits),
+    the caller's state given back afterwards."""
+    state = np.random.get_state()
+    np.random.seed(0)
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+class _Recorder:
+    """A generator that generates nothing and notes what it is asked for."""
+
+    def __init__(self) -> None:
+        self.inputs: list[str] = []
+
+    def __call__(self, inputs, budget, settings=None, original=None) -> list[str]:
+        self.inputs.extend(inputs)
+        return [""] * len(inputs)
+
+
 @dataclass(frozen=True)
 class Perturbation(Method):
     """Scores words by regenerating from perturbed prompts; any text generator will do."""
 
     family: ClassVar[str] = "perturbation"
     needs_white_box: ClassVar[bool] = False
+    # whether the inputs a method asks for are known before any is generated (see ``planned``)
+    plannable: ClassVar[bool] = True
 
     def compute(self, inputs: MethodInputs) -> TokenScores:
         setup = inputs.setup(self.name)
         words = setup.words
         if not words:
             return TokenScores(np.zeros(0), word_level=True)
-        # shap draws from numpy's global generator: seed it for repeatable scores (and cache
-        # hits), and give the caller's state back afterwards
-        state = np.random.get_state()
-        np.random.seed(0)
-        try:
+        with _seeded():
             return TokenScores(self.word_scores(setup), word_level=True)
+
+    def planned(self, setup: PerturbationSetup) -> list[str]:
+        """The model inputs ``compute`` will ask the generator for, found by a dry run against a
+        generator that generates nothing (same seed: shap samples the same coalitions, which do
+        not depend on the model's outputs). Only a hint for ``prefetch``: whatever it misses is
+        generated when the method runs."""
+        if not self.plannable or not setup.words:
+            return []
+        recorder, real = _Recorder(), setup.generator
+        setup.generator = recorder
+        try:
+            with _seeded():
+                self.word_scores(setup)
+        except Exception:  # noqa: BLE001 - the real run meets (and records) the same error
+            return []
         finally:
-            np.random.set_state(state)
+            setup.generator = real
+        return recorder.inputs
 
     def word_scores(self, setup: PerturbationSetup) -> np.ndarray:
         raise NotImplementedError
+
+
+def prefetch(methods: Sequence[Method], setup: PerturbationSetup) -> dict[str, float]:
+    """Generate, in one call, every input the perturbation ``methods`` will ask for (BERT
+    masking's substitutions, SHAP's background, the original and its coalitions), so that the
+    engine batches and decodes them together instead of method by method, call by call; the
+    methods then read them from the generator's memory. Returns the seconds spent, shared out
+    among the methods in proportion to the inputs each asked for."""
+    import time
+
+    planned = {
+        m.name: m.planned(setup) for m in methods if isinstance(m, Perturbation) and m.plannable
+    }
+    unique = list(dict.fromkeys(text for inputs in planned.values() for text in inputs))
+    if len(planned) == 0 or not unique:
+        return {}
+    started = time.perf_counter()
+    setup.generator(unique, setup.budget, setup.settings, original=setup.prompt + setup.suffix)
+    seconds = time.perf_counter() - started
+    total = sum(len(inputs) for inputs in planned.values())
+    return {name: seconds * len(inputs) / total for name, inputs in planned.items()}
 
 
 @dataclass(frozen=True)
@@ -233,6 +292,7 @@ class KernelShap(Perturbation):
 class PartitionShap(Perturbation):
     partition_evals: int = 0  # 0: 8 x words (enough to resolve every leaf of the tree)
     description: ClassVar[str] = "shap Partition explainer over a word hierarchy, |value|"
+    plannable: ClassVar[bool] = False  # which coalitions it evaluates depends on the outputs
 
     def __post_init__(self) -> None:
         if self.partition_evals < 0:

@@ -138,8 +138,17 @@ class CachedGenerator:
         self.batch_size = batch_size
         self.engine = engine
         self.generated = 0
+        # this generator's own generations, cache or not: what ``prefetch`` generated for
+        # several methods at once is read back here when each method asks
+        self._memory: dict[str, tuple[str, tuple[int, ...] | None]] = {}
+        self._drafts: dict[str, list[int]] = {}  # original input -> its completion's tokens
         self._verifier: DraftVerifier | None = None
         self._llama: LlamaCppEngine | None = None
+
+    def suggest_draft(self, original: str, budget: int, settings, ids) -> None:
+        """The tokens of ``original``'s completion, as the caller generated them: the exact
+        engine verifies them as its draft instead of generating the original again."""
+        self._drafts[_key("", original, settings.to_dict(), budget)] = list(ids)
 
     def engine_used(self) -> str:
         """How perturbed inputs were regenerated, for the record kept with the scores."""
@@ -172,7 +181,8 @@ class CachedGenerator:
                 from codefocus.models.engine import DraftVerifier
 
                 self._verifier = DraftVerifier(self.model, self.batch_size)
-            return self._verifier.regenerate(missing, original, budget, settings)
+            draft = self._drafts.get(_key("", original, settings.to_dict(), budget))
+            return self._verifier.regenerate(missing, original, budget, settings, draft)
         return self.model.generate(
             missing, settings, max_new_tokens=budget, batch_size=self.batch_size
         )
@@ -186,6 +196,12 @@ class CachedGenerator:
         settings = settings or GenerationSettings()
         settings_key = settings.to_dict()
         unique = list(dict.fromkeys(inputs))
+        memory = {
+            text: self._memory[key]
+            for text in unique
+            if (key := _key("", text, settings_key, budget)) in self._memory
+        }
+        unique = [text for text in unique if text not in memory]
         fingerprint = self.model.fingerprint if self.cache else ""
         if fingerprint and self.engine == "llama.cpp":  # its completions are its own
             fingerprint += "|llama.cpp"
@@ -201,6 +217,9 @@ class CachedGenerator:
             if self.cache:
                 self.cache.put_many(fingerprint, fresh, settings_key, budget)
             known = {**known, **fresh}
+        for text, answer in known.items():
+            self._memory[_key("", text, settings_key, budget)] = answer
+        known = {**known, **memory}
         return [
             Generation(self.model.name, text, known[text][0], settings, known[text][1])
             for text in inputs

@@ -121,22 +121,33 @@ class DraftVerifier:
         original: str,
         budget: int,
         settings: GenerationSettings,
+        draft: Sequence[int] | None = None,
     ) -> list[Generation]:
+        """``draft``: the original's completion tokens where the caller has them (any guess
+        keeps the results exact; without one the original is generated first)."""
         if settings.do_sample:
             raise ValueError("draft verification is for greedy decoding only")
-        draft = self.model.raw_ids(original, settings, budget)
+        # only the model's own greedy tokens may answer for the original itself unverified
+        trusted = draft is None
+        draft = list(draft) if draft is not None else self.model.raw_ids(original, settings, budget)
         encoded = [self.model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs]
         original_ids = self.model.tokenizer(original, add_special_tokens=False)["input_ids"]
         # an input that changes much of the prompt (a SHAP coalition without most of its words)
         # almost always writes other code: verifying the draft would only add a forward, so its
         # first step feeds the prompt alone (the answer is the same either way)
         near = [_changed(ids, original_ids) <= self.max_changed * len(ids) for ids in encoded]
-        cache = prefix_cache(self.model, original_ids) if self.reuse_prefix else None
+        perturbed = not trusted or any(ids != original_ids for ids in encoded)
+        cache = prefix_cache(self.model, original_ids) if self.reuse_prefix and perturbed else None
         rows = []
+        finished: dict[int, list[int]] = {}
         for index, ids in enumerate(encoded):
+            if trusted and ids == original_ids:  # the original itself (SHAP asks for it): the
+                finished[index] = list(draft)  # draft is its greedy completion by definition
+                self.accepted += 1
+                continue
             start = shared_prefix(ids, original_ids) if cache is not None else 0
             rows.append(_Row(index, ids, start, ids[start:], list(draft) if near[index] else []))
-        self.decoded += near.count(False)
+        self.decoded += sum(not near[r.index] for r in rows)
         # near and far inputs batched apart, each sorted so that a batch shares as long a prefix
         # of the original as possible
         rows.sort(key=lambda r: (r.cached, len(r.prompt)))
@@ -145,7 +156,6 @@ class DraftVerifier:
             for kind in ([r for r in rows if near[r.index]], [r for r in rows if not near[r.index]])
             for begin in range(0, len(kind), self.batch_size)
         ]
-        finished: dict[int, list[int]] = {}
         waiting: list[_Batch] = []
         for group in groups:
             batch = self._open(group, cache)
