@@ -152,9 +152,9 @@ class DraftVerifier:
         # of the original as possible
         rows.sort(key=lambda r: (r.cached, len(r.prompt)))
         groups = [
-            kind[begin : begin + self.batch_size]
+            group
             for kind in ([r for r in rows if near[r.index]], [r for r in rows if not near[r.index]])
-            for begin in range(0, len(kind), self.batch_size)
+            for group in _even_split(kind, self.batch_size)
         ]
         waiting: list[_Batch] = []
         for group in groups:
@@ -211,17 +211,20 @@ class DraftVerifier:
         return []
 
     def _open(self, rows: list[_Row], cache) -> _Batch:
-        """A batch whose cache holds the original prompt's first tokens (shared by all rows)."""
+        """A batch whose cache holds the original prompt's first tokens, as many as the row
+        that shares most of them reads; each row attends to its own share (the columns past it
+        are holes for that row), so no row computes a token it could read."""
         import torch
 
-        start = min(r.cached for r in rows) if cache is not None else 0
-        for row in rows:  # tokens past the common start are fed again
-            row.pending = row.prompt[start:]
-            row.cached = start
+        start = max(r.cached for r in rows) if cache is not None else 0
         past = repeated_prefix(cache, start, len(rows))
-        return _Batch(
-            rows, past, torch.ones((len(rows), start if past is not None else 0), dtype=torch.long)
-        )
+        mask = torch.ones((len(rows), start if past is not None else 0), dtype=torch.long)
+        for i, row in enumerate(rows):
+            if past is None:
+                row.cached = 0
+            mask[i, row.cached :] = 0
+            row.pending = row.prompt[row.cached :]
+        return _Batch(rows, past, mask)
 
     def _step(self, batch: _Batch, budget: int) -> list[list[int] | None]:
         """One forward over every row's pending tokens and draft. Settles, per row, the draft's
@@ -357,6 +360,13 @@ class DraftVerifier:
         masks = [pad(b.mask, (0, e)) for b, e in zip(batches, extra, strict=True)]
         rows = [r for b in batches for r in b.rows]
         return _Batch(rows, _rebuild(layers), torch.cat(masks))
+
+
+def _even_split(rows: list, size: int) -> list[list]:
+    """``rows`` in as few batches of at most ``size`` as possible, of nearly equal sizes (a
+    forward of one row costs nearly as much as one of several: weights are read either way)."""
+    count = -(-len(rows) // size)
+    return [rows[i * len(rows) // count : (i + 1) * len(rows) // count] for i in range(count)]
 
 
 def _layers(cache) -> list:
