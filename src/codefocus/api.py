@@ -4,7 +4,8 @@ It runs in three steps, each a function of its own:
 
 1. ``prepare``: the model's input, its completion (generated when not given) and what the
    methods compute from (``MethodInputs``: the white-box context, the perturbation setup);
-2. ``run_methods``: every method, a failure recorded instead of raised;
+2. ``run_methods``: every method, a failure recorded instead of raised (the perturbed inputs of
+   all perturbation methods are regenerated first, together, in one engine call);
 3. ``to_attribution``: token scores mapped onto words and, per generated statement, onto the
    words again (the word -> statement map), into one typed ``Attribution``.
 """

@@ -15,9 +15,14 @@ decoding after every first forward are merged into wide batches (a CPU decoding 
 the same for 8 rows as for 40), and each step feeds, per row, its next token plus a short lookup
 draft: the tokens that follow the row's last tokens in the original completion (code often
 re-aligns after a renamed word), kept where greedy agrees. Every perturbed input shares its first
-tokens with the original (BERT masking changes one word; inputs are sorted so a batch shares as
-long a prefix as possible), so the first forward reads those tokens' keys and values from the
-original prompt's cache and computes only the rest. An input that changes much of the prompt
+tokens with the original (BERT masking changes one word), so the first forward reads those
+tokens' keys and values from the original prompt's cache — each row all of its own shared prefix,
+the cache columns past it being holes for that row — and computes only the rest. The original
+itself (SHAP asks for it) is answered by the model's own greedy tokens, without a forward. The
+draft may come from the caller (the tokens of a stored completion): any draft keeps the results
+exact, since only what greedy agrees with is kept. The perturbation methods hand every input they
+will need to one call (``methods.perturbation.prefetch``), so all of a task's regenerations share
+these batches. An input that changes much of the prompt
 (most SHAP coalitions) would almost always diverge at once, so its first forward feeds the prompt
 alone. The result equals plain greedy decoding up to floating-point differences between a
 teacher-forced and an incremental forward, which could only matter where the two best logits
