@@ -238,3 +238,14 @@ def test_planning_is_skipped_where_the_inputs_depend_on_the_outputs():
     setup = _setup(KeywordCoder())
     (partition,) = resolve_methods("shap_partition")
     assert partition.planned(setup) == []
+
+
+def test_no_prefetch_into_a_generator_that_forgets():
+    """A plain callable keeps nothing: generating ahead for it would double the work."""
+    from codefocus.methods.perturbation import prefetch
+
+    recording = Recording(KeywordCoder())
+    setup = _setup(recording)
+    recording.asked.clear()
+    assert prefetch(resolve_methods(["bert_masking", "shap"]), setup) == {}
+    assert recording.asked == []

@@ -213,10 +213,13 @@ def prefetch(methods: Sequence[Method], setup: PerturbationSetup) -> dict[str, f
     """Generate, in one call, every input the perturbation ``methods`` will ask for (BERT
     masking's substitutions, SHAP's background, the original and its coalitions), so that the
     engine batches and decodes them together instead of method by method, call by call; the
-    methods then read them from the generator's memory. Returns the seconds spent, shared out
+    methods then read them from the generator's memory (a generator without one, such as a plain
+    callable, is left to the methods). Returns the seconds spent, shared out
     among the methods in proportion to the inputs each asked for."""
     import time
 
+    if not getattr(setup.generator, "remembers", False):
+        return {}  # a generator that forgets would generate everything twice
     planned = {
         m.name: m.planned(setup) for m in methods if isinstance(m, Perturbation) and m.plannable
     }

@@ -126,6 +126,8 @@ class CachedGenerator:
     decoding. ``engine="plain"`` decodes every input (the baseline the benchmark compares with).
     """
 
+    remembers = True  # what it generated is answered again from memory (see ``prefetch``)
+
     def __init__(
         self,
         model,
