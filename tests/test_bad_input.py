@@ -357,12 +357,13 @@ def test_progress_shows_in_a_log_and_an_interruption_says_how_to_resume(tmp_path
     with open(tmp_path / "log", "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "codefocus", "study", "--model", "tiny", "--methods",
-             "reading_first", "--limit", "40", "--max-new-tokens", "4", "--out", "s"],
+             "reading_first", "--limit", "164", "--max-new-tokens", "32", "--out", "s"],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.time() + 240
+        # enough work (164 tasks, ~15 s) that the interruption cannot come after the end
         while time.time() < deadline and "[codefocus] tiny:" not in (tmp_path / "log").read_text():
-            time.sleep(0.5)
+            time.sleep(0.1)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=120) == 130
     text = (tmp_path / "log").read_text()
