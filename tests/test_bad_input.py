@@ -353,11 +353,14 @@ def test_progress_shows_in_a_log_and_an_interruption_says_how_to_resume(tmp_path
         **os.environ,
         "CODEFOCUS_DATA": str(data_dir),
         "CODEFOCUS_PROGRESS_SECONDS": "0",
+        # nothing read from the session's generation cache, which earlier tests may have filled
+        # with these very generations (the study then ended before the interruption came)
+        "CODEFOCUS_GENERATION_CACHE": "off",
     }
     with open(tmp_path / "log", "w") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "codefocus", "study", "--model", "tiny", "--methods",
-             "reading_first", "--limit", "164", "--max-new-tokens", "32", "--out", "s"],
+             "reading_first", "--limit", "164", "--max-new-tokens", "64", "--out", "s"],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.time() + 240
