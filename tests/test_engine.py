@@ -122,6 +122,24 @@ def test_any_draft_gives_plain_greedy(model):
         assert [g.token_ids for g in engine] == [g.token_ids for g in plain]
 
 
+def test_the_engine_names_the_cache_as_the_installed_transformers_does(model):
+    """transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40):
+    the engine's forwards pass the cache under the installed version's name, so they warn of
+    nothing and keep working after the old name is gone."""
+    import warnings
+
+    settings = GenerationSettings()
+    prompt = PROMPTS[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        verifier = DraftVerifier(model, batch_size=4)
+        engine = verifier.regenerate(_perturbations(prompt), prompt, 10, settings)
+    assert verifier.steps > 0
+    assert [g.token_ids for g in engine] == [
+        g.token_ids for g in _plain(model, _perturbations(prompt), 10, settings)
+    ]
+
+
 def test_the_original_itself_needs_no_forward(model):
     settings = GenerationSettings()
     prompt = PROMPTS[2]

@@ -250,12 +250,12 @@ class DraftVerifier:
             block[i, : len(tokens)] = 1
         mask = torch.cat([batch.mask, block], dim=1)
         with torch.no_grad():
-            output = model.model.base_model(
+            output = cached_forward(
+                model.model.base_model,
+                batch.cache,
                 input_ids=ids.to(model.device),
                 attention_mask=mask.to(model.device),
                 position_ids=positions.to(model.device),
-                past_key_values=batch.cache,
-                use_cache=True,
             )
             # logits only where a token is predicted: after the last pending token and each
             # draft token
@@ -269,7 +269,7 @@ class DraftVerifier:
             hidden = output.last_hidden_state[rows_at.to(model.device), columns_at.to(model.device)]
             predicted = model.model.get_output_embeddings()(hidden).argmax(-1).tolist()
         self.steps += 1
-        batch.cache = output.past_key_values
+        batch.cache = returned_cache(output)
         results: list[list[int] | None] = []
         offset = 0
         for i, row in enumerate(batch.rows):
@@ -390,10 +390,10 @@ def prefix_cache(model, ids: list[int]):
     import torch
 
     with torch.no_grad():
-        output = model.model.base_model(
-            input_ids=torch.tensor([ids], device=model.device), use_cache=True
+        output = cached_forward(
+            model.model.base_model, None, input_ids=torch.tensor([ids], device=model.device)
         )
-    return output.past_key_values
+    return returned_cache(output)
 
 
 def repeated_prefix(cache, start: int, rows: int):
@@ -428,12 +428,38 @@ def forward_from_prefix(model, sequences: list[list[int]], cache=None, start: in
         ids[row, : len(sequence)] = torch.tensor(sequence)
         mask[row, start : start + len(sequence)] = 1
     past = repeated_prefix(cache, start, len(rows))
-    return model.model.base_model(
+    return cached_forward(
+        model.model.base_model,
+        past,
+        use_cache=past is not None,
         input_ids=ids.to(model.device),
         attention_mask=mask.to(model.device),
-        past_key_values=past,
-        use_cache=past is not None,
     ).last_hidden_state
+
+
+def cached_forward(module, cache, use_cache: bool = True, **inputs):
+    """``module(**inputs)`` reading and extending ``cache`` (None: a new one), under the
+    keyword the installed transformers names it: ``cache`` since 5.24, ``past_key_values``
+    before (5.24 still takes the old name, with a warning, until 5.40)."""
+    return module(**inputs, use_cache=use_cache, **{_cache_keyword(type(module)): cache})
+
+
+def returned_cache(output):
+    """The key/value cache a forward returned (``output.cache`` since transformers 5.24)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+_CACHE_KEYWORDS: dict[type, str] = {}
+
+
+def _cache_keyword(kind: type) -> str:
+    if kind not in _CACHE_KEYWORDS:
+        import inspect
+
+        parameters = inspect.signature(kind.forward).parameters
+        _CACHE_KEYWORDS[kind] = "cache" if "cache" in parameters else "past_key_values"
+    return _CACHE_KEYWORDS[kind]
 
 
 def shared_prefix(ids: Sequence[int], original: Sequence[int]) -> int:
