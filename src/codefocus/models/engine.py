@@ -457,7 +457,7 @@ def _cache_keyword(kind: type) -> str:
     if kind not in _CACHE_KEYWORDS:
         import inspect
 
-        parameters = inspect.signature(kind.forward).parameters
+        parameters = inspect.signature(getattr(kind, "forward")).parameters  # noqa: B009
         _CACHE_KEYWORDS[kind] = "cache" if "cache" in parameters else "past_key_values"
     return _CACHE_KEYWORDS[kind]
 
