@@ -450,14 +450,14 @@ def returned_cache(output):
     return cache if cache is not None else output.past_key_values
 
 
-_CACHE_KEYWORDS: dict[type, str] = {}
+_CACHE_KEYWORDS: dict[Any, str] = {}
 
 
-def _cache_keyword(kind: type) -> str:
+def _cache_keyword(kind: Any) -> str:  # a torch module class
     if kind not in _CACHE_KEYWORDS:
         import inspect
 
-        parameters = inspect.signature(getattr(kind, "forward")).parameters  # noqa: B009
+        parameters = inspect.signature(kind.forward).parameters
         _CACHE_KEYWORDS[kind] = "cache" if "cache" in parameters else "past_key_values"
     return _CACHE_KEYWORDS[kind]
 
