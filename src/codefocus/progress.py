@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rich.console import Console
 
@@ -23,12 +23,15 @@ class _Task:
     description: str
     total: float | None
     completed: float = 0.0
-    printed_at: float = field(default=0.0)
+    printed_at: float | None = None  # the first move of a task always gets a line
+    log: bool = True  # False: a detail bar, shown on a terminal but given no lines in a log
 
 
 class LogProgress:
     """Plain progress lines (``[codefocus] training: 12/30 (40%), 1m05s``) on stderr, at most one
-    per task every few seconds, and one when a task completes."""
+    per task every few seconds, and one when a task completes. A task added with ``log=False``
+    (rich keeps it as a field) is a detail of another one — a study's per-method bars, which all
+    move at once as each of its tasks ends — and gets no lines of its own."""
 
     def __init__(self, console: Console | None = None, interval: float | None = None) -> None:
         self.console = console or Console(stderr=True)
@@ -44,9 +47,9 @@ class LogProgress:
     def __exit__(self, *exc) -> None:
         return None
 
-    def add_task(self, description: str, total: float | None = None, **_) -> int:
+    def add_task(self, description: str, total: float | None = None, log: bool = True, **_) -> int:
         index = len(self.tasks)
-        self.tasks[index] = _Task(description.strip(), total)
+        self.tasks[index] = _Task(description.strip(), total, log=log)
         return index
 
     def advance(self, task_id: int, advance: float = 1) -> None:
@@ -70,7 +73,9 @@ class LogProgress:
             task.completed += advance
         now = time.monotonic()
         finished = task.total is not None and task.completed >= task.total
-        if finished or now - task.printed_at >= self.interval:
+        if task.log and (
+            finished or task.printed_at is None or now - task.printed_at >= self.interval
+        ):
             task.printed_at = now
             self._line(task, now)
 

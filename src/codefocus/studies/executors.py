@@ -138,6 +138,7 @@ def run_study(
                 f"method:{m}": progress.add_task(
                     f"  {m}",
                     total=sum(m in own for own in methods.values()) * len(config.models),
+                    log=False,  # in a log, the model's line per task says it all
                 )
                 for m in method_names(config)
             }
