@@ -32,7 +32,9 @@ the packaged one, and the benchmark compares the scores.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+import inspect
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -441,7 +443,7 @@ def cached_forward(module, cache, use_cache: bool = True, **inputs):
     """``module(**inputs)`` reading and extending ``cache`` (None: a new one), under the
     keyword the installed transformers names it: ``cache`` since 5.24, ``past_key_values``
     before (5.24 still takes the old name, with a warning, until 5.40)."""
-    return module(**inputs, use_cache=use_cache, **{_cache_keyword(type(module)): cache})
+    return module(**inputs, use_cache=use_cache, **{_cache_keyword(type(module).forward): cache})
 
 
 def returned_cache(output):
@@ -450,16 +452,10 @@ def returned_cache(output):
     return cache if cache is not None else output.past_key_values
 
 
-_CACHE_KEYWORDS: dict[Any, str] = {}
-
-
-def _cache_keyword(kind: Any) -> str:  # a torch module class
-    if kind not in _CACHE_KEYWORDS:
-        import inspect
-
-        parameters = inspect.signature(kind.forward).parameters
-        _CACHE_KEYWORDS[kind] = "cache" if "cache" in parameters else "past_key_values"
-    return _CACHE_KEYWORDS[kind]
+@functools.cache
+def _cache_keyword(forward: Callable) -> str:  # a module class's forward, read once
+    parameters = inspect.signature(forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def shared_prefix(ids: Sequence[int], original: Sequence[int]) -> int:
