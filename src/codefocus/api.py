@@ -26,7 +26,7 @@ from codefocus.data.statements import Statement, line_of, statements_of
 from codefocus.data.units import Aggregation, Span, aggregate_to_words, scoped_word_spans
 from codefocus.data.units import scored_range as scored_range_of
 from codefocus.errors import RECOVERABLE, CodefocusError, InvalidArgumentError
-from codefocus.methods import Method, MethodInputs, TokenScores, resolve_methods
+from codefocus.methods import Method, MethodInputs, TokenScores
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.perturbation import PerturbationSetup, prefetch
 from codefocus.methods.substitutes import check_provider
@@ -36,8 +36,10 @@ from codefocus.models.base import (
     TextGenerator,
     is_white_box,
     model_input_for,
+    study_budget,
 )
 from codefocus.models.cache import ENGINES, CachedGenerator, GenerationCache, default_cache
+from codefocus.protocols import Protocol, get_protocol
 
 log = logging.getLogger(__name__)
 # a task reference given where a prompt is expected
@@ -59,6 +61,7 @@ class Prepared:
     inputs: MethodInputs
     settings: GenerationSettings
     timings: dict[str, float] = field(default_factory=dict)
+    protocol: Protocol = field(default_factory=get_protocol)
 
 
 def _as_model(model) -> TextGenerator:
@@ -84,21 +87,22 @@ def prepare(
     completion: str | None = None,
     completion_ids: Sequence[int] | None = None,
     settings: GenerationSettings | None = None,
-    scope: str = "study",
-    exclude_sink: bool = True,
-    substitutes: str = "embedding",
-    similarity: str = "bleu",
+    protocol: Protocol | str | None = None,
     cache: GenerationCache | None = None,
     batch_size: int = 8,
     engine: str = "draft",
 ) -> Prepared:
     """Step 1: the input, the completion (the model's greedy code when not given) and the
-    methods' inputs. Bad arguments fail here, before any generation."""
+    methods' inputs, as ``protocol`` defines them. Bad arguments fail here, before any
+    generation."""
+    protocol = get_protocol(protocol)
+    scope, exclude_sink = protocol.scope, protocol.exclude_sink
+    substitutes, similarity = protocol.substitutes, protocol.similarity
     check_arguments(scope, similarity, engine)
     settings = settings or GenerationSettings()
     task = task_or_prompt if isinstance(task_or_prompt, Task) else None
     prompt = task.prompt if task else str(task_or_prompt)
-    model_input = model_input_for(task) if task else prompt
+    model_input = model_input_for(task, protocol.mbpp_header) if task else prompt
     scored = scored_range_of(prompt, scope)
     white_box = is_white_box(model)
     if not white_box:
@@ -120,8 +124,8 @@ def prepare(
             raise InvalidArgumentError(
                 "engine llama.cpp needs llama-cpp-python: pip install 'llama-cpp-python==0.3.36'"
             )
-    budget = settings.max_new_tokens or model.default_max_new_tokens(
-        task.reference_solution if task else None
+    budget = settings.max_new_tokens or study_budget(
+        model, task.reference_solution if task else None, protocol.budget_extra
     )
     generator = CachedGenerator(model, cache, batch_size, engine)
     timings: dict[str, float] = {}
@@ -169,6 +173,7 @@ def prepare(
         MethodInputs(context, setup),
         settings,
         timings,
+        protocol,
     )
 
 
@@ -204,6 +209,7 @@ def run_methods(
 def _recorded_settings(prepared: Prepared, methods: list[Method], aggregation: str) -> dict:
     """What produced the scores, stored with them (so a result says how it was computed)."""
     recorded: dict = {
+        "protocol": prepared.protocol.to_dict(),
         "generation": prepared.settings.to_dict(),
         "aggregation": aggregation,
         "scope": prepared.scope,
@@ -308,6 +314,30 @@ def to_attribution(
     )
 
 
+_SUBSTITUTE_NOTES: set[str] = set()
+
+
+def effective_protocol(protocol: Protocol, methods: Sequence[str] | str) -> Protocol:
+    """The protocol as it can run here: a masked LM that is not installed (codefocus never
+    downloads one) gives way to the embedding provider, said once per process and recorded in
+    the protocol's name (``kou2024+substitutes=embedding``), so every table can mark the rows."""
+    from codefocus.methods.substitutes import masked_lm_available
+
+    if not any(m.family == "perturbation" for m in protocol.methods(methods)):
+        return protocol
+    if masked_lm_available(protocol.substitutes):
+        return protocol
+    if protocol.substitutes not in _SUBSTITUTE_NOTES:
+        _SUBSTITUTE_NOTES.add(protocol.substitutes)
+        log.warning(
+            "substitutes %s: no such masked LM installed here (codefocus downloads none); BERT "
+            "masking and SHAP use the embedding provider instead, recorded as "
+            "substitutes=embedding",
+            protocol.substitutes,
+        )
+    return protocol.derive(substitutes="embedding")
+
+
 def attribute(
     model: TextGenerator | str,
     task_or_prompt: Task | str,
@@ -315,16 +345,17 @@ def attribute(
     completion: str | None = None,
     settings: GenerationSettings | None = None,
     aggregation: Aggregation = "sum",
-    substitutes: str = "embedding",
-    similarity: str = "bleu",
+    substitutes: str | None = None,
+    similarity: str | None = None,
     cache: GenerationCache | None | str = "default",
     batch_size: int = 8,
-    scope: str = "study",
-    exclude_sink: bool = True,
+    scope: str | None = None,
+    exclude_sink: bool | None = None,
     shap_l1_reg: str = "none",
     completion_ids: Sequence[int] | None = None,
     engine: str = "draft",
     method_options: dict | None = None,
+    protocol: Protocol | str | None = None,
 ) -> Attribution:
     """Which words of a task the model attended to, by each method.
 
@@ -336,9 +367,15 @@ def attribute(
         completion: code to explain; without it the model writes one (greedy, the study's token
             budget) and its generated tokens are scored exactly. A completion given as text is
             scored as tokenised (or as ``completion_ids`` when given).
-        scope: ``study`` scores the study's part of the prompt (HumanEval: ``def`` to the first
-            ``>>>``), ``prompt`` all of it; the model reads the whole input either way.
-        exclude_sink: attention methods do not score the first input position.
+        protocol: what the study's measurements mean (``codefocus.protocols``): ``codefocus``
+            (default), ``kou2024`` (the study's released code: the only numbers comparable with
+            its Table 2), ``kou2024-paper``, a derived one (``kou2024:exclude_sink=true``) or a
+            ``Protocol``. It is recorded in ``settings["protocol"]``; a task reference
+            (``"mbpp/11"``) is loaded with the protocol's labels.
+        scope, exclude_sink, substitutes, similarity: change these fields of the protocol
+            (``None``: as the protocol says). ``scope``: ``study`` scores the study's part of the
+            prompt (HumanEval: ``def`` to the first ``>>>``), ``prompt`` all of it.
+            ``exclude_sink``: attention methods do not score the first input position.
         cache: where generations are kept between calls (keyed by the model's fingerprint, the
             input and the settings): ``"default"`` (``models.cache.default_cache``), a
             ``GenerationCache``, or ``None`` for none.
@@ -358,15 +395,27 @@ def attribute(
         InvalidArgumentError: a bad scope, similarity, engine, option or method/model mix.
         ContextTooLongError: the prompt and the token budget do not fit the model.
     """
-    chosen = resolve_methods(methods, shap_l1_reg=shap_l1_reg, **(method_options or {}))
-    check_arguments(scope, similarity, engine)  # before the model loads
-    check_provider(substitutes)
+    changes = {
+        key: value
+        for key, value in (
+            ("scope", scope),
+            ("exclude_sink", exclude_sink),
+            ("substitutes", substitutes),
+            ("similarity", similarity),
+        )
+        if value is not None
+    }
+    chosen_protocol = effective_protocol(get_protocol(protocol).derive(**changes), methods)
+    chosen = chosen_protocol.methods(methods, shap_l1_reg=shap_l1_reg, **(method_options or {}))
+    check_arguments(chosen_protocol.scope, chosen_protocol.similarity, engine)  # before loading
+    check_provider(chosen_protocol.substitutes)
     if not chosen:
         raise InvalidArgumentError("no method given")
     if isinstance(task_or_prompt, str) and TASK_REFERENCE.fullmatch(task_or_prompt.strip()):
         from codefocus.data.tasks import get_task
 
-        task_or_prompt = get_task(task_or_prompt)  # "humaneval/0" means the task, not the text
+        # "humaneval/0" means the task, not the text
+        task_or_prompt = get_task(task_or_prompt, labels=chosen_protocol.labels)
     if settings is not None and settings.max_new_tokens is not None:
         if settings.max_new_tokens < 1:
             raise InvalidArgumentError(
@@ -384,10 +433,7 @@ def attribute(
         completion=completion,
         completion_ids=completion_ids,
         settings=settings,
-        scope=scope,
-        exclude_sink=exclude_sink,
-        substitutes=substitutes,
-        similarity=similarity,
+        protocol=chosen_protocol,
         cache=cache,
         batch_size=batch_size,
         engine=engine,

@@ -97,9 +97,41 @@ class Attribution:
         chosen = sorted(top_k_indices(self.scores(method), k).tolist())
         return [self.words[i] for i in chosen]
 
+    @property
+    def protocol_units(self) -> str:
+        """What the white-box methods rank under the recorded protocol: ``tokens`` or ``words``
+        (results from before protocols were recorded: words)."""
+        return str(self.settings.get("protocol", {}).get("units", "words"))
+
+    @property
+    def stored_labels(self) -> bool:
+        """Whether the human spans are the study's as stored (a ``kou2024`` protocol)."""
+        return self.settings.get("protocol", {}).get("labels") == "stored"
+
+    def stored_pairs(self, method: str) -> list[list]:
+        """The method's scores in the study's stored format, ``[[unit, score], ...]`` in prompt
+        order: under a token protocol the white-box methods' units are the model's tokens as text
+        without surrounding whitespace (the study's cleaned BPE pieces; whitespace-only tokens
+        are left out, as the study's search could not place them), otherwise the words."""
+        if self.protocol_units == "tokens" and method in self.token_scores:
+            return [
+                [token.text.strip(), float(score)]
+                for token, score in zip(self.tokens, self.token_scores[method], strict=True)
+                if token.text.strip()
+            ]
+        return [
+            [word.text, float(score)]
+            for word, score in zip(self.words, self.scores(method), strict=True)
+        ]
+
     def alignment(self, ks=(5, 10, 20)) -> dict[str, list]:
-        """Alignment of every method with the human labels (when the task has labels)."""
-        from codefocus.metrics.alignment import PromptUnits, align, check_k
+        """Alignment of every method with the human labels (when the task has labels).
+
+        Under a protocol with stored labels (``kou2024``) the study's scorer is used, exactly as
+        ``codefocus reproduce kou2024`` scores the study's stored files: units located by a
+        left-to-right search of their text, the spans as stored. Otherwise words (or, under a
+        token protocol, the tokens' own spans) are compared with the spans directly."""
+        from codefocus.metrics.alignment import align, check_k
 
         if isinstance(ks, int) or not all(isinstance(k, int) for k in ks):
             raise InvalidArgumentError(f"ks must be a list of integers such as [5, 10], got {ks!r}")
@@ -107,15 +139,41 @@ class Attribution:
             check_k(k)
         if not self.human_spans:
             return {}
-        human = [(s.start, s.end) for s in self.human_spans]
-        categories = [s.category for s in self.human_spans]
-        spans = [(w.start, w.end) for w in self.words]
-        return {
-            method: align(
-                [PromptUnits.build(self.task_id or "prompt", spans, scores, human, categories)], ks
-            )
-            for method, scores in self.word_scores.items()
-        }
+        return {method: align([self.prompt_units(method)], ks) for method in self.word_scores}
+
+    def prompt_units(self, method: str):
+        """The units ``method`` ranks and the human spans, as ``alignment`` compares them."""
+        from codefocus.metrics.alignment import PromptUnits
+
+        if self.stored_labels:
+            return self.study_prompt_units(method)
+        if self.protocol_units == "tokens" and method in self.token_scores:
+            units, scores = self.tokens, self.token_scores[method]
+        else:
+            units, scores = self.words, self.scores(method)
+        return PromptUnits.build(
+            self.task_id or "prompt",
+            [(u.start, u.end) for u in units],
+            scores,
+            [(s.start, s.end) for s in self.human_spans],
+            [s.category for s in self.human_spans],
+        )
+
+    def study_prompt_units(self, method: str):
+        """This prompt's units for ``method`` as the study's scorer sees them."""
+        from codefocus.data.units import find_units
+        from codefocus.metrics.alignment import PromptUnits
+
+        pairs = self.stored_pairs(method)
+        spans = find_units(self.prompt, [unit for unit, _ in pairs])
+        kept = [(s.start, s.end, v) for s, (_, v) in zip(spans, pairs, strict=True) if s]
+        return PromptUnits.build(
+            self.task_id or "prompt",
+            [(a, b) for a, b, _ in kept],
+            [v for _, _, v in kept],
+            [(s.start, s.end) for s in self.human_spans],
+            [s.category for s in self.human_spans],
+        )
 
     # ---- selecting and combining -------------------------------------------------------------
     def select(self, methods: list[str] | str) -> Attribution:

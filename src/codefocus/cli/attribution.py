@@ -13,11 +13,13 @@ from codefocus.cli.options import (
     MaxNewTokensOption,
     MethodsOption,
     ModelOption,
+    ProtocolOption,
     ScopeOption,
     ShapRegOption,
     check_choice,
     check_output_file,
     check_positive,
+    check_protocol,
     check_range,
     check_scope,
     console,
@@ -44,15 +46,24 @@ def attribute_command(
     top: Annotated[int, typer.Option("--top", help="How many top words to highlight.")] = 10,
     max_new_tokens: MaxNewTokensOption = None,
     substitutes: Annotated[
-        str, typer.Option(help="BERT masking words from: embedding, wordnet, codemodel, mlm:<id>")
-    ] = "embedding",
+        str | None,
+        typer.Option(
+            help="BERT masking words from: embedding, wordnet, codemodel, mlm:<id> "
+            "(default: as the protocol says)"
+        ),
+    ] = None,
     similarity: Annotated[
-        str, typer.Option(help="bleu (the study's, unsmoothed), bleu-smooth, sacrebleu, codebleu")
-    ] = ("bleu"),
+        str | None,
+        typer.Option(
+            help="bleu (the study's, unsmoothed), bleu-smooth, sacrebleu, codebleu "
+            "(default: as the protocol says)"
+        ),
+    ] = None,
     cache: Annotated[
         bool, typer.Option("--cache/--no-cache", help="Reuse cached generations.")
     ] = True,
-    scope: ScopeOption = "study",
+    scope: ScopeOption = None,
+    protocol: ProtocolOption = "codefocus",
     shap_l1_reg: ShapRegOption = "none",
     engine: Annotated[
         str,
@@ -85,8 +96,11 @@ def attribute_command(
     if not named("--methods", resolve_methods, methods):
         raise InvalidArgumentError(f"--methods: no method given ({methods!r})")
     named("--shap-l1-reg", resolve_methods, "shap", shap_l1_reg=shap_l1_reg)
-    named("--similarity", check_similarity, similarity)
-    named("--substitutes", check_provider, substitutes)
+    if similarity is not None:
+        named("--similarity", check_similarity, similarity)
+    if substitutes is not None:
+        named("--substitutes", check_provider, substitutes)
+    chosen_protocol = check_protocol(protocol)
     if output_format != "terminal":
         check_output_file(out, force)
     elif out is not None:
@@ -95,7 +109,7 @@ def attribute_command(
     if prompt_file is not None:
         subject = read_prompt_file(prompt_file)
     else:
-        subject = get_task(task or "", data)
+        subject = get_task(task or "", data, labels=chosen_protocol.labels)
     from codefocus.models.cache import default_cache
 
     generations = default_cache() if cache else None
@@ -109,6 +123,7 @@ def attribute_command(
             similarity=similarity,
             cache=generations,
             scope=scope,
+            protocol=chosen_protocol,
             shap_l1_reg=shap_l1_reg,
             engine=engine,
         )
@@ -129,10 +144,16 @@ def _reference_and_verdict(subject, result) -> tuple[str | None, str | None]:
     in the sandbox), shown beside the code in the HTML page."""
     from codefocus.data.tasks import Task
     from codefocus.execution.sandbox import Limits, run_python
-    from codefocus.studies.runner import verdict_program
+    from codefocus.studies.runner import verdict_input, verdict_program
 
     if not isinstance(subject, Task):
         return None, None
+    if verdict_input(subject, result.model_input) != result.model_input:
+        # never test a generation that cannot pass (MBPP under the study's def function():)
+        return subject.reference_solution, (
+            "not tested: this input's function is not the one the tests call "
+            "(a study verdict comes from a testable generation of its own)"
+        )
     program, tests = verdict_program(subject, result.model_input, result.generated)
     outcome = run_python(program, tests, Limits(timeout=10.0))
     return subject.reference_solution, "passed" if outcome.passed else outcome.reason

@@ -28,9 +28,18 @@ ModelOption = Annotated[
 MaxNewTokensOption = Annotated[int | None, typer.Option(help="Default: reference + 20.")]
 BenchmarkOption = Annotated[str, typer.Option(help="humaneval, mbpp or mbpp-sanitized")]
 ScopeOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Scored words: study (Kou et al.: HumanEval from def to the first >>>) or prompt "
+        "(default: as the protocol says)."
+    ),
+]
+ProtocolOption = Annotated[
     str,
     typer.Option(
-        help="Scored words: study (Kou et al.: HumanEval from def to the first >>>) or prompt."
+        help="What the study's measurements mean: codefocus (default), kou2024 (the study's "
+        "released code: comparable with its Table 2), kou2024-paper, or one derived as "
+        "kou2024:field=value,..."
     ),
 ]
 ShapRegOption = Annotated[
@@ -74,11 +83,19 @@ def parse_ints(text: str, option: str, what: str) -> list[int]:
         raise InvalidArgumentError(f"{option}: {what}, got {text!r}") from None
 
 
-def check_scope(scope: str) -> str:
+def check_scope(scope: str | None) -> str | None:
     from codefocus.data.units import scored_range
 
-    named("--scope", scored_range, "", scope)
+    if scope is not None:
+        named("--scope", scored_range, "", scope)
     return scope
+
+
+def check_protocol(protocol: str):
+    """The protocol named by ``--protocol`` (a one-line error naming the option otherwise)."""
+    from codefocus.protocols import get_protocol
+
+    return named("--protocol", get_protocol, protocol)
 
 
 def check_range(option: str, value: int | None, low: int, high: int) -> None:

@@ -40,6 +40,7 @@ class AttributionContext:
     _layer0_heads: np.ndarray | None = field(default=None, repr=False)
     _gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _first_gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _last_gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         prompt = self.model.encode(self.model_input)
@@ -164,8 +165,22 @@ class AttributionContext:
             self._first_gradients = self.gradients(steps=1, keep=False)
         return self._first_gradients
 
+    def last_step_gradients(self) -> tuple[np.ndarray, np.ndarray]:
+        """Saliency and input×gradient of the last generated token only, (1, P): the study's
+        released CODING vector (one backward pass over the whole sequence instead of G)."""
+        if self._gradients is not None:
+            return self._gradients[0][-1:], self._gradients[1][-1:]
+        if self._last_gradients is None:
+            steps = max(len(self.target_ids()), 1)
+            self._last_gradients = self.gradients(steps=steps, keep=False, only=[steps - 1])
+        return self._last_gradients
+
     def gradients(
-        self, steps: int | None = None, keep: bool = True, chunk: int | None = None
+        self,
+        steps: int | None = None,
+        keep: bool = True,
+        chunk: int | None = None,
+        only: list[int] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per generated step: saliency and input×gradient over the prompt tokens, (G', P).
 
@@ -175,6 +190,7 @@ class AttributionContext:
         own prefix. Each step's vector is L2 over the embedding dimension, normalised to sum 1
         over that step's inputs (prompt + earlier generated tokens), then cut to the prompt.
         ``chunk`` (default ``gradient_chunk``) bounds the memory of one batched backward.
+        ``only`` keeps just those steps (one row each, in that order) out of the first ``steps``.
         """
         if self._gradients is not None and keep:
             return self._gradients
@@ -187,8 +203,10 @@ class AttributionContext:
         with torch.no_grad():
             embeds = embedding(ids).detach()
         embeds.requires_grad_(True)
-        positions = [self.P - 1 + s for s in range(steps)]
-        logits = self._target_logits(embeds, targets, positions)
+        chosen = list(range(steps)) if only is None else list(only)
+        positions = [self.P - 1 + s for s in chosen]
+        logits = self._target_logits(embeds, [targets[s] for s in chosen], positions)
+        steps = len(chosen)
         saliency = np.zeros((steps, self.P))
         input_x_gradient = np.zeros((steps, self.P))
         eye = torch.eye(steps, device=logits.device, dtype=logits.dtype)

@@ -2,11 +2,13 @@
 
 * Saliency(step, j) = ||d logit(token_step) / d e_j||_2, normalised to sum 1 over the step's inputs.
 * Input×Gradient(step, j) = ||e_j ⊙ d logit(token_step) / d e_j||_2, normalised the same way.
-* *reading* = the first generated token's vector; *coding* = the sum over all generated tokens.
+* *reading* = the first generated token's vector; *coding* = the sum over all generated tokens
+  (``coding_steps="summed"``, the paper's text) or the last generated token's vector alone
+  (``coding_steps="one"``, the study's released code: one backward pass instead of G).
 * Integrated Gradients (new): first generated token, zero baseline, ``ig_steps`` trapezoid steps.
 
-Options: ``gradient_chunk`` (backward passes batched per chunk of generated tokens: memory, not
-values) and ``ig_steps``.
+Options: ``coding_steps``, ``gradient_chunk`` (backward passes batched per chunk of generated
+tokens: memory, not values) and ``ig_steps``.
 """
 
 from __future__ import annotations
@@ -24,10 +26,15 @@ class Gradient(Method):
 
     stage: str = "reading"
     which: int = 0
+    coding_steps: str = "summed"  # summed | one (the last generated token only)
     gradient_chunk: int = 16
     family: ClassVar[str] = "gradient"
 
     def __post_init__(self) -> None:
+        if self.coding_steps not in ("summed", "one"):
+            raise InvalidArgumentError(
+                f"coding_steps must be summed or one, got {self.coding_steps!r}"
+            )
         if self.gradient_chunk < 1:
             raise InvalidArgumentError(
                 f"gradient_chunk must be positive, got {self.gradient_chunk}"
@@ -42,6 +49,8 @@ class Gradient(Method):
         context = inputs.context(self.name)
         if self.stage == "reading":
             return TokenScores(context.first_step_gradients()[self.which][0].copy())
+        if self.coding_steps == "one":
+            return TokenScores(context.last_step_gradients()[self.which][0].copy())
         per_step = context.gradients(chunk=self.gradient_chunk)[self.which]
         rows = per_step[: context.G] if context.G else per_step[:0]
         return TokenScores(rows.sum(axis=0), rows)

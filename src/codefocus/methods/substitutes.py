@@ -352,6 +352,25 @@ def check_provider(name: str) -> str:
     )
 
 
+def masked_lm_available(name: str) -> bool:
+    """Whether ``mlm:<id or dir>`` can load without a download: a local directory, or a hub id
+    already in the local Hugging Face cache (codefocus never fetches weights at run time)."""
+    if not name.startswith("mlm"):
+        return True
+    spec = name.split(":", 1)[1] if ":" in name else "bert-base-uncased"
+    from pathlib import Path
+
+    if Path(spec).is_dir():
+        return (Path(spec) / "config.json").is_file()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        found = try_to_load_from_cache(spec, "config.json")
+    except Exception:  # noqa: BLE001 - a malformed id or a missing package: not available
+        return False
+    return isinstance(found, str)
+
+
 def get_provider(name: str, model=None) -> SubstituteProvider:
     """``embedding`` (default), ``wordnet``, ``codemodel``, ``mlm`` or ``mlm:<id or dir>``."""
     if name == "codemodel":

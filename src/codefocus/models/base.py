@@ -165,7 +165,7 @@ def token_limits(count: int, settings: GenerationSettings, max_new_tokens) -> li
     return list(max_new_tokens)
 
 
-def model_input_for(task: Task) -> str:
+def model_input_for(task: Task, header: str = MBPP_STUDY_HEADER) -> str:
     """The text given to the model, as in the study.
 
     HumanEval: the prompt as released. MBPP: the task text plus ``"\\ndef function():"`` (the
@@ -173,7 +173,14 @@ def model_input_for(task: Task) -> str:
     """
     if task.benchmark == "humaneval":
         return task.prompt
-    return task.prompt + MBPP_STUDY_HEADER
+    return task.prompt + header
+
+
+def study_budget(model: TextGenerator, reference_solution: str | None, extra: int = 20) -> int:
+    """The study's token budget: tokens of the reference solution + ``extra`` (128 without one)."""
+    if not reference_solution:
+        return model.default_max_new_tokens(None)
+    return model.count_tokens(reference_solution) + extra
 
 
 def evaluation_input_for(task: Task) -> str:
