@@ -14,6 +14,7 @@ import ast
 import csv
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -303,3 +304,42 @@ def load_labels(
     report.tasks_without_labels = sorted(n for n in seen_tasks if n not in spans)
     ordered = {n: tuple(sorted(s, key=lambda x: (x.start, x.end))) for n, s in spans.items()}
     return LabelSet(benchmark, ordered, report)
+
+
+@dataclass(frozen=True)
+class StudyLabels:
+    """Human spans exactly as Kou et al. used them, keyed by prompt text (the label files'
+    text: HumanEval whitespace-reduced, MBPP as released)."""
+
+    spans: dict[str, list[tuple[int, int]]]
+    categories: dict[str, list[str]]
+    rows_per_prompt: dict[str, int]  # labelled CSV rows of each prompt text, duplicates included
+
+    @property
+    def recall_denominator(self) -> int:
+        """All labelled rows (7,983): the denominator of a file that holds every prompt."""
+        return sum(self.rows_per_prompt.values())
+
+    def recall_denominator_for(self, prompts: Iterable[str]) -> int:
+        """study: recall counts the labelled rows of the prompts a stored file holds."""
+        return sum(self.rows_per_prompt.get(text, 0) for text in set(prompts))
+
+
+def study_labels(data_dir: str | Path | None = None) -> StudyLabels:
+    """The study's spans: offsets as stored (MBPP's inclusive ends used as half-open), and a text
+    shared by two MBPP ids keeps the labels of the id that comes first in the file."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    categories: dict[str, list[str]] = {}
+    rows_per_prompt: dict[str, int] = {}
+    for benchmark in ("humaneval", "mbpp"):
+        owner: dict[str, int] = {}
+        for row in read_label_rows(benchmark, data_dir):
+            if row.is_placeholder:
+                continue
+            rows_per_prompt[row.prompt] = rows_per_prompt.get(row.prompt, 0) + 1
+            if owner.setdefault(row.prompt, row.task_number) != row.task_number:
+                continue  # study: a duplicated MBPP text keeps the first task id's labels
+            assert row.start is not None and row.end is not None
+            spans.setdefault(row.prompt, []).append((row.start, row.end))
+            categories.setdefault(row.prompt, []).append(row.category)
+    return StudyLabels(spans, categories, rows_per_prompt)

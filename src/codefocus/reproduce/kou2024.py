@@ -31,12 +31,19 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from codefocus.data.labels import read_label_rows
+from codefocus.data.labels import StudyLabels, study_labels
 from codefocus.data.paths import data_file, resolve_data_dir
 from codefocus.data.units import find_units
 from codefocus.errors import DataError, UnknownNameError
 from codefocus.methods import STUDY_WHITEBOX
-from codefocus.metrics.alignment import AlignmentScores, PromptAlignment, PromptUnits, check_k, pool
+from codefocus.metrics.alignment import (
+    AlignmentScores,
+    PromptAlignment,
+    PromptCounts,
+    PromptUnits,
+    check_k,
+    pool,
+)
 
 STORED_DIR = "kou2024-attention"
 OPEN_MODELS = ("codegen", "codeparrot", "gptj", "incoder", "polycoder")
@@ -64,42 +71,6 @@ DEFAULT_KS = (5, 10, 20)
 
 
 @dataclass(frozen=True)
-class StudyLabels:
-    """Human spans exactly as the study used them, keyed by prompt text."""
-
-    spans: dict[str, list[tuple[int, int]]]
-    categories: dict[str, list[str]]
-    rows_per_prompt: dict[str, int]  # labelled CSV rows of each prompt text, duplicates included
-
-    @property
-    def recall_denominator(self) -> int:
-        """All labelled rows (7,983): the denominator of a file that holds every prompt."""
-        return sum(self.rows_per_prompt.values())
-
-    def recall_denominator_for(self, prompts: Iterable[str]) -> int:
-        """study: recall counts the labelled rows of the prompts a stored file holds."""
-        return sum(self.rows_per_prompt.get(text, 0) for text in set(prompts))
-
-
-def study_labels(data_dir: str | Path | None = None) -> StudyLabels:
-    spans: dict[str, list[tuple[int, int]]] = {}
-    categories: dict[str, list[str]] = {}
-    rows_per_prompt: dict[str, int] = {}
-    for benchmark in ("humaneval", "mbpp"):
-        owner: dict[str, int] = {}
-        for row in read_label_rows(benchmark, data_dir):
-            if row.is_placeholder:
-                continue
-            rows_per_prompt[row.prompt] = rows_per_prompt.get(row.prompt, 0) + 1
-            if owner.setdefault(row.prompt, row.task_number) != row.task_number:
-                continue  # study: a duplicated MBPP text keeps the first task id's labels
-            assert row.start is not None and row.end is not None
-            spans.setdefault(row.prompt, []).append((row.start, row.end))
-            categories.setdefault(row.prompt, []).append(row.category)
-    return StudyLabels(spans, categories, rows_per_prompt)
-
-
-@dataclass(frozen=True)
 class ReproductionRow:
     """One cell group of Table 2 (a model) or Table 3 (``model == "mean5"``)."""
 
@@ -112,6 +83,20 @@ class ReproductionRow:
     alpha: float
     per_category_recall: dict[str, float]
     n_prompts: int
+
+    @classmethod
+    def from_scores(cls, model: str, method: str, s: AlignmentScores) -> ReproductionRow:
+        return cls(
+            model,
+            method,
+            s.k,
+            s.precision,
+            s.recall,
+            s.f1,
+            s.alpha,
+            s.per_category_recall,
+            s.n_prompts,
+        )
 
     def to_json_line(self, precise: bool = False) -> str:
         values = {"precision": self.precision, "recall": self.recall, "f1": self.f1}
@@ -184,11 +169,39 @@ def prompt_units(
     return prompts
 
 
+@dataclass(frozen=True)
+class StoredCounts:
+    """Per-prompt counts of one stored result, from which its Table 2 cells are pooled.
+
+    ``prompts`` are the scored prompt texts (those with labels), ``counts[k]`` one
+    ``PromptCounts`` per scored prompt in that order, ``recall_denominator`` the study's.
+    """
+
+    prompts: list[str]
+    counts: dict[int, list[PromptCounts]]
+    recall_denominator: int
+
+    def scores(self, ks: Sequence[int]) -> list[AlignmentScores]:
+        return [pool(self.counts[k], k, self.recall_denominator) for k in ks]
+
+
+def stored_counts(
+    stored: dict[str, list[list]], labels: StudyLabels, ks: Sequence[int], source: str
+) -> StoredCounts:
+    """Counts of one stored result (``{prompt: [[unit, score], ...]}``) at each K; ``source``
+    names it in errors. The one scoring path of the study's files and of added results."""
+    units = prompt_units(stored, labels, source)
+    prompts = [text for text in stored if labels.spans.get(text)]  # as prompt_units keeps them
+    prepared = [PromptAlignment(p) for p in units]
+    return StoredCounts(
+        prompts,
+        {k: [p.counts(k) for p in prepared] for k in ks},
+        labels.recall_denominator_for(stored),
+    )
+
+
 def score_stored(path: Path, labels: StudyLabels, ks: Sequence[int]) -> list[AlignmentScores]:
-    stored = load_stored(path)
-    prepared = [PromptAlignment(p) for p in prompt_units(stored, labels, str(path))]
-    denominator = labels.recall_denominator_for(stored)
-    return [pool([p.counts(k) for p in prepared], k, denominator) for k in ks]
+    return stored_counts(load_stored(path), labels, ks, str(path)).scores(ks)
 
 
 def reproduce(
@@ -213,17 +226,7 @@ def reproduce(
                 executor.map(score_stored, paths, [labels] * len(paths), [ks] * len(paths))
             )
     rows = [
-        ReproductionRow(
-            model,
-            method,
-            s.k,
-            s.precision,
-            s.recall,
-            s.f1,
-            s.alpha,
-            s.per_category_recall,
-            s.n_prompts,
-        )
+        ReproductionRow.from_scores(model, method, s)
         for (model, method), scores in zip(pairs, results, strict=True)
         for s in scores
     ]
