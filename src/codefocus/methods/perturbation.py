@@ -10,7 +10,10 @@ study's similarity (NLTK sentence BLEU on whitespace tokens) by default.
   Regularisation: ``shap_l1_reg="none"`` by default, so every word gets a value (shap's own
   default, ``num_features(10)``, gives at most 10 words a non-zero value, which makes a top-20
   meaningless); ``aic`` (the study-era default, adaptive), ``bic`` and ``num_features(N)`` are
-  options. The choice is recorded in the result's settings.
+  options. The choice is recorded in the result's settings. ``shap_background="absent"`` (the
+  default) explains the prompt against one all-absent background row; ``"single-mask"`` follows
+  the study's released code instead (one background row per single-word variant, coalitions
+  looked up among those rows; see ``single_mask_background`` and ``KernelShap``).
 * ``shap_partition``: shap's Partition explainer over a hierarchy of words (absent = deleted):
   exact Owen values of that hierarchy for a fixed budget — faster and steadier than Kernel.
 
@@ -147,6 +150,44 @@ def shap_l1_reg(name: str):
     raise InvalidArgumentError(f"unknown SHAP regularisation {name!r}: use {SHAP_L1_REG_CHOICES}")
 
 
+SHAP_BACKGROUNDS = ("absent", "single-mask")
+
+
+def single_mask_background(template: WordTemplate) -> tuple[np.ndarray, list[str]]:
+    """The study's released SHAP background: one variant per word (word i replaced by its
+    substitute) and, for each, its row in coalition space as the released code built it: 1 for a
+    word of the prompt that no longer occurs among the variant's words, 0 for one that does. That
+    is the one-hot row of word i (not "all ones but word i"), or a row of zeros where word i's text
+    also occurs elsewhere in the prompt or in its substitute."""
+    texts = [template.prompt[w.start : w.end] for w in template.words]
+    rows = np.zeros((len(texts), len(texts)))
+    for i, text in enumerate(texts):
+        remaining = set(texts[:i] + texts[i + 1 :]) | set(template.absent(i).split())
+        rows[i, i] = float(text not in remaining)
+    return rows, [template.without(i) for i in range(len(texts))]
+
+
+def released_lookup(
+    background: np.ndarray, variants: list[str], setup: PerturbationSetup
+) -> Callable[[np.ndarray], np.ndarray]:
+    """The released code's model function over ``background``: a coalition row takes the
+    variant of the first background row identical to it, and the first variant when no row is
+    (the instance explained, all ones, included). The variants it can reach are scored up front,
+    in one batch."""
+    first: dict[bytes, int] = {}
+    for index, row in enumerate(np.asarray(background, dtype=float) + 0.0):
+        first.setdefault(row.tobytes(), index)
+    reachable = sorted(set(first.values()) | {0})
+    texts = list(dict.fromkeys(variants[i] for i in reachable))
+    scored = dict(zip(texts, setup.scores_for(texts), strict=True))
+
+    def value(coalitions: np.ndarray) -> np.ndarray:
+        rows = np.asarray(coalitions, dtype=float) + 0.0  # -0.0 and 0.0 alike
+        return np.array([scored[variants[first.get(row.tobytes(), 0)]] for row in rows])
+
+    return value
+
+
 @contextmanager
 def _seeded():
     """numpy's global generator seeded (shap draws from it: repeatable scores and cache hits),
@@ -257,14 +298,45 @@ class BertMasking(Perturbation):
 
 @dataclass(frozen=True)
 class KernelShap(Perturbation):
+    """shap's KernelExplainer over word coalitions; the score is |SHAP value|.
+
+    ``shap_background`` chooses what the explainer compares the prompt with:
+
+    * ``"absent"`` (default): one background row of zeros; a coalition renders the prompt with its
+      absent words replaced by their substitutes (any number of words at once).
+    * ``"single-mask"``: the study's released code (Kou et al., FSE 2024; notes: "the model
+      function maps a coalition vector to the background text with an identical row (falling
+      back to the first row)"). The background is the N single-word variants, in coalition space
+      as that code built them (``single_mask_background``: row i is one-hot at word i), and the
+      instance explained is all ones. Every coalition row shap evaluates, the background's own
+      rows and the instance included, takes the variant of the first identical background row,
+      or variant 0 when none is identical (``released_lookup``). So the model only ever sees
+      single-word variants, never a multi-word change, and never the original prompt: the
+      all-ones row matches no background row (for N > 1) and is variant 0, as in the released
+      code. It is not special-cased to the original prompt, because the note (and the code it
+      describes) does not, and because with one-hot rows all ones does not stand for "every
+      word present" anyway. The values this gives are not an attribution of the prompt's words
+      in the usual sense (solved exactly, with every row one-hot, word i's value is
+      ``((N-1) f(variant 0) - sum over j != i of f(variant j)) / (N (N-1))``); the option exists
+      to reproduce the study's numbers. Departure kept: a variant replaces word i by the setup's
+      substitute (as ``bert_masking`` does, sharing its generations), where the released code
+      generated from its word tokens joined by spaces with a literal "[MASK]" in place of word i.
+    """
+
     shap_samples: int = 50
     shap_l1_reg: str = "none"  # none | aic | bic | num_features(N)
+    shap_background: str = "absent"  # absent | single-mask
     description: ClassVar[str] = "shap KernelExplainer over word coalitions (50 samples), |value|"
 
     def __post_init__(self) -> None:
         if self.shap_samples < 1:
             raise InvalidArgumentError(f"shap_samples must be positive, got {self.shap_samples}")
         shap_l1_reg(self.shap_l1_reg)
+        if self.shap_background not in SHAP_BACKGROUNDS:
+            raise InvalidArgumentError(
+                f"unknown shap_background {self.shap_background!r}: "
+                f"use {' or '.join(SHAP_BACKGROUNDS)}"
+            )
 
     def word_scores(self, setup):
         import logging
@@ -276,10 +348,16 @@ class KernelShap(Perturbation):
         template = setup.template(with_substitutes=True)
         count = len(template.words)
 
-        def value(coalitions: np.ndarray) -> np.ndarray:
-            return setup.scores_for(template.render_all(coalitions))
+        if self.shap_background == "single-mask":
+            background, variants = single_mask_background(template)
+            value = released_lookup(background, variants, setup)
+        else:
+            background = np.zeros((1, count))
 
-        explainer = shap.KernelExplainer(value, np.zeros((1, count)))
+            def value(coalitions: np.ndarray) -> np.ndarray:
+                return setup.scores_for(template.render_all(coalitions))
+
+        explainer = shap.KernelExplainer(value, background)
         with warnings.catch_warnings():  # fewer samples than words: shap says it uses lstsq
             warnings.simplefilter("ignore")
             values = explainer.shap_values(
