@@ -166,8 +166,9 @@ BAD = [
     # report and demo
     (["report", "corrupt"], "not a readable study store"),
     (["report", "nostudy"], "no study in nostudy"),
-    (["demo", "--tasks", "0"], "--tasks must be positive"),
-    (["demo", "--perturbation-tasks", "-1"], "--perturbation-tasks"),
+    (["demo", "--prompts", "0"], "--prompts must be positive"),
+    (["demo", "--protocol", "kou"], "--protocol"),
+    (["demo", "--perturbation-prompts", "-1"], "--perturbation-prompts"),
     # data, tasks, reproduce
     (["data", "check", "--data", "data-notgzip"], "unreadable file"),
     (["data", "check", "--data", "data-truncated"], "truncated file"),

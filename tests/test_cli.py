@@ -31,7 +31,7 @@ def run(*args, env_data=None):
             "--shap-l1-reg",
         ),
         (["study", "--out", "s", "--models", "tiny", "--scope", "all"], "--scope"),
-        (["demo", "--perturbation-tasks", "-1"], "--perturbation-tasks"),
+        (["demo", "--perturbation-prompts", "-1"], "--perturbation-prompts"),
     ],
 )
 def test_bad_input_is_one_line(data_dir, args, message):

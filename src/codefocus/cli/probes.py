@@ -12,8 +12,10 @@ from codefocus.cli.options import (
     DataOption,
     FormatOption,
     ModelOption,
+    ProtocolOption,
     check_choice,
     check_positive,
+    check_protocol,
     console,
     named,
     parse_ints,
@@ -41,6 +43,7 @@ def probe_command(
         str, typer.Option(help="embedding, wordnet, codemodel, mlm:<id>")
     ] = "embedding",
     random_seeds: Annotated[str, typer.Option(help="Seeds of the random control.")] = "0,1,2",
+    protocol: ProtocolOption = "codefocus",
     output_format: FormatOption = "text",
     data: DataOption = None,
 ) -> None:
@@ -58,6 +61,7 @@ def probe_command(
     ks = parse_ks(k)
     seeds = parse_ints(random_seeds, "--random-seeds", "seeds must be integers")
     named("--substitutes", check_provider, substitutes)
+    check_protocol(protocol)
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
     rankings: list[str] = []
@@ -80,6 +84,7 @@ def probe_command(
         substitutes=substitutes,
         random_seeds=tuple(seeds),
         data_dir=str(data) if data else None,
+        protocol=protocol,
     )
     run = ProbeRun(config, out)
     with make_progress(console) as progress:

@@ -12,9 +12,11 @@ from codefocus.cli.options import (
     FormatOption,
     MaxNewTokensOption,
     MethodsOption,
+    ProtocolOption,
     ScopeOption,
     check_choice,
     check_positive,
+    check_protocol,
     check_scope,
     console,
     named,
@@ -22,7 +24,6 @@ from codefocus.cli.options import (
     split,
 )
 from codefocus.errors import InvalidArgumentError
-from codefocus.methods import resolve_methods
 
 
 def study_command(
@@ -41,11 +42,15 @@ def study_command(
     ] = None,
     executor: Annotated[str, typer.Option(help="local or ray")] = "local",
     max_new_tokens: MaxNewTokensOption = None,
-    scope: ScopeOption = "study",
+    scope: ScopeOption = None,
+    protocol: ProtocolOption = "codefocus",
     output_format: FormatOption = "text",
     data: DataOption = None,
 ) -> None:
-    """Run (or resume) a study: models x tasks x methods, stored in OUT/study.sqlite."""
+    """Run (or resume) a study: models x tasks x methods, stored in OUT/study.sqlite.
+
+    Under --protocol kou2024 the results can be scored beside the study's five models with
+    codefocus reproduce kou2024 --add OUT."""
     from dataclasses import replace
 
     from codefocus.studies.executors import run_study
@@ -62,7 +67,8 @@ def study_command(
             benchmark=benchmark != "humaneval",
             limit=limit is not None,
             max_new_tokens=max_new_tokens is not None,
-            scope=scope != "study",
+            scope=scope is not None,
+            protocol=protocol != "codefocus",
         )
         if given:
             raise InvalidArgumentError(
@@ -75,7 +81,8 @@ def study_command(
         check_positive("--limit", limit)
         check_positive("--max-new-tokens", max_new_tokens)
         check_scope(scope)
-        named("--methods", resolve_methods, methods)  # before any model loads
+        chosen_protocol = check_protocol(protocol)
+        named("--methods", chosen_protocol.methods, methods)  # before any model loads
         study = StudyConfig(
             models=tuple(split(model)),
             methods=tuple(split(methods)),
@@ -83,6 +90,7 @@ def study_command(
             limit=limit,
             max_new_tokens=max_new_tokens,
             scope=scope,
+            protocol=protocol,
             data_dir=str(data) if data else None,
         )
     summary = run_study(study, out, executor)
@@ -113,36 +121,58 @@ def demo_command(
     out: Annotated[Path, typer.Option(help="Where the demo study and report go.")] = Path(
         "codefocus-demo"
     ),
-    tasks: Annotated[int, typer.Option(help="HumanEval tasks with programmer labels.")] = 8,
-    perturbation_tasks: Annotated[
+    prompts: Annotated[
         int,
         typer.Option(
-            help="Of those, how many (shortest reference first) also get BERT masking and SHAP "
-            "(about 1-1.5 minutes each on 2 CPU cores)."
+            "--prompts",
+            "--tasks",
+            help="Labelled prompts for the ten white-box methods, HumanEval and MBPP in the "
+            "study's mix (164 : 970).",
         ),
-    ] = 2,
+    ] = 100,
+    perturbation_prompts: Annotated[
+        int,
+        typer.Option(
+            "--perturbation-prompts",
+            "--perturbation-tasks",
+            help="Of those, how many (in the same mix, shortest reference first) also get BERT "
+            "masking and SHAP.",
+        ),
+    ] = 10,
+    protocol: ProtocolOption = "kou2024",
     data: DataOption = None,
 ) -> None:
-    """The main job on the embedded defaults: all twelve of the study's methods on the packaged
-    model — the ten white-box methods on the first 8 labelled HumanEval tasks (HumanEval/0-7),
-    BERT masking and SHAP on the 2 of them with the shortest reference solutions (HumanEval/2
-    and /7); then the study report, led by the methods ranked as in the study's Table 3. About
-    11 minutes on 2 CPU cores once the model is converted. Resumes if interrupted."""
-    from codefocus.data.tasks import load_tasks
+    """The main job on the embedded defaults: the study's twelve methods on the packaged model
+    under the study's released protocol (kou2024), on a stratified sample of labelled prompts
+    (100 for the ten white-box methods, 10 of them for BERT masking and SHAP); then the report,
+    led by the live model scored beside the study's five models by the scorer that reproduces
+    Table 2. About 15 minutes on 2 CPU cores once the model is converted. Resumes if
+    interrupted."""
     from codefocus.reports.study_report import write_report
     from codefocus.studies.executors import run_study
-    from codefocus.studies.runner import StudyConfig
+    from codefocus.studies.runner import StudyConfig, demo_sample
 
-    check_positive("--tasks", tasks)
-    check_positive("--perturbation-tasks", perturbation_tasks, allow_zero=True)
-    chosen = [t for t in load_tasks("humaneval", data) if t.human_spans][:tasks]
-    chosen.sort(key=lambda t: len(t.reference_solution or ""))  # shortest first: perturbed
+    check_positive("--prompts", prompts)
+    check_positive("--perturbation-prompts", perturbation_prompts, allow_zero=True)
+    if perturbation_prompts > prompts:
+        raise InvalidArgumentError(
+            f"--perturbation-prompts: {perturbation_prompts} is more than --prompts {prompts}"
+        )
+    chosen_protocol = check_protocol(protocol)
+    sample, perturbed = demo_sample(prompts, perturbation_prompts, data, chosen_protocol.labels)
+    console.print(
+        f"demo: {len(sample)} prompts ({sum(t.startswith('HumanEval') for t in sample)} "
+        f"HumanEval, {sum(t.startswith('Mbpp') for t in sample)} MBPP), BERT masking and SHAP "
+        f"on {len(perturbed)} ({', '.join(perturbed)}); protocol {chosen_protocol.name}",
+        highlight=False,
+    )
     study = StudyConfig(
         models=("default",),
         methods=("all-whitebox", "bert_masking", "shap"),
-        benchmarks=("humaneval",),
-        task_ids=tuple(t.task_id for t in chosen),
-        perturbation_tasks=perturbation_tasks,
+        benchmarks=("humaneval", "mbpp"),
+        task_ids=tuple(sample),
+        perturbation_task_ids=tuple(perturbed),
+        protocol=protocol,
         data_dir=str(data) if data else None,
     )
     summary = run_study(study, out, "local")

@@ -55,6 +55,7 @@ class ProbeConfig(JsonRecord):
     timeout: float = 3.0
     data_dir: str | None = None
     labelled_only: bool = True
+    protocol: str = "codefocus"  # what a ranking method computes (codefocus.protocols)
 
 
 @dataclass
@@ -201,7 +202,10 @@ class ProbeRun:
         for k in config.ks:
             if not isinstance(k, int) or k < 1:
                 raise InvalidArgumentError(f"--k: each K must be a positive integer, got {k!r}")
+        from codefocus.protocols import get_protocol
+
         check_provider(config.substitutes)
+        get_protocol(config.protocol)
         self.config = config
         self.rankings = rankings_for(config)
         self.out = Path(out)
@@ -400,6 +404,7 @@ class ProbeRun:
                 substitutes=self.config.substitutes,
                 cache=self.cache,
                 scope="prompt",
+                protocol=self.config.protocol,
             )
             if method in result.failures:
                 raise InvalidArgumentError(f"{method} failed: {result.failures[method]}")

@@ -13,6 +13,7 @@ model, a user or the data is escaped.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -74,14 +75,8 @@ def load_results(
 
 
 def _prompt_units(result: TaskResult, method: str) -> PromptUnits:
-    a = result.attribution
-    return PromptUnits.build(
-        a.task_id or "prompt",
-        [(w.start, w.end) for w in a.words],
-        a.word_scores[method],
-        [(s.start, s.end) for s in a.human_spans],
-        [s.category for s in a.human_spans],
-    )
+    """The units the study's protocol ranks (``Attribution.prompt_units``)."""
+    return result.attribution.prompt_units(method)
 
 
 def _fmt(interval) -> str:
@@ -317,31 +312,180 @@ def headline_section(results: list[TaskResult], methods: list[str], k: int = 10)
     )
 
 
+def _interval_text(value: float, low: float, high: float, scale: float, digits: int) -> str:
+    return (
+        f"{scale * value:.{digits}f} <small>[{scale * low:.{digits}f}, "
+        f"{scale * high:.{digits}f}]</small>"
+    )
+
+
+def study_headline(directory: Path, data_dir: str | Path | None = None) -> tuple[str, dict]:
+    """The headline under a stored-labels protocol (``kou2024``): the study's exported scores
+    scored by the code that reproduces Table 2 (``reproduce.live.compare``), beside the five
+    models; returns the HTML and the same figures as a JSON-ready dict ("" and {} when the study
+    is not in the study's format)."""
+    from codefocus.errors import CodefocusError
+    from codefocus.protocols import CODEFOCUS_METHOD_NAMES
+    from codefocus.reproduce import kou2024
+    from codefocus.reproduce.live import compare
+    from codefocus.studies.export import stored_results
+
+    try:
+        added = stored_results(directory)
+    except CodefocusError:
+        return "", {}
+    if not added:
+        return "", {}
+    substitutes = _run_substitutes(directory)
+    comparison = compare(added, data_dir)
+    live = {(r.row.model, r.row.method, r.row.k): r for r in comparison.live}
+    study = {(r.model, r.method, r.k): r for r in comparison.rows}
+    means = {(r.method, r.k): r for r in comparison.means}
+    models = sorted({r.row.model for r in comparison.live})
+    head = (
+        "<tr><th rowspan='2'>method</th><th rowspan='2'>prompts</th>"
+        "<th colspan='3'>live F1 % [95% CI]</th><th colspan='3'>live α [95% CI]</th>"
+        "<th colspan='3'>five models' F1 %: range (mean)</th><th>five models' α K=10</th></tr>"
+        "<tr>" + "<th>K=5</th><th>K=10</th><th>K=20</th>" * 3 + "<th>mean</th></tr>"
+    )
+    figures: dict = {"models": {}, "substitutes": substitutes}
+    html_parts = []
+    for model in models:
+        rows = []
+        own: dict = {}
+        for method in kou2024.METHODS:
+            if (model, method, 10) not in live:
+                continue
+            cells, record = [], {}
+            for k in KS:
+                r = live[(model, method, k)]
+                cells.append(
+                    _interval_text(r.row.f1, r.f1_interval.low, r.f1_interval.high, 100, 1)
+                )
+                record[f"f1_k{k}"] = [r.row.f1, r.f1_interval.low, r.f1_interval.high]
+            for k in KS:
+                r = live[(model, method, k)]
+                cells.append(
+                    _interval_text(r.row.alpha, r.alpha_interval.low, r.alpha_interval.high, 1, 2)
+                )
+                record[f"alpha_k{k}"] = [r.row.alpha, r.alpha_interval.low, r.alpha_interval.high]
+            for k in KS:
+                theirs = [
+                    study[(m, method, k)].f1 for m in kou2024.OPEN_MODELS if (m, method, k) in study
+                ]
+                mean = means.get((method, k))
+                cells.append(
+                    f"{100 * min(theirs):.1f}–{100 * max(theirs):.1f} ({100 * mean.f1:.1f})"
+                    if theirs and mean
+                    else "–"
+                )
+                if mean:
+                    record[f"study_mean_f1_k{k}"] = mean.f1
+                    record[f"study_range_f1_k{k}"] = [min(theirs), max(theirs)]
+            mean10 = means.get((method, 10))
+            cells.append(f"{mean10.alpha:.2f}" if mean10 else "–")
+            name = CODEFOCUS_METHOD_NAMES.get(method, method)
+            mark = (
+                " <small>(substitute: embedding)</small>"
+                if method in kou2024.PERTURBATION_METHODS and substitutes == "embedding"
+                else ""
+            )
+            n = live[(model, method, 10)].row.n_prompts
+            record["prompts"] = n
+            own[name] = record
+            rows.append(
+                f"<tr><th>{html.escape(name)}{mark}</th><td>{n}</td>"
+                + "".join(f"<td>{c}</td>" for c in cells)
+                + "</tr>"
+            )
+        ranking = next((r for r in comparison.rankings if r.model == model), None)
+        rho = ""
+        if ranking is not None and ranking.spearman is not None:
+            rho = (
+                f"<p>Spearman correlation between this model's ranking of the "
+                f"{len(ranking.methods)} methods (F1, K = {ranking.k}) and the study's (mean of "
+                f"five): ρ = {ranking.spearman:.2f} <small>[{ranking.spearman_low:.2f}, "
+                f"{ranking.spearman_high:.2f}], 95% bootstrap over prompts</small></p>"
+            )
+            own["_spearman"] = [ranking.spearman, ranking.spearman_low, ranking.spearman_high]
+        figures["models"][model] = own
+        html_parts.append(
+            f"<h3>{html.escape(model)}</h3><table class='headline'>{head}{''.join(rows)}</table>"
+            + rho
+        )
+    note = (
+        "<p><small>Live rows: this study's scores exported in the study's stored format and "
+        "scored by the code that reproduces Table 2 exactly (codefocus reproduce kou2024 --add); "
+        "95% bootstrap intervals over prompts. Five models: Table 2 of Kou et al. (FSE 2024) "
+        "recomputed from their stored scores over 1,133 labelled prompts; the mean is Table 3 as "
+        "the mean of Table 2, which for the four gradient rows differs from the printed Table 3 "
+        "(e.g. Input×Gradient CODING, K = 10: 50.3 as the mean, 47.9 as printed). "
+        + (
+            "BERT masking and SHAP used embedding neighbours: no masked LM is installed here "
+            "(the study used bert-base-uncased's top-1 fill)."
+            if substitutes == "embedding"
+            else ""
+        )
+        + "</small></p>"
+    )
+    return (
+        "<h2>Headline: the live model beside the study's five (Table 2, protocol kou2024)</h2>"
+        + "".join(html_parts)
+        + note,
+        figures,
+    )
+
+
+def _run_substitutes(directory: Path) -> str:
+    """The substitutes the perturbation methods ran with (from the stored results)."""
+    store = StudyStore(directory / STORE_NAME)
+    try:
+        for row in store.rows("method:"):
+            if row["status"] == "done" and row["payload"]:
+                protocol = row["payload"].get("settings", {}).get("protocol", {})
+                if row["kind"] in ("method:bert_masking", "method:shap"):
+                    return str(protocol.get("substitutes", ""))
+    finally:
+        store.close()
+    return ""
+
+
 def scope_description(directory: Path) -> str:
-    """Which words were scored and compared with the labels, as the study's settings say."""
+    """The protocol the study ran under and which words were scored, as its settings say."""
+    from codefocus.errors import CodefocusError
+    from codefocus.studies.runner import StudyConfig
+
     store = StudyStore(directory / STORE_NAME)
     try:
         raw = store.meta("config", {}) or {}
     finally:
         store.close()
-    scope = raw.get("scope")
-    if scope == "study":
-        where = (
+    try:
+        protocol = StudyConfig.from_dict(raw).declared_protocol() if raw else None
+    except (CodefocusError, TypeError, ValueError, KeyError):
+        protocol = None
+    if protocol is None:
+        return "scored scope: the whole prompt (a store from before scopes were recorded)"
+    comparable = (
+        "comparable with the study's Table 2"
+        if protocol.labels == "stored" and protocol.units == "tokens"
+        else "not comparable with the study's Table 2"
+    )
+    where = f"protocol: {protocol.name} ({comparable}); "
+    if protocol.scope == "study":
+        where += (
             "scored scope: the study's (Kou et al.) — HumanEval from the signature's def to the "
             "first >>> (no imports, no doctest examples), MBPP the whole task text"
         )
-    elif scope == "prompt":
-        where = "scored scope: the whole prompt (not comparable with the study's figures)"
     else:
-        where = "scored scope: the whole prompt (a store from before scopes were recorded)"
-    sink = raw.get("exclude_sink")
-    if sink is not None:
-        where += "; attention sink (first input position) " + (
-            "not scored by attention methods" if sink else "scored"
-        )
-    similarity = raw.get("similarity")
-    if similarity:
-        where += f"; perturbation similarity: {similarity}"
+        where += "scored scope: the whole prompt (not comparable with the study's figures)"
+    where += "; attention sink (first input position) " + (
+        "not scored by attention methods" if protocol.exclude_sink else "scored"
+    )
+    where += f"; units ranked: {'model tokens' if protocol.units == 'tokens' else 'words'}"
+    where += f"; labels: {protocol.labels}"
+    where += f"; perturbation similarity: {protocol.similarity}"
+    where += f"; substitutes: {protocol.substitutes}"
     return where
 
 
@@ -359,7 +503,16 @@ def write_report(directory: str | Path, data_dir: str | Path | None = None) -> P
         f"benchmarks: {html.escape(', '.join(config.benchmarks))}; tasks analysed: {len(results)}</p>",
         f"<p class='scope'>{html.escape(scope_description(directory))}</p>",
     ]
-    body.append(headline_section(results, methods))
+    headline, figures = study_headline(directory, data_dir)
+    if headline:
+        write_text_atomic(directory / "headline.json", json.dumps(figures, indent=1))
+        body.append(headline)
+        body.append(
+            "<h2>The same scores, per method, by codefocus's own scorer</h2>"
+            + headline_section(results, methods).replace("<h2>", "<h3>").replace("</h2>", "</h3>")
+        )
+    else:
+        body.append(headline_section(results, methods))
     pass_rates = {}
     for model in config.models:
         own = [r for r in results if r.model == model]

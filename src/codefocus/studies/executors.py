@@ -8,6 +8,7 @@ records; this process is the only writer to the store. ``ray.init()`` joins the 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -18,11 +19,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 
 from codefocus.errors import InvalidArgumentError
+from codefocus.models.base import is_white_box
 from codefocus.progress import make_progress
 from codefocus.serialization import JsonRecord
 from codefocus.studies.runner import (
     STORE_NAME,
     StudyConfig,
+    generate_ahead,
+    generation_requests,
     is_complete,
     method_names,
     methods_per_task,
@@ -74,6 +78,7 @@ def _record(store, summary, progress, bars, model, task_id, kind, payload, error
 
 # settings that change a stored unit's result: a study may not mix two values of any of them
 RESULT_SETTINGS = (
+    "protocol",
     "max_new_tokens",
     "substitutes",
     "similarity",
@@ -82,7 +87,8 @@ RESULT_SETTINGS = (
     "exclude_sink",
     "shap_l1_reg",
 )
-LEGACY_DEFAULTS: dict = {}  # stores from before a setting existed were computed differently
+# stores from before a setting existed were computed differently
+LEGACY_DEFAULTS: dict = {"protocol": "codefocus"}
 
 
 def run_study(
@@ -160,16 +166,25 @@ def _run_local(config, store, tasks, methods, summary, progress, bars) -> None:
     for model_name in config.models:
         bar = progress.add_task(f"{model_name}", total=len(tasks))
         model = None
+        todos = {t.task_id: todo_for(store, model_name, t, methods[t.task_id]) for t in tasks}
+        if any(todo and not is_complete(todo) for todo in todos.values()):
+            model = load_model(model_name)
+            if is_white_box(model):  # many tasks' generations at once, in wide batches
+                requests = generation_requests(model, tasks, config, todos)
+                if requests:
+                    ahead = progress.add_task(f"{model_name}: generating", total=len(requests))
+                    generate_ahead(
+                        model, cache, requests, advance=functools.partial(progress.advance, ahead)
+                    )
         for task in tasks:
-            todo = todo_for(store, model_name, task, methods[task.task_id])
+            todo = todos[task.task_id]
             if not todo or is_complete(todo):
                 summary.units_skipped += 2 + len(methods[task.task_id])
                 for name in methods[task.task_id]:
                     progress.advance(bars[f"method:{name}"])
                 progress.advance(bar)
                 continue
-            if model is None:
-                model = load_model(model_name)
+            assert model is not None
             for unit in process_task(model, task, config, todo, cache):
                 _record(store, summary, progress, bars, model_name, task.task_id, *unit)
             for kind, missing in todo.items():

@@ -19,7 +19,7 @@ from typing import Any
 from codefocus.data.tasks import Task, load_tasks
 from codefocus.errors import RECOVERABLE, InvalidArgumentError
 from codefocus.methods import method_names as resolve_names
-from codefocus.methods import resolve_methods
+from codefocus.protocols import CODEFOCUS_METHOD_NAMES, Protocol, get_protocol
 from codefocus.serialization import JsonRecord
 from codefocus.studies.store import StudyStore
 
@@ -35,23 +35,27 @@ class StudyConfig(JsonRecord):
     limit: int | None = None
     labelled_only: bool = True
     max_new_tokens: int | None = None
-    substitutes: str = "embedding"
-    similarity: str = "bleu"
+    # None: as the protocol says; a value changes that field of the protocol
+    substitutes: str | None = None
+    similarity: str | None = None
     timeout: float = 3.0
-    scope: str = "study"  # study (Kou et al.'s part of the prompt) or prompt (all of it)
-    exclude_sink: bool = True  # attention methods do not score the first input position
+    scope: str | None = None  # study (Kou et al.'s part of the prompt) or prompt (all of it)
+    exclude_sink: bool | None = None  # attention methods do not score the first input position
     shap_l1_reg: str = "none"
+    protocol: str = "codefocus"  # codefocus.protocols: kou2024, kou2024-paper, codefocus, ...
     perturbation_tasks: int | None = None  # perturbation methods on the first N tasks only
     data_dir: str | None = None
     task_ids: tuple[str, ...] = field(default=())
+    # perturbation methods on these tasks only (instead of perturbation_tasks' first N)
+    perturbation_task_ids: tuple[str, ...] = field(default=())
 
     def __post_init__(self) -> None:
         """Every value checked where the study starts (a TOML file reaches here too)."""
-        for key in ("models", "methods", "benchmarks", "task_ids"):
+        for key in ("models", "methods", "benchmarks", "task_ids", "perturbation_task_ids"):
             value = getattr(self, key)
             if not isinstance(value, tuple) or not all(isinstance(v, str) for v in value):
                 raise InvalidArgumentError(f"{key} must be a list of names, got {value!r}")
-            if not value and key != "task_ids":
+            if not value and key not in ("task_ids", "perturbation_task_ids"):
                 raise InvalidArgumentError(f"{key} must name at least one, got none")
         for key, least in (("limit", 1), ("max_new_tokens", 1), ("perturbation_tasks", 0)):
             value = getattr(self, key)
@@ -59,6 +63,8 @@ class StudyConfig(JsonRecord):
                 bound = "a positive integer" if least else "an integer >= 0"
                 raise InvalidArgumentError(f"{key} must be {bound}, got {value!r}")
         for key in ("labelled_only", "exclude_sink"):
+            if key == "exclude_sink" and self.exclude_sink is None:
+                continue
             if not isinstance(getattr(self, key), bool):
                 raise InvalidArgumentError(
                     f"{key} must be true or false, got {getattr(self, key)!r}"
@@ -67,9 +73,10 @@ class StudyConfig(JsonRecord):
             raise InvalidArgumentError(f"timeout must be a number of seconds, got {self.timeout!r}")
         if self.timeout <= 0:
             raise InvalidArgumentError(f"timeout must be positive, got {self.timeout!r}")
-        for key in ("substitutes", "similarity", "scope", "shap_l1_reg"):
-            if not isinstance(getattr(self, key), str):
-                raise InvalidArgumentError(f"{key} must be a name, got {getattr(self, key)!r}")
+        for key in ("substitutes", "similarity", "scope", "shap_l1_reg", "protocol"):
+            value = getattr(self, key)
+            if not isinstance(value, str) and not (value is None and key not in ("shap_l1_reg",)):
+                raise InvalidArgumentError(f"{key} must be a name, got {value!r}")
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise InvalidArgumentError(f"data_dir must be a path, got {self.data_dir!r}")
         from codefocus.data.units import scored_range
@@ -77,11 +84,28 @@ class StudyConfig(JsonRecord):
         from codefocus.methods.substitutes import check_provider
         from codefocus.metrics.similarity import check_similarity
 
-        scored_range("", self.scope)
+        protocol = self.declared_protocol()
+        scored_range("", protocol.scope)
         shap_l1_reg(self.shap_l1_reg)
-        check_provider(self.substitutes)
-        check_similarity(self.similarity)
-        resolve_names(list(self.methods))
+        check_provider(protocol.substitutes)
+        check_similarity(protocol.similarity)
+        resolve_names([CODEFOCUS_METHOD_NAMES.get(m, m) for m in self.methods])
+
+    def declared_protocol(self) -> Protocol:
+        """The protocol named, with the fields this config sets changed."""
+        changes = {
+            key: getattr(self, key)
+            for key in ("scope", "exclude_sink", "substitutes", "similarity")
+            if getattr(self, key) is not None
+        }
+        return get_protocol(self.protocol).derive(**changes)
+
+    def run_protocol(self) -> Protocol:
+        """The protocol as it runs here (a masked LM that is not installed gives way to the
+        embedding provider: ``api.effective_protocol``)."""
+        from codefocus.api import effective_protocol
+
+        return effective_protocol(self.declared_protocol(), list(self.methods))
 
     @classmethod
     def from_file(cls, path: str | Path) -> StudyConfig:
@@ -95,7 +119,7 @@ class StudyConfig(JsonRecord):
         study = data.get("study", data)
         if not isinstance(study, dict):
             raise InvalidArgumentError(f"bad study config {path}: [study] is not a table")
-        for key in ("models", "methods", "benchmarks", "task_ids"):
+        for key in ("models", "methods", "benchmarks", "task_ids", "perturbation_task_ids"):
             if isinstance(study.get(key), str):
                 study[key] = [v.strip() for v in study[key].split(",") if v.strip()]
         try:
@@ -112,8 +136,9 @@ def _is_int(value) -> bool:
 
 def study_tasks(config: StudyConfig) -> list[Task]:
     tasks: list[Task] = []
+    labels = config.declared_protocol().labels
     for benchmark in config.benchmarks:
-        chosen = load_tasks(benchmark, config.data_dir)
+        chosen = load_tasks(benchmark, config.data_dir, labels=labels)
         if config.labelled_only:
             chosen = [t for t in chosen if t.human_spans]
         if config.task_ids:  # in the order given (perturbation_tasks takes the first ones)
@@ -123,34 +148,81 @@ def study_tasks(config: StudyConfig) -> list[Task]:
     return tasks
 
 
+# the study's mix: 164 HumanEval prompts and 970 distinct MBPP texts
+STUDY_MIX = {"humaneval": 164, "mbpp": 970}
+
+
+def _spread(items: list, count: int) -> list:
+    """``count`` items evenly spaced over ``items`` (all of them when there are fewer)."""
+    if count >= len(items):
+        return list(items)
+    return [items[(i * len(items)) // count] for i in range(count)]
+
+
+def demo_sample(
+    prompts: int, perturbed: int, data_dir=None, labels: str = "stored"
+) -> tuple[list[str], list[str]]:
+    """A stratified sample of labelled prompts that mirrors the study's mix of HumanEval and
+    MBPP, evenly spaced over each benchmark's task ids (so it is the same on every machine), and
+    the ones of them that get the perturbation methods: the same mix, shortest reference
+    solution first (they regenerate once per word). Returns both lists of task ids."""
+    total = sum(STUDY_MIX.values())
+    chosen: list[str] = []
+    cheapest: list[str] = []
+    for benchmark, share in STUDY_MIX.items():
+        tasks = [t for t in load_tasks(benchmark, data_dir, labels=labels) if t.human_spans]
+        count = round(prompts * share / total) if benchmark == "humaneval" else 0
+        if benchmark == "mbpp":
+            count = prompts - len(chosen)
+        picked = _spread(tasks, count)
+        chosen += [t.task_id for t in picked]
+        want = round(perturbed * share / total) if benchmark == "humaneval" else 0
+        if benchmark == "mbpp":
+            want = perturbed - len(cheapest)
+        by_length = sorted(picked, key=lambda t: len(t.reference_solution))
+        cheapest += [t.task_id for t in by_length[:want]]
+    return chosen, cheapest
+
+
 def method_names(config: StudyConfig) -> list[str]:
-    return resolve_names(list(config.methods))
+    return [m.name for m in config.declared_protocol().methods(list(config.methods))]
 
 
 def methods_per_task(config: StudyConfig, tasks: list[Task]) -> dict[str, list[str]]:
     """The methods each task gets: all of them, except that with ``perturbation_tasks = N`` the
     perturbation methods (one regeneration per perturbed prompt: by far the slowest) run on the
     first N tasks of each benchmark only."""
-    chosen = resolve_methods(list(config.methods))
+    chosen = config.declared_protocol().methods(list(config.methods))
     seen: dict[str, int] = {}
     result = {}
     for task in tasks:
         index = seen.get(task.benchmark, 0)
         seen[task.benchmark] = index + 1
         keep_perturbation = config.perturbation_tasks is None or index < config.perturbation_tasks
+        if config.perturbation_task_ids:
+            keep_perturbation = task.task_id in config.perturbation_task_ids
         result[task.task_id] = [
             m.name for m in chosen if keep_perturbation or m.family != "perturbation"
         ]
     return result
 
 
-def verdict_program(task: Task, model_input: str, completion: str) -> tuple[str, str]:
-    """The study's generations, made testable. HumanEval: prompt + completion. MBPP: the study's
-    header was ``def function():``, so the tests reach the function through an alias."""
+def verdict_input(task: Task, model_input: str) -> str:
+    """The input whose completion is tested. HumanEval: the attributed input itself (its
+    completion is the function's body). MBPP: the attributed input (the study's ``def
+    function():``) cannot pass the tests, which call the task's own function, so the verdict
+    comes from a testable generation of its own: the task text and its first test in a
+    docstring, then ``def <entry_point>(`` (``models.base.evaluation_input_for``)."""
+    from codefocus.models.base import evaluation_input_for
+
     if task.benchmark == "humaneval":
-        return model_input + completion, task.tests
-    program = model_input[len(task.prompt) :].lstrip("\n") + completion
-    return program + f"\n{task.entry_point} = function\n", task.tests
+        return model_input
+    return evaluation_input_for(task)
+
+
+def verdict_program(task: Task, tested_input: str, completion: str) -> tuple[str, str]:
+    """The program and tests of a verdict: the tested input and its completion, as written."""
+    return tested_input + completion, task.tests
 
 
 def process_task(
@@ -163,17 +235,20 @@ def process_task(
     """
     from codefocus.api import attribute
     from codefocus.execution.sandbox import Limits, run_python
-    from codefocus.models.base import GenerationSettings, model_input_for
+    from codefocus.models.base import GenerationSettings, model_input_for, study_budget
     from codefocus.models.cache import CachedGenerator
 
+    protocol = config.run_protocol()
     settings = GenerationSettings(max_new_tokens=config.max_new_tokens)
-    model_input = model_input_for(task)
+    model_input = model_input_for(task, protocol.mbpp_header)
+    budget = config.max_new_tokens or study_budget(
+        model, task.reference_solution, protocol.budget_extra
+    )
     completion = todo.get("_completion")
     completion_ids = todo.get("_completion_ids")
     if completion is None:
         started = time.perf_counter()
         try:
-            budget = config.max_new_tokens or model.default_max_new_tokens(task.reference_solution)
             model.check_fits(model.count_tokens(model_input), budget)
             generation = CachedGenerator(model, cache).generations([model_input], budget, settings)
             completion, completion_ids = generation[0].completion, generation[0].token_ids
@@ -192,10 +267,33 @@ def process_task(
         }
         yield "generation", payload, None, time.perf_counter() - started
     if todo.get("verdict"):
-        program, tests = verdict_program(task, model_input, completion)
-        outcome = run_python(program, tests, Limits(timeout=config.timeout))
-        verdict = {"passed": outcome.passed, "status": outcome.status, "result": outcome.reason}
-        yield "verdict", verdict, None, outcome.seconds
+        started = time.perf_counter()
+        tested_input = verdict_input(task, model_input)
+        tested = completion
+        if tested_input != model_input:
+            try:
+                model.check_fits(model.count_tokens(tested_input), budget)
+                tested = (
+                    CachedGenerator(model, cache)
+                    .generations([tested_input], budget, settings)[0]
+                    .completion
+                )
+            except RECOVERABLE as error:
+                yield "verdict", None, f"{type(error).__name__}: {error}", 0.0
+                tested = None
+        if tested is not None:
+            program, tests = verdict_program(task, tested_input, tested)
+            outcome = run_python(program, tests, Limits(timeout=config.timeout))
+            verdict = {
+                "passed": outcome.passed,
+                "status": outcome.status,
+                "result": outcome.reason,
+                # which generation was tested: the attributed one, or a testable one of its own
+                "generation": "attributed" if tested_input == model_input else "evaluable",
+                "model_input": tested_input,
+                "completion": tested,
+            }
+            yield "verdict", verdict, None, time.perf_counter() - started
     pending = [
         kind.split(":", 1)[1]
         for kind, missing in todo.items()
@@ -211,11 +309,8 @@ def process_task(
             pending,
             completion=completion,
             settings=settings,
-            substitutes=config.substitutes,
-            similarity=config.similarity,
             cache=cache,
-            scope=config.scope,
-            exclude_sink=config.exclude_sink,
+            protocol=protocol,
             shap_l1_reg=config.shap_l1_reg,
             completion_ids=completion_ids,
         )
@@ -250,3 +345,67 @@ def todo_for(store: StudyStore, model: str, task: Task, methods: list[str]) -> d
 
 def is_complete(todo: dict) -> bool:
     return "_completion" in todo and not any(v for k, v in todo.items() if not k.startswith("_"))
+
+
+def generation_requests(
+    model, tasks: list[Task], config: StudyConfig, todos: dict[str, dict]
+) -> list[tuple[str, int]]:
+    """(input, budget) of every generation the tasks' pending units will ask for: the attributed
+    input where no generation is stored, and an MBPP verdict's testable input."""
+    from codefocus.models.base import model_input_for, study_budget
+
+    protocol = config.declared_protocol()
+    requests: list[tuple[str, int]] = []
+    for task in tasks:
+        todo = todos.get(task.task_id)
+        if not todo or is_complete(todo):
+            continue
+        model_input = model_input_for(task, protocol.mbpp_header)
+        budget = config.max_new_tokens or study_budget(
+            model, task.reference_solution, protocol.budget_extra
+        )
+        if "_completion" not in todo:
+            requests.append((model_input, budget))
+        tested = verdict_input(task, model_input)
+        if todo.get("verdict") and tested != model_input:
+            requests.append((tested, budget))
+    return requests
+
+
+def generate_ahead(
+    model, cache, requests: list[tuple[str, int]], batch_size: int = 16, advance=None
+) -> int:
+    """Greedy generations of many tasks at once, into ``cache``, where each task's own units read
+    them. Inputs are batched across tasks (similar lengths together: less padding), each with its
+    own budget; the completions equal one-at-a-time generation (``tests/test_protocol.py``).
+    Inputs that do not fit the model are left to their task, which records the failure. Returns
+    how many were generated."""
+    from codefocus.models.base import GenerationSettings
+
+    settings = GenerationSettings()
+    key = settings.to_dict()
+    fingerprint = model.fingerprint
+    missing: list[tuple[str, int, int]] = []
+    for text, budget in dict.fromkeys(requests):
+        if cache.get_many(fingerprint, [text], key, budget):
+            continue
+        length = model.count_tokens(text)
+        try:
+            model.check_fits(length, budget)
+        except RECOVERABLE:
+            continue
+        missing.append((text, budget, length))
+    missing.sort(key=lambda item: (item[2], item[1]))
+    for begin in range(0, len(missing), batch_size):
+        chunk = missing[begin : begin + batch_size]
+        outputs = model.generate(
+            [text for text, _, _ in chunk],
+            settings,
+            max_new_tokens=[budget for _, budget, _ in chunk],
+            batch_size=batch_size,
+        )
+        for (text, budget, _), output in zip(chunk, outputs, strict=True):
+            cache.put_many(fingerprint, {text: (output.completion, output.token_ids)}, key, budget)
+        if advance is not None:
+            advance(len(chunk))
+    return len(missing)
