@@ -170,6 +170,24 @@ def test_study_export_in_the_stored_format(data_dir, tmp_path):
     assert set(results) == {("tiny", "reading_first"), ("tiny", "inputxgradient_coding")}
     labels = study_labels(data_dir)
     assert all(prompt in labels.spans for prompt in results[("tiny", "reading_first")])
+    # the study's scorer on the export equals the live results' own alignment, pooled
+    from codefocus.reproduce.live import compare
+    from codefocus.studies.store import StudyStore
+
+    comparison = compare(results, data_dir, ks=(10,), models=("codegen",), workers=1, resamples=50)
+    store = StudyStore(tmp_path / "study" / "study.sqlite")
+    attributions = [
+        Attribution.from_dict(row["payload"])
+        for row in store.rows("method:reading_first")
+        if row["status"] == "done"
+    ]
+    store.close()
+    counts = [PromptAlignment(a.prompt_units("reading_first")).counts(10) for a in attributions]
+    pooled = pool(counts, 10, labels.recall_denominator_for(a.prompt for a in attributions))
+    (live,) = [r for r in comparison.live if r.row.method == "reading_first"]
+    assert (live.row.precision, live.row.recall, live.row.f1, live.row.alpha) == pytest.approx(
+        (pooled.precision, pooled.recall, pooled.f1, pooled.alpha), abs=1e-12
+    )
     written = write_stored(tmp_path / "study", tmp_path / "files")
     with gzip.open(tmp_path / "files" / "reading_first_tiny.json.gz", "rt") as handle:
         assert json.load(handle) == results[("tiny", "reading_first")]

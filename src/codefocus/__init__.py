@@ -41,6 +41,8 @@ _LAZY = {
     "run_study": "codefocus.studies.executors",
     "StudyConfig": "codefocus.studies.runner",
     "write_report": "codefocus.reports.study_report",
+    "Protocol": "codefocus.protocols",
+    "get_protocol": "codefocus.protocols",
 }
 
 if TYPE_CHECKING:
@@ -50,6 +52,7 @@ if TYPE_CHECKING:
     from codefocus.methods import available_methods, resolve_methods
     from codefocus.models.base import GenerationSettings, TextGenerator, WhiteBoxModel
     from codefocus.models.loading import load_model
+    from codefocus.protocols import Protocol, get_protocol
     from codefocus.reports.study_report import write_report
     from codefocus.studies.executors import run_study
     from codefocus.studies.runner import StudyConfig
@@ -76,6 +79,7 @@ __all__ = [
     "GenerationSettings",
     "InvalidArgumentError",
     "ModelLoadError",
+    "Protocol",
     "SchemaError",
     "StudyConfig",
     "Task",
@@ -85,6 +89,7 @@ __all__ = [
     "__version__",
     "attribute",
     "available_methods",
+    "get_protocol",
     "get_task",
     "load_model",
     "load_tasks",

@@ -136,10 +136,47 @@ class AttributionContext:
         return {layer: self._attention[layer] for layer in layers}
 
     def layer0_heads(self) -> np.ndarray:
-        """Layer 0 attention per head: (H, S, P) — for the study's compat variant."""
-        self.attention({0}, layer0_heads=True)
-        assert self._layer0_heads is not None
+        """Layer 0 attention per head: (H, S, P) — the study's released self-attention methods.
+
+        Where no other layer has been asked for, the forward stops once layer 0's attention is
+        captured: later layers cannot change it, so these methods cost one layer of the model,
+        not all of them (``tests/test_protocol.py`` checks them against ``output_attentions``).
+        """
+        if self._layer0_heads is None and self._attention:
+            self.attention({0}, layer0_heads=True)
+        if self._layer0_heads is None:
+            self._layer0_heads = self._first_layer_heads()
         return self._layer0_heads
+
+    def _first_layer_heads(self) -> np.ndarray:
+        import torch
+
+        from codefocus.errors import CodefocusError
+
+        captured: list[torch.Tensor] = []
+
+        class Captured(Exception):
+            """Raised by the hook: the rest of the forward is not needed."""
+
+        def hook(module, inputs, output):
+            weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
+            if weights is not None:
+                captured.append(weights[0][:, :, : self.P].detach().float().cpu())
+                raise Captured
+
+        handle = self.model.attention_modules()[0].register_forward_hook(hook)
+        try:
+            with torch.no_grad():
+                self.model.model(self._ids(), use_cache=False)
+        except Captured:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise CodefocusError(
+                f"{self.model.name} returned no attention weights (is eager attention in use?)"
+            )
+        return captured[0].numpy()
 
     # ---- gradients -----------------------------------------------------------------------
     def _target_logits(self, embeds, targets: list[int], positions: list[int]):

@@ -77,6 +77,7 @@ class _Row:
     pending: list[int]  # settled tokens not yet in the cache: fed at the next step
     draft: list[int]  # guessed continuation, fed after ``pending`` and kept where greedy agrees
     out: list[int] = field(default_factory=list)  # settled completion tokens
+    budget: int | None = None  # this row's own token budget (else the call's)
 
 
 @dataclass
@@ -196,6 +197,51 @@ class DraftVerifier:
             )
         return results
 
+    def generate_many(
+        self, inputs: Sequence[str], budgets: Sequence[int], settings: GenerationSettings
+    ) -> list[Generation]:
+        """Greedy completions of unrelated inputs, each with its own budget: the decoding loop
+        above without a draft or a shared prefix — prefills in batches of ``batch_size``
+        (compute-bound), then every row still decoding in wide batches that drop their finished
+        rows and holes as they go (``generate`` of transformers keeps finished rows to the last
+        step of the longest). The result equals one-at-a-time greedy decoding up to the
+        floating-point differences the module docstring describes (``tests/test_protocol.py``
+        compares them)."""
+        if settings.do_sample:
+            raise ValueError("generate_many is for greedy decoding only")
+        encoded = [self.model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs]
+        rows = [
+            _Row(index, ids, 0, list(ids), [], budget=budget)
+            for index, (ids, budget) in enumerate(zip(encoded, budgets, strict=True))
+        ]
+        finished: dict[int, list[int]] = {}
+        rows.sort(key=lambda r: len(r.prompt))
+        waiting: list[_Batch] = []
+        for group in _even_split(rows, self.batch_size):
+            batch = self._open(group, None)
+            for row, done in zip(group, self._step(batch, max(budgets)), strict=True):
+                if done is not None:
+                    finished[row.index] = done
+            batch = self._keep(batch, finished)
+            if batch.rows:
+                waiting.append(batch)
+        merged = self._merge(waiting)
+        for begin in range(0, len(merged.rows), self.decode_batch_size):
+            end = min(begin + self.decode_batch_size, len(merged.rows))
+            batch = self._select(merged, list(range(begin, end)))
+            while batch.rows:
+                for row, done in zip(batch.rows, self._step(batch, max(budgets)), strict=True):
+                    if done is not None:
+                        finished[row.index] = done
+                batch = self._compact(self._keep(batch, finished))
+        results = []
+        for index, text in enumerate(inputs):
+            ids = self.model.finish_ids(finished[index], settings)
+            results.append(
+                Generation(self.model.name, text, self.model.decode(ids), settings, tuple(ids))
+            )
+        return results
+
     def _stops(self, prefix: list[int], budget: int) -> bool:
         eos = self.model.tokenizer.eos_token_id
         if len(prefix) >= budget or (eos is not None and prefix and prefix[-1] == eos):
@@ -287,7 +333,7 @@ class DraftVerifier:
             done = None
             for token in row.draft[:accepted] + [guesses[accepted]]:
                 row.out.append(token)
-                if self._stops(row.out, budget):
+                if self._stops(row.out, row.budget or budget):
                     done = row.out
                     break
             row.pending = [row.out[-1]]

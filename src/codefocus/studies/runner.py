@@ -373,11 +373,13 @@ def generation_requests(
 
 
 def generate_ahead(
-    model, cache, requests: list[tuple[str, int]], batch_size: int = 16, advance=None
+    model, cache, requests: list[tuple[str, int]], batch_size: int = 128, advance=None
 ) -> int:
     """Greedy generations of many tasks at once, into ``cache``, where each task's own units read
-    them. Inputs are batched across tasks (similar lengths together: less padding), each with its
-    own budget; the completions equal one-at-a-time generation (``tests/test_protocol.py``).
+    them. Inputs are batched across tasks by the exact engine (``DraftVerifier.generate_many``:
+    prefill in batches of 8, decoding ``batch_size`` rows together, finished rows dropped), each
+    with its own budget; the completions equal one-at-a-time generation
+    (``tests/test_protocol.py``).
     Inputs that do not fit the model are left to their task, which records the failure. Returns
     how many were generated."""
     from codefocus.models.base import GenerationSettings
@@ -395,14 +397,14 @@ def generate_ahead(
         except RECOVERABLE:
             continue
         missing.append((text, budget, length))
+    from codefocus.models.engine import DraftVerifier
+
+    engine = DraftVerifier(model, batch_size=8, decode_batch_size=batch_size)
     missing.sort(key=lambda item: (item[2], item[1]))
     for begin in range(0, len(missing), batch_size):
         chunk = missing[begin : begin + batch_size]
-        outputs = model.generate(
-            [text for text, _, _ in chunk],
-            settings,
-            max_new_tokens=[budget for _, budget, _ in chunk],
-            batch_size=batch_size,
+        outputs = engine.generate_many(
+            [text for text, _, _ in chunk], [budget for _, budget, _ in chunk], settings
         )
         for (text, budget, _), output in zip(chunk, outputs, strict=True):
             cache.put_many(fingerprint, {text: (output.completion, output.token_ids)}, key, budget)
