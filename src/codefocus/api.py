@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -395,7 +396,7 @@ def attribute(
         InvalidArgumentError: a bad scope, similarity, engine, option or method/model mix.
         ContextTooLongError: the prompt and the token budget do not fit the model.
     """
-    changes = {
+    changes: dict[str, Any] = {
         key: value
         for key, value in (
             ("scope", scope),

@@ -154,7 +154,10 @@ class Protocol(JsonRecord):
             f.name for f in dataclasses.fields(REGISTRY["shap"])
         }:
             given = options.get("shap_background")
-            return dataclasses.replace(method, shap_background=given or self.shap_background)
+            return dataclasses.replace(
+                method,
+                shap_background=given or self.shap_background,  # type: ignore[call-arg]
+            )
         return method
 
     def methods(self, names, **options) -> list:

@@ -72,8 +72,8 @@ def load_tasks(
     if labels == "stored":
         return stored_label_tasks(tasks, data_dir)
     label_benchmark = "humaneval" if key == "humaneval" else "mbpp"
-    labels = load_labels(label_benchmark, data_dir, tasks if key != "mbpp-sanitized" else None)
-    return [t.with_labels(labels.spans_for(t.number)) for t in tasks]
+    repaired = load_labels(label_benchmark, data_dir, tasks if key != "mbpp-sanitized" else None)
+    return [t.with_labels(repaired.spans_for(t.number)) for t in tasks]
 
 
 def stored_label_tasks(tasks: list[Task], data_dir: str | Path | None = None) -> list[Task]:

@@ -356,7 +356,8 @@ def study_headline(directory: Path, data_dir: str | Path | None = None) -> tuple
         for method in kou2024.METHODS:
             if (model, method, 10) not in live:
                 continue
-            cells, record = [], {}
+            cells: list[str] = []
+            record: dict = {}
             for k in KS:
                 r = live[(model, method, k)]
                 cells.append(
