@@ -75,6 +75,21 @@ def kou2024_live(record: dict) -> str:
             if mean
             else f"| {label} | {' | '.join(f1s)} | {alpha} | {spread} | – |"
         )
+    gaps = disagreements(
+        [
+            (
+                label,
+                [live[(method, 10)]["f1_interval"][key] for key in ("estimate", "low", "high")],
+                means[(method, 10)]["f1"],
+                [live[(method, 10)]["alpha_interval"][key] for key in ("estimate", "low", "high")],
+                means[(method, 10)]["alpha"],
+            )
+            for method, label in LABELS.items()
+            if (method, 10) in live and (method, 10) in means
+        ]
+    )
+    if gaps:
+        lines += ["", "Where the study's mean lies outside the live interval:", "", *gaps]
     for ranking in run.get("rankings", []):
         if ranking.get("spearman") is not None:
             lines += [
@@ -107,14 +122,88 @@ def kou2024_live(record: dict) -> str:
     return "\n".join(lines + speed)
 
 
+def disagreements(rows: list[tuple[str, list[float], float, list[float], float]]) -> list[str]:
+    """Where the study's mean (F1 or α at K = 10) lies outside the live 95% interval, said
+    plainly with the gap. ``rows``: (method label, live F1 [estimate, low, high], study mean F1,
+    live α [...], study mean α)."""
+    lines = []
+    for label, f1, study_f1, alpha, study_alpha in rows:
+        for name, live, theirs, scale, unit in (
+            ("F1", f1, study_f1, 100, " points"),
+            ("α", alpha, study_alpha, 1, ""),
+        ):
+            estimate, low, high = live
+            if low <= theirs <= high:
+                continue
+            side = "below" if high < theirs else "above"
+            lines.append(
+                f"- {label}: {name} at K = 10 is {scale * estimate:.{1 if scale == 100 else 2}f} "
+                f"[{scale * low:.{1 if scale == 100 else 2}f}, "
+                f"{scale * high:.{1 if scale == 100 else 2}f}], {side} the five models' mean "
+                f"{scale * theirs:.{1 if scale == 100 else 2}f} by "
+                f"{abs(scale * (estimate - theirs)):.{1 if scale == 100 else 2}f}{unit}"
+            )
+    return lines
+
+
 def demo(record: dict) -> str:
-    """The main job's wall time, as ``benchmarks/demo_time.sh`` measured it."""
-    return (
-        f"`codefocus demo` on {_machine(record)}: {record['prompts']} prompts, "
-        f"{record['perturbation_prompts']} with BERT masking and SHAP, in "
-        f"{record['seconds'] / 60:.1f} min ({record['units']}; the model already converted; "
-        f"{record['date'][:10]}, commit {str(record['commit'])[:8]})."
+    """The main job's wall time and headline, as ``benchmarks/demo_time.py`` measured them."""
+    text = (
+        f"On {_machine(record)}, with the model already converted, the whole command took "
+        f"{record['seconds'] / 60:.1f} min: {record['prompts']} prompts, "
+        f"{record['perturbation_prompts']} of them with BERT masking and SHAP "
+        f"({record['units']}; {record['date'][:10]}, commit {str(record['commit'])[:8]})."
     )
+    headline = record.get("headline") or {}
+    own = next(iter(headline.get("models", {}).values()), None)
+    if not own:
+        return text
+    rows = []
+    found = []
+    marked = " (substitute: embedding)" if headline.get("substitutes") == "embedding" else ""
+    for method, figures in own.items():
+        if method.startswith("_"):
+            continue
+        perturbation = method in ("bert_masking", "shap")
+        label = method + (marked if perturbation else "")
+        f1 = " | ".join(
+            f"{100 * figures[f'f1_k{k}'][0]:.1f} [{100 * figures[f'f1_k{k}'][1]:.1f}, "
+            f"{100 * figures[f'f1_k{k}'][2]:.1f}]"
+            for k in (5, 10, 20)
+        )
+        alpha = figures["alpha_k10"]
+        low, high = figures["study_range_f1_k10"]
+        rows.append(
+            f"| {label} | {figures['prompts']} | {f1} | {alpha[0]:.2f} [{alpha[1]:.2f}, "
+            f"{alpha[2]:.2f}] | {100 * low:.1f}–{100 * high:.1f} "
+            f"({100 * figures['study_mean_f1_k10']:.1f}) |"
+        )
+        study_alpha = figures.get("study_mean_alpha_k10")
+        if study_alpha is not None:
+            found.append(
+                (label, figures["f1_k10"], figures["study_mean_f1_k10"], alpha, study_alpha)
+            )
+    table = [
+        "",
+        "The demo's headline (the report's first table; F1 in %, 95% bootstrap intervals over "
+        "prompts):",
+        "",
+        "| method | prompts | F1 K=5 | F1 K=10 | F1 K=20 | α K=10 | five models F1 K=10: "
+        "range (mean) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
+    spearman = own.get("_spearman")
+    if spearman:
+        table += [
+            "",
+            f"Spearman ρ of the twelve methods' ranking against the study's: {spearman[0]:.2f} "
+            f"[{spearman[1]:.2f}, {spearman[2]:.2f}].",
+        ]
+    gaps = disagreements(found)
+    if gaps:
+        table += ["", "Where the study's mean lies outside the live interval:", "", *gaps]
+    return text + "\n" + "\n".join(table)
 
 
 RENDERERS = {"kou2024_live": kou2024_live, "demo": demo}
@@ -122,19 +211,21 @@ RENDERERS = {"kou2024_live": kou2024_live, "demo": demo}
 
 def _machine(record: dict) -> str:
     machine = record.get("machine", {})
-    return f"{machine.get('cpu_count', '?')} CPU cores, {machine.get('device', 'cpu')}"
+    device = machine.get("device", "cpu")
+    cores = f"{machine.get('cpu_count', '?')} CPU cores"
+    return cores if device == "cpu" else f"{cores} and {device}"
 
 
 def render(text: str) -> str:
     for name, renderer in RENDERERS.items():
         path = RESULTS / f"{name}.json"
         pattern = re.compile(
-            rf"(<!-- figures:{name} -->\n).*?(\n<!-- /figures:{name} -->)", flags=re.DOTALL
+            rf"(<!-- figures:{name} -->\n)(?:.*?\n)?(<!-- /figures:{name} -->)", flags=re.DOTALL
         )
         if not path.is_file() or not pattern.search(text):
             continue
         block = renderer(json.loads(path.read_text(encoding="utf-8")))
-        text = pattern.sub(lambda m, b=block: m.group(1) + b + m.group(2), text)
+        text = pattern.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text)
     return text
 
 

@@ -262,12 +262,13 @@ def test_a_study_verdict_on_mbpp_tests_a_testable_generation(data_dir, tmp_path,
         if t.human_spans
         and _canonical_completion(t, verdict_input(t, model_input_for(t))) is not None
     )
-    tiny = load_model("tiny")
-    real_generate = type(tiny).generate
+    from codefocus.models.engine import DraftVerifier
 
-    def answer_correctly(self, inputs, settings=None, max_new_tokens=None, batch_size=8):
-        outputs = real_generate(self, inputs, settings, max_new_tokens, batch_size)
-        tested = verdict_input(task, model_input_for(task))
+    tiny = load_model("tiny")
+    tested = verdict_input(task, model_input_for(task))
+
+    def correct(outputs):
+        """The model answers the testable input with the canonical solution."""
         return [
             type(o)(o.model, o.model_input, _canonical_completion(task, tested), o.settings, None)
             if o.model_input == tested
@@ -275,7 +276,13 @@ def test_a_study_verdict_on_mbpp_tests_a_testable_generation(data_dir, tmp_path,
             for o in outputs
         ]
 
-    monkeypatch.setattr(type(tiny), "generate", answer_correctly)
+    real_generate, real_many = type(tiny).generate, DraftVerifier.generate_many
+    monkeypatch.setattr(
+        type(tiny), "generate", lambda self, *a, **k: correct(real_generate(self, *a, **k))
+    )
+    monkeypatch.setattr(
+        DraftVerifier, "generate_many", lambda self, *a, **k: correct(real_many(self, *a, **k))
+    )
     monkeypatch.setattr("codefocus.models.loading.load_model", lambda name: tiny)
     config = StudyConfig(
         models=("tiny",),

@@ -385,6 +385,8 @@ def study_headline(directory: Path, data_dir: str | Path | None = None) -> tuple
                     record[f"study_range_f1_k{k}"] = [min(theirs), max(theirs)]
             mean10 = means.get((method, 10))
             cells.append(f"{mean10.alpha:.2f}" if mean10 else "–")
+            if mean10:
+                record["study_mean_alpha_k10"] = mean10.alpha
             name = CODEFOCUS_METHOD_NAMES.get(method, method)
             mark = (
                 " <small>(substitute: embedding)</small>"
