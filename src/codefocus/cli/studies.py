@@ -146,7 +146,7 @@ def demo_command(
     under the study's released protocol (kou2024), on a stratified sample of labelled prompts
     (100 for the ten white-box methods, 10 of them for BERT masking and SHAP); then the report,
     led by the live model scored beside the study's five models by the scorer that reproduces
-    Table 2. About 15 minutes on 2 CPU cores once the model is converted. Resumes if
+    Table 2 (the measured time is in the README, from benchmarks/results/demo.json). Resumes if
     interrupted."""
     from codefocus.reports.study_report import write_report
     from codefocus.studies.executors import run_study
