@@ -16,22 +16,11 @@ import re
 import sys
 from pathlib import Path
 
+from codefocus.reproduce.kou2024 import METHOD_LABELS
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-LABELS = {
-    "reading_first": "Self-attention READING first",
-    "reading_last": "Self-attention READING last",
-    "reading_all": "Self-attention READING all",
-    "coding_first": "Self-attention CODING first",
-    "coding_last": "Self-attention CODING last",
-    "coding_all": "Self-attention CODING all",
-    "saliency_reading": "Saliency READING",
-    "saliency_coding": "Saliency CODING",
-    "inputxgradient_reading": "Input×Gradient READING",
-    "inputxgradient_coding": "Input×Gradient CODING",
-    "bert_perturbation": "BERT masking",
-    "shap_perturbation": "SHAP",
-}
+LABELS = METHOD_LABELS  # the study's names for its methods, as the reproduction prints them
 
 
 def _cell(interval: dict, scale: float, digits: int) -> str:

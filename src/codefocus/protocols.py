@@ -138,7 +138,7 @@ class Protocol(JsonRecord):
         Names are codefocus's (``reading_first``, ``bert_masking``, ``shap``) or the study's file
         names (``bert_perturbation``, ``shap_perturbation``); the instance keeps the name asked
         for, so results stay keyed as the caller named them."""
-        from codefocus.methods import REGISTRY, resolve_methods
+        from codefocus.methods import resolve_methods
         from codefocus.methods.attention import CompatAttention, SelfAttention
         from codefocus.methods.gradient import Gradient
 
@@ -150,9 +150,7 @@ class Protocol(JsonRecord):
             return CompatAttention(method.name, stage=method.stage, heads=method.layers)
         if isinstance(method, Gradient) and method.stage == "coding":
             return dataclasses.replace(method, coding_steps=self.gradient_steps)
-        if base_name == "shap" and "shap_background" in {
-            f.name for f in dataclasses.fields(REGISTRY["shap"])
-        }:
+        if base_name == "shap":
             given = options.get("shap_background")
             return dataclasses.replace(
                 method,

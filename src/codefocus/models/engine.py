@@ -178,6 +178,14 @@ class DraftVerifier:
             if batch.rows:
                 waiting.append(batch)
         # rows still decoding, from all first batches, go on together in wide batches
+        self._decode_rest(waiting, finished, budget, draft)
+        return self._results(inputs, finished, settings)
+
+    def _decode_rest(
+        self, waiting: list[_Batch], finished: dict[int, list[int]], budget: int, draft: list[int]
+    ) -> None:
+        """Decode every row still open, in wide batches that drop finished rows and holes as
+        they go; each step feeds a row's lookup draft from ``draft`` (none when it is empty)."""
         merged = self._merge(waiting)
         for begin in range(0, len(merged.rows), self.decode_batch_size):
             end = min(begin + self.decode_batch_size, len(merged.rows))
@@ -189,6 +197,10 @@ class DraftVerifier:
                     if done is not None:
                         finished[row.index] = done
                 batch = self._compact(self._keep(batch, finished))
+
+    def _results(
+        self, inputs: Sequence[str], finished: dict[int, list[int]], settings: GenerationSettings
+    ) -> list[Generation]:
         results = []
         for index, text in enumerate(inputs):
             ids = self.model.finish_ids(finished[index], settings)
@@ -225,22 +237,8 @@ class DraftVerifier:
             batch = self._keep(batch, finished)
             if batch.rows:
                 waiting.append(batch)
-        merged = self._merge(waiting)
-        for begin in range(0, len(merged.rows), self.decode_batch_size):
-            end = min(begin + self.decode_batch_size, len(merged.rows))
-            batch = self._select(merged, list(range(begin, end)))
-            while batch.rows:
-                for row, done in zip(batch.rows, self._step(batch, max(budgets)), strict=True):
-                    if done is not None:
-                        finished[row.index] = done
-                batch = self._compact(self._keep(batch, finished))
-        results = []
-        for index, text in enumerate(inputs):
-            ids = self.model.finish_ids(finished[index], settings)
-            results.append(
-                Generation(self.model.name, text, self.model.decode(ids), settings, tuple(ids))
-            )
-        return results
+        self._decode_rest(waiting, finished, max(budgets), [])
+        return self._results(inputs, finished, settings)
 
     def _stops(self, prefix: list[int], budget: int) -> bool:
         eos = self.model.tokenizer.eos_token_id
