@@ -8,6 +8,7 @@ from sklearn.metrics import cohen_kappa_score
 from codefocus.errors import InvalidArgumentError
 from codefocus.metrics.alignment import (
     PromptAlignment,
+    PromptCounts,
     PromptUnits,
     align,
     alpha_from_pairs,
@@ -192,3 +193,58 @@ def test_paired_test_same_method_is_not_significant_and_different_is():
     assert test.difference > 0.3 and test.p_value < 0.01
     with pytest.raises(InvalidArgumentError):
         paired_permutation_test(perfect, random_method[:3])
+
+
+def _naive_counts(prompt: PromptUnits, k: int) -> PromptCounts:
+    """Each K from scratch, as the metric is defined (the reference for ``PromptAlignment``)."""
+    human_vs_unit = overlap_matrix(prompt.human_spans, prompt.unit_spans).astype(float)
+    unit_lengths = np.maximum(prompt.unit_spans[:, 1] - prompt.unit_spans[:, 0], 1)
+    human_lengths = prompt.human_spans[:, 1] - prompt.human_spans[:, 0]
+    top = top_k_indices(prompt.scores, k)
+    shared = human_vs_unit[:, top]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_human = np.where(human_lengths[:, None] > 0, shared / human_lengths[:, None], 0.0).sum(
+            axis=1
+        )
+    unit_vs_unit = overlap_matrix(prompt.unit_spans, prompt.unit_spans) > 0
+    h = (human_vs_unit > 0).any(axis=0)
+    m = unit_vs_unit[:, top].any(axis=1) if len(top) else np.zeros(len(h), dtype=bool)
+    category_sum: dict[str, float] = {}
+    category_count: dict[str, int] = {}
+    for index, category in enumerate(prompt.human_categories):
+        category_sum[category] = category_sum.get(category, 0.0) + float(per_human[index])
+        category_count[category] = category_count.get(category, 0) + 1
+    return PromptCounts(
+        precision_sum=float((shared / unit_lengths[top]).sum()),
+        recall_sum=float(per_human.sum()),
+        n_top=len(top),
+        n_human=len(human_lengths),
+        pairs=(
+            int((~h & ~m).sum()),
+            int((~h & m).sum()),
+            int((h & ~m).sum()),
+            int((h & m).sum()),
+        ),
+        covered_human=int((shared > 0).any(axis=1).sum()),
+        category_recall_sum=category_sum,
+        category_count=category_count,
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 25),
+    st.integers(0, 6),
+    st.sampled_from([1, 3, 5, 10, 40]),
+)
+def test_prompt_alignment_equals_each_k_from_scratch_bit_for_bit(seed, n_units, n_human, k):
+    rng = np.random.default_rng(seed)
+    starts = np.sort(rng.integers(0, 120, n_units))
+    units = [(int(a), int(a + rng.integers(0, 9))) for a in starts]  # overlaps, empty units
+    scores = rng.choice([0.0, 0.25, 0.5, np.nan, *rng.random(4)], n_units)  # ties and NaN
+    human_starts = rng.integers(0, 120, n_human)
+    human = [(int(a), int(a + rng.integers(0, 15))) for a in human_starts]  # empty spans too
+    categories = [str(rng.choice(["a", "b", "c"])) for _ in human]
+    prompt = PromptUnits.build("p", units, scores, human, categories)
+    assert PromptAlignment(prompt).counts(k) == _naive_counts(prompt, k)

@@ -101,37 +101,46 @@ class PromptCounts:
 
 
 class PromptAlignment:
-    """Precomputed overlaps for one prompt, so that several K cost almost nothing extra."""
+    """Precomputed overlaps and ranking for one prompt, so that each K costs a few indexed sums.
+
+    Every K reads the same stable ranking (``top_k_indices``), the same elementwise terms and the
+    rank at which each unit and each human span is first covered, so the counts equal those of
+    computing each K from scratch exactly (``tests/test_metrics.py`` compares them bit for bit).
+    """
 
     def __init__(self, prompt: PromptUnits) -> None:
         self.prompt = prompt
-        self.human_vs_unit = overlap_matrix(prompt.human_spans, prompt.unit_spans).astype(float)
+        overlaps = overlap_matrix(prompt.human_spans, prompt.unit_spans).astype(float)
         self.unit_lengths = np.maximum(prompt.unit_spans[:, 1] - prompt.unit_spans[:, 0], 1)
-        human_lengths = prompt.human_spans[:, 1] - prompt.human_spans[:, 0]
-        self.human_lengths = human_lengths
-        self.human_flags = (self.human_vs_unit > 0).any(axis=0)
-        self.unit_vs_unit = overlap_matrix(prompt.unit_spans, prompt.unit_spans) > 0
+        self.human_lengths = prompt.human_spans[:, 1] - prompt.human_spans[:, 0]
+        self.human_flags = (overlaps > 0).any(axis=0)
+        # |h ∩ m| / |m| and |h ∩ m| / |h| (0 for an empty human span), per (human, unit)
+        self.precision_terms = overlaps / self.unit_lengths
+        with np.errstate(divide="ignore", invalid="ignore"):
+            self.recall_terms = np.where(
+                self.human_lengths[:, None] > 0, overlaps / self.human_lengths[:, None], 0.0
+            )
+        keyed = np.where(np.isnan(prompt.scores), -np.inf, prompt.scores.astype(np.float64))
+        self.order = np.argsort(-keyed, kind="stable")
+        n = len(self.order)
+        # rank (position in ``order``) at which each unit / human span is first overlapped by a
+        # ranked unit; n when never: "covered at K" is then ``rank < K``
+        unit_hits = (overlap_matrix(prompt.unit_spans, prompt.unit_spans) > 0)[:, self.order]
+        self.unit_cover_rank = _first_true(unit_hits, n)
+        self.human_cover_rank = _first_true(overlaps[:, self.order] > 0, n)
+        self.n_human_units = int(self.human_flags.sum())
 
     def counts(self, k: int) -> PromptCounts:
-        top = top_k_indices(self.prompt.scores, k)
-        shared = self.human_vs_unit[:, top]
-        precision_sum = float((shared / self.unit_lengths[top]).sum())
-        with np.errstate(divide="ignore", invalid="ignore"):
-            per_human = np.where(
-                self.human_lengths[:, None] > 0, shared / self.human_lengths[:, None], 0.0
-            ).sum(axis=1)
-        model_flags = (
-            self.unit_vs_unit[:, top].any(axis=1)
-            if len(top)
-            else np.zeros(len(self.unit_lengths), dtype=bool)
-        )
+        check_k(k)
+        top = self.order[:k]
+        precision_sum = float(self.precision_terms[:, top].sum())
+        per_human = self.recall_terms[:, top].sum(axis=1)
+        model_flags = self.unit_cover_rank < len(top)
         h, m = self.human_flags, model_flags
-        pairs = (
-            int((~h & ~m).sum()),
-            int((~h & m).sum()),
-            int((h & ~m).sum()),
-            int((h & m).sum()),
-        )
+        n11 = int((h & m).sum())
+        n01 = int(m.sum()) - n11
+        n10 = self.n_human_units - n11
+        n00 = len(h) - n11 - n01 - n10
         category_sum: dict[str, float] = {}
         category_count: dict[str, int] = {}
         for index, category in enumerate(self.prompt.human_categories):
@@ -142,11 +151,19 @@ class PromptAlignment:
             recall_sum=float(per_human.sum()),
             n_top=len(top),
             n_human=len(self.human_lengths),
-            pairs=pairs,
-            covered_human=int((shared > 0).any(axis=1).sum()),
+            pairs=(n00, n01, n10, n11),
+            covered_human=int((self.human_cover_rank < len(top)).sum()),
             category_recall_sum=category_sum,
             category_count=category_count,
         )
+
+
+def _first_true(matrix: np.ndarray, default: int) -> np.ndarray:
+    """Per row, the index of the first True column; ``default`` for a row without one."""
+    if matrix.shape[1] == 0:
+        return np.full(matrix.shape[0], default, dtype=np.int64)
+    first = matrix.argmax(axis=1)
+    return np.where(matrix.any(axis=1), first, default)
 
 
 def f1_score(precision: float, recall: float) -> float:
