@@ -33,8 +33,9 @@ from pathlib import Path
 
 from codefocus.data.tasks import load_tasks
 from codefocus.data.units import scoped_word_spans
-from codefocus.methods.perturbation import rebuild
-from codefocus.models.base import GenerationSettings, model_input_for
+from codefocus.generation.records import GenerationSettings
+from codefocus.methods.setup import rebuild
+from codefocus.models.base import model_input_for
 from codefocus.models.endpoint import EndpointModel
 from codefocus.models.packaged import assemble_gguf
 

@@ -65,10 +65,11 @@ from codefocus.data.paths import resolve_data_dir
 from codefocus.data.tasks import load_tasks
 from codefocus.data.units import scored_range
 from codefocus.errors import RECOVERABLE
+from codefocus.generation.cache import GenerationCache
+from codefocus.generation.records import GenerationSettings
 from codefocus.methods import STUDY_WHITEBOX, MethodInputs
 from codefocus.methods.context import AttributionContext
-from codefocus.models.base import GenerationSettings, model_input_for, study_budget
-from codefocus.models.cache import GenerationCache
+from codefocus.models.base import model_input_for, study_budget
 from codefocus.models.loading import load_model
 from codefocus.protocols import get_protocol
 from codefocus.reproduce.kou2024 import DEFAULT_KS

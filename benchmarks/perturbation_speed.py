@@ -4,12 +4,12 @@
   cut at the function's end afterwards, nothing reused;
 * batched+cached — the previous codefocus path: left-padded batches through the generation cache
   shared by the two methods, still decoding every prompt to the full budget;
-* engine — the exact engine (``models/engine.py``): decoding stops at the function's end, and the
+* engine — the exact engine (``generation/draft.py``): decoding stops at the function's end, and the
   original completion is verified as a draft in one teacher-forced forward per batch, decoding
   only from the first divergence; the perturbed inputs of both methods go to it in one call
   (``methods.perturbation.prefetch``), so their decoding shares wide batches;
 * llama.cpp (``--ways`` with ``llama.cpp``) — the same shortcuts on llama.cpp in-process over
-  the packaged GGUF (``models/llamacpp.py``): not exact (quantized kernels), so the script
+  the packaged GGUF (``generation/llamacpp.py``): not exact (quantized kernels), so the script
   prints how many regenerations differ from the exact engine's, how many tasks fell back to
   transformers, and the largest score difference, on lines of their own.
 
@@ -35,8 +35,9 @@ import numpy as np
 import codefocus.api as api
 from codefocus.data.tasks import load_tasks
 from codefocus.data.units import scoped_word_spans
-from codefocus.models.base import GenerationSettings, model_input_for
-from codefocus.models.cache import GenerationCache
+from codefocus.generation.cache import GenerationCache
+from codefocus.generation.records import GenerationSettings
+from codefocus.models.base import model_input_for
 from codefocus.models.loading import load_model
 
 METHODS = ["bert_masking", "shap"]
@@ -211,7 +212,7 @@ def _teacher_forced_floor(model, original: str, stored: dict[str, str]) -> float
     """Seconds that one teacher-forced forward over each regenerated input's tokens after its
     common prefix with the original, plus its completion, would take on this machine: the
     tokens counted, divided by the throughput of batched teacher-forced forwards (best of 3)."""
-    from codefocus.models.engine import forward_from_prefix, shared_prefix
+    from codefocus.generation.prefix import forward_from_prefix, shared_prefix
 
     def ids(text: str) -> list[int]:
         return model.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -239,7 +240,7 @@ def _warm_up(model, task) -> None:
     does not pay it alone."""
     import shap  # noqa: F401
 
-    from codefocus.methods.perturbation import PerturbationSetup
+    from codefocus.methods.setup import PerturbationSetup
 
     model.fingerprint  # noqa: B018 - computed once, then kept
 

@@ -9,7 +9,7 @@ import pytest
 
 from codefocus.api import attribute
 from codefocus.errors import InvalidArgumentError
-from codefocus.models.base import GenerationSettings
+from codefocus.generation.records import GenerationSettings
 from codefocus.models.endpoint import EndpointError, EndpointModel
 from codefocus.models.hf import HFModel
 from codefocus.models.server import make_server
@@ -17,9 +17,8 @@ from codefocus.models.tiny import build_tiny_model
 
 
 @pytest.fixture(scope="module")
-def served():
-    net, tokenizer = build_tiny_model("qwen2")
-    model = HFModel(net, tokenizer, "tiny", device="cpu")
+def served(tiny_qwen2):
+    model = tiny_qwen2
     server = make_server(model, api_key="secret")
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -64,6 +63,7 @@ def test_chat_endpoint(served):
     assert isinstance(generation.completion, str)
 
 
+@pytest.mark.slow
 def test_perturbation_methods_through_the_endpoint(served):
     _, url = served
     endpoint = EndpointModel(url, "tiny", api_key="secret")

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from codefocus.data.units import word_spans
-from codefocus.methods.perturbation import rebuild
-from codefocus.models.base import GenerationSettings
-from codefocus.models.engine import DraftVerifier
+from codefocus.generation.draft import DraftVerifier
+from codefocus.generation.records import GenerationSettings
+from codefocus.methods.setup import rebuild
 from codefocus.models.hf import HFModel
 from codefocus.models.tiny import build_tiny_model
 
@@ -51,6 +51,7 @@ def _perturbations(prompt):
     return deleted + replaced + coalitions
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("budget", [6, 24])
 def test_early_stop_equals_decoding_to_the_budget(model, budget):
     settings = GenerationSettings()
@@ -59,6 +60,7 @@ def test_early_stop_equals_decoding_to_the_budget(model, budget):
     assert fast == _plain(model, inputs, budget, settings)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [True, False])
 @pytest.mark.parametrize("step_tokens", [32, 1024])
 def test_draft_verification_equals_plain_greedy_on_every_perturbation(model, stop, step_tokens):
@@ -106,6 +108,7 @@ def test_endpoint_requests_go_out_in_prefix_order():
     assert [g.completion for g in out] == [t.upper() for t in inputs]
 
 
+@pytest.mark.slow
 def test_any_draft_gives_plain_greedy(model):
     """The draft is only a guess: the caller's completion tokens (cut at the function's end),
     a wrong one, or none, the regenerated code is plain greedy's."""
@@ -122,6 +125,7 @@ def test_any_draft_gives_plain_greedy(model):
         assert [g.token_ids for g in engine] == [g.token_ids for g in plain]
 
 
+@pytest.mark.slow
 def test_the_engine_names_the_cache_as_the_installed_transformers_does(model):
     """transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name goes in 5.40):
     the engine's forwards pass the cache under the installed version's name, so they warn of
@@ -150,13 +154,14 @@ def test_the_original_itself_needs_no_forward(model):
     assert engine.token_ids == plain.token_ids and verifier.steps == 0
 
 
+@pytest.mark.slow
 def test_methods_regenerate_together_and_score_as_each_alone(model, monkeypatch):
     """``api.attribute`` regenerates every perturbed input of BERT masking and SHAP in one
     engine call (one wide batch); the scores equal each method run on its own."""
     from codefocus.api import attribute
+    from codefocus.generation.generator import CachedGenerator
     from codefocus.methods import MethodInputs, resolve_methods
-    from codefocus.methods.perturbation import PerturbationSetup
-    from codefocus.models.cache import CachedGenerator
+    from codefocus.methods.setup import PerturbationSetup
 
     calls = []
     regenerate = DraftVerifier.regenerate

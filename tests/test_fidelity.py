@@ -6,13 +6,10 @@ import numpy as np
 from codefocus.api import attribute
 from codefocus.data.tasks import get_task
 from codefocus.data.units import scoped_word_spans, scored_range
-from codefocus.models.base import (
-    GenerationSettings,
-    function_end,
-    model_input_for,
-    truncate_at_function_end,
-)
-from codefocus.models.cache import GenerationCache
+from codefocus.generation.cache import GenerationCache
+from codefocus.generation.records import GenerationSettings
+from codefocus.generation.truncation import function_end, truncate_at_function_end
+from codefocus.models.base import model_input_for
 from codefocus.models.hf import HFModel
 from codefocus.models.tiny import build_tiny_model
 
@@ -61,9 +58,8 @@ def test_truncation_adds_nothing():
     assert function_end("\n\n") == 0
 
 
-def test_generations_are_exactly_their_kept_tokens():
-    net, tokenizer = build_tiny_model("qwen2")
-    model = HFModel(net, tokenizer, "tiny", "cpu")
+def test_generations_are_exactly_their_kept_tokens(tiny_qwen2):
+    model = tiny_qwen2
     prompts = ["def add(a, b):\n", "def f(x):\n    return", "x = 1\n"]
     for budget in (3, 7, 16):
         for generation in model.generate(prompts, max_new_tokens=budget):
@@ -77,9 +73,8 @@ def test_generations_are_exactly_their_kept_tokens():
             assert model.decode(ids) == generation.completion
 
 
-def test_attribution_scores_the_generated_tokens_not_a_retokenisation():
-    net, tokenizer = build_tiny_model("qwen2")
-    model = HFModel(net, tokenizer, "tiny", "cpu")
+def test_attribution_scores_the_generated_tokens_not_a_retokenisation(tiny_qwen2):
+    model = tiny_qwen2
     result = attribute(model, PROMPT, "coding_all,saliency_coding", settings=GenerationSettings(8))
     assert result.settings["scored_tokens"] == "generated ids"
     assert not result.failures
@@ -103,10 +98,9 @@ def test_study_scope_on_humaneval(data_dir):
     assert outside == 3
 
 
-def test_attribution_in_the_study_scope_skips_imports_and_examples(data_dir):
+def test_attribution_in_the_study_scope_skips_imports_and_examples(data_dir, tiny_qwen2):
     task = get_task("humaneval/0", data_dir)
-    net, tokenizer = build_tiny_model("qwen2")
-    model = HFModel(net, tokenizer, "tiny", "cpu")
+    model = tiny_qwen2
     settings = GenerationSettings(max_new_tokens=6)
     study = attribute(model, task, "reading_all,coding_all,saliency_coding", settings=settings)
     whole = attribute(

@@ -9,17 +9,14 @@ from codefocus import attribute
 from codefocus.errors import InvalidArgumentError
 from codefocus.methods import GROUPS, resolve_methods
 from codefocus.methods.likelihood import completion_logprobs, fit_surrogate
-from codefocus.methods.perturbation import WordTemplate
-from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
+from codefocus.methods.setup import WordTemplate
 
 PROMPT = "Write a function that returns the largest even number in a list of numbers."
 
 
 @pytest.fixture(scope="module", params=["qwen2", "gpt2"])
-def model(request):
-    weights, tokenizer = build_tiny_model(request.param, seed=3)
-    return HFModel(weights, tokenizer, name=f"tiny-{request.param}", device="cpu")
+def model(request, tiny_model_factory):
+    return tiny_model_factory(request.param, seed=3)
 
 
 def naive_logprob(model, text: str, completion_ids: list[int]) -> float:
@@ -43,6 +40,7 @@ def test_completion_logprobs_equal_one_forward_each(model):
     np.testing.assert_allclose(reused, naive, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_loo_logprob_equals_the_naive_leave_one_out(model):
     result = attribute(model, PROMPT, "loo_logprob,bert_masking", scope="prompt", cache=None)
     (generation,) = model.generate([PROMPT], max_new_tokens=model.default_max_new_tokens(None))

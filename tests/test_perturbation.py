@@ -7,13 +7,12 @@ import pytest
 from codefocus.api import attribute
 from codefocus.data.units import word_spans
 from codefocus.errors import InvalidArgumentError, UnknownNameError
+from codefocus.generation.cache import GenerationCache
+from codefocus.generation.generator import CachedGenerator
+from codefocus.generation.records import GenerationSettings
 from codefocus.methods import MethodInputs, resolve_methods
-from codefocus.methods.perturbation import PerturbationSetup, rebuild
+from codefocus.methods.setup import PerturbationSetup, rebuild
 from codefocus.methods.substitutes import EmbeddingNeighbours, WordNetSynonyms, get_provider
-from codefocus.models.base import GenerationSettings
-from codefocus.models.cache import CachedGenerator, GenerationCache
-from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
 
 PROMPT = "Write a function to find the largest even number in a list."
 
@@ -76,6 +75,7 @@ def test_occlusion_and_masking_find_the_keywords():
         assert all(v == 0 for w, v in scores.items() if w not in ("largest", "even")), name
 
 
+@pytest.mark.slow
 def test_shap_methods_rank_the_keywords_first():
     setup = _setup(KeywordCoder(), similarity="sacrebleu")
     words = [PROMPT[w.start : w.end] for w in setup.words]
@@ -124,9 +124,8 @@ def _setup_for(prompt, generator, **kwargs):
     )
 
 
-def test_cached_generator_batches_and_reuses(tmp_path):
-    net, tokenizer = build_tiny_model("qwen2")
-    model = HFModel(net, tokenizer, "tiny", device="cpu")
+def test_cached_generator_batches_and_reuses(tmp_path, tiny_qwen2):
+    model = tiny_qwen2
     cache = GenerationCache(tmp_path / "cache.sqlite")
     generator = CachedGenerator(model, cache, batch_size=4)
     inputs = ["def a():", "def b():", "def a():", "def c(x):"]
@@ -139,9 +138,11 @@ def test_cached_generator_batches_and_reuses(tmp_path):
     assert single == first
 
 
-def test_attribute_with_perturbation_on_tiny_model_is_deterministic_and_cached(tmp_path):
-    net, tokenizer = build_tiny_model("qwen2")
-    model = HFModel(net, tokenizer, "tiny", device="cpu")
+@pytest.mark.slow
+def test_attribute_with_perturbation_on_tiny_model_is_deterministic_and_cached(
+    tmp_path, tiny_qwen2
+):
+    model = tiny_qwen2
     cache = GenerationCache(tmp_path / "cache.sqlite")
     settings = GenerationSettings(max_new_tokens=8)
     methods = "occlusion,bert_masking,shap_partition"
@@ -176,6 +177,7 @@ def test_wordnet_provider_and_unknown_provider():
         get_provider("thesaurus")
 
 
+@pytest.mark.slow
 def test_every_word_gets_a_substitute(data_dir):
     """Numbers and identifiers too: 21% of HumanEval words were left unchanged (score 0)."""
     from codefocus.data.tasks import load_tasks

@@ -8,17 +8,16 @@ import numpy as np
 import pytest
 
 from codefocus.errors import InvalidArgumentError
+from codefocus.generation.records import GenerationSettings
 from codefocus.methods import OPTION_NAMES, MethodInputs, resolve_methods
 from codefocus.methods.perturbation import (
     KernelShap,
-    PerturbationSetup,
     _seeded,
-    rebuild,
     shap_l1_reg,
     single_mask_background,
 )
+from codefocus.methods.setup import PerturbationSetup, rebuild
 from codefocus.metrics.similarity import dissimilarity
-from codefocus.models.base import GenerationSettings
 
 PROMPT = "Write a function to find the largest even number in a list."
 LONG = (

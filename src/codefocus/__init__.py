@@ -23,14 +23,14 @@ from codefocus.errors import (
     UnknownNameError,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the one version source: pyproject.toml reads it (dynamic version)
 
 # name -> module that defines it
 _LAZY = {
     "attribute": "codefocus.api",
     "Attribution": "codefocus.attribution",
     "load_model": "codefocus.models.loading",
-    "GenerationSettings": "codefocus.models.base",
+    "GenerationSettings": "codefocus.generation.records",
     "TextGenerator": "codefocus.models.base",
     "WhiteBoxModel": "codefocus.models.base",
     "get_task": "codefocus.data.tasks",
@@ -49,8 +49,9 @@ if TYPE_CHECKING:
     from codefocus.api import attribute
     from codefocus.attribution import Attribution
     from codefocus.data.tasks import Task, get_task, load_tasks
+    from codefocus.generation.records import GenerationSettings
     from codefocus.methods import available_methods, resolve_methods
-    from codefocus.models.base import GenerationSettings, TextGenerator, WhiteBoxModel
+    from codefocus.models.base import TextGenerator, WhiteBoxModel
     from codefocus.models.loading import load_model
     from codefocus.protocols import Protocol, get_protocol
     from codefocus.reports.study_report import write_report

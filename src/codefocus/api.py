@@ -27,19 +27,17 @@ from codefocus.data.statements import Statement, line_of, statements_of
 from codefocus.data.units import Aggregation, Span, aggregate_to_words, scoped_word_spans
 from codefocus.data.units import scored_range as scored_range_of
 from codefocus.errors import RECOVERABLE, CodefocusError, InvalidArgumentError
+from codefocus.generation.cache import GenerationCache, default_cache
+from codefocus.generation.generator import CachedGenerator
+from codefocus.generation.records import GenerationSettings
+from codefocus.generation.registry import get_engine
 from codefocus.methods import Method, MethodInputs, TokenScores
 from codefocus.methods.context import AttributionContext
-from codefocus.methods.perturbation import PerturbationSetup, prefetch
+from codefocus.methods.perturbation import prefetch
+from codefocus.methods.setup import PerturbationSetup
 from codefocus.methods.substitutes import check_provider
 from codefocus.metrics.similarity import check_similarity
-from codefocus.models.base import (
-    GenerationSettings,
-    TextGenerator,
-    is_white_box,
-    model_input_for,
-    study_budget,
-)
-from codefocus.models.cache import ENGINES, CachedGenerator, GenerationCache, default_cache
+from codefocus.models.base import TextGenerator, is_white_box, model_input_for, study_budget
 from codefocus.protocols import Protocol, get_protocol
 
 log = logging.getLogger(__name__)
@@ -77,8 +75,7 @@ def check_arguments(scope: str, similarity: str, engine: str) -> None:
     """Fail on a bad scope, similarity or engine (before a model loads)."""
     scored_range_of("", scope)
     check_similarity(similarity)
-    if engine not in ENGINES:
-        raise InvalidArgumentError(f"unknown engine {engine!r}: use {' or '.join(ENGINES)}")
+    get_engine(engine)
 
 
 def prepare(
@@ -113,18 +110,7 @@ def prepare(
                 f"{', '.join(needing)} need a white-box model; {model.name} is an endpoint: "
                 "use the perturbation methods (occlusion, bert_masking, shap, shap_partition)"
             )
-    if engine == "llama.cpp":
-        from codefocus.models.llamacpp import llama_cpp_available
-
-        if not white_box or getattr(model, "gguf_source", None) is None:
-            raise InvalidArgumentError(
-                f"engine llama.cpp needs a model with a GGUF file (the default, a .gguf); "
-                f"{model.name} has none"
-            )
-        if not llama_cpp_available():
-            raise InvalidArgumentError(
-                "engine llama.cpp needs llama-cpp-python: pip install 'llama-cpp-python==0.3.36'"
-            )
+    get_engine(engine).check(model)
     budget = settings.max_new_tokens or study_budget(
         model, task.reference_solution if task else None, protocol.budget_extra
     )
@@ -231,7 +217,7 @@ def _recorded_settings(prepared: Prepared, methods: list[Method], aggregation: s
             "substitutes": setup.provider,
             "shap_samples": getattr(shap, "shap_samples", 50),
             "shap_l1_reg": getattr(shap, "shap_l1_reg", "none"),
-            "engine": getattr(setup.generator, "engine_used", lambda: "custom")(),
+            "engine": setup.generator.engine_used(),
         }
     return recorded
 
@@ -378,13 +364,14 @@ def attribute(
             prompt (HumanEval: ``def`` to the first ``>>>``), ``prompt`` all of it.
             ``exclude_sink``: attention methods do not score the first input position.
         cache: where generations are kept between calls (keyed by the model's fingerprint, the
-            input and the settings): ``"default"`` (``models.cache.default_cache``), a
+            input and the settings): ``"default"`` (``generation.cache.default_cache``), a
             ``GenerationCache``, or ``None`` for none.
         shap_l1_reg: SHAP's regularisation (``none``, ``aic``, ``bic``, ``num_features(N)``).
         engine: ``draft`` regenerates perturbed prompts by verifying the original completion as
-            a draft (exact; ``models/engine.py``), ``plain`` decodes each one, ``llama.cpp``
+            a draft (exact; ``generation/draft.py``), ``plain`` decodes each one, ``llama.cpp``
             regenerates on llama.cpp in-process for a model with a GGUF file (the packaged
-            default, a ``.gguf``), checked per task against transformers (``models/llamacpp.py``).
+            default, a ``.gguf``), checked per task against transformers
+            (``generation/llamacpp.py``). The engines are named in ``generation/registry.py``.
         method_options: further method options (``shap_samples``, ``partition_evals``,
             ``ig_steps``, ``gradient_chunk``), recorded in ``settings["methods"]``.
 

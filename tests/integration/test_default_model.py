@@ -44,7 +44,8 @@ def test_default_model_writes_the_study_solution_and_attributes(model, data_dir)
 
 
 def test_default_model_keeps_a_prefix_of_its_generated_tokens(model, data_dir):
-    from codefocus.models.base import GenerationSettings, model_input_for
+    from codefocus.generation.records import GenerationSettings
+    from codefocus.models.base import model_input_for
 
     for task_id in ("humaneval/0", "humaneval/2", "mbpp/11"):
         text = model_input_for(get_task(task_id, data_dir))
@@ -78,10 +79,11 @@ def test_engine_equals_plain_greedy_on_the_default_model(model, data_dir):
     """Draft verification and early stopping give byte-identical code to plain greedy decoding
     of each perturbed prompt, on real tasks with the study's substitutes."""
     from codefocus.data.units import scoped_word_spans
-    from codefocus.methods.perturbation import rebuild
+    from codefocus.generation.draft import DraftVerifier
+    from codefocus.generation.records import GenerationSettings
+    from codefocus.methods.setup import rebuild
     from codefocus.methods.substitutes import get_provider, substitute_word
-    from codefocus.models.base import GenerationSettings, model_input_for
-    from codefocus.models.engine import DraftVerifier
+    from codefocus.models.base import model_input_for
 
     provider = get_provider("embedding")
     settings = GenerationSettings()

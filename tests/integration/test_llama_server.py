@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from codefocus.api import attribute
-from codefocus.models.base import GenerationSettings
+from codefocus.generation.records import GenerationSettings
 from codefocus.models.endpoint import EndpointModel
 from codefocus.models.packaged import assemble_gguf
 

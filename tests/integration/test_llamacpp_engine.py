@@ -5,8 +5,9 @@ import pytest
 
 from codefocus.data.tasks import get_task
 from codefocus.data.units import scoped_word_spans
-from codefocus.models.base import GenerationSettings, model_input_for
-from codefocus.models.engine import DraftVerifier
+from codefocus.generation.draft import DraftVerifier
+from codefocus.generation.records import GenerationSettings
+from codefocus.models.base import model_input_for
 from codefocus.models.loading import load_model
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python did not build on this machine")
@@ -22,7 +23,7 @@ def model():
 
 @pytest.fixture(scope="module")
 def engine(model):
-    from codefocus.models.llamacpp import LlamaCppEngine
+    from codefocus.generation.llamacpp import LlamaCppEngine
 
     return LlamaCppEngine(model, model.gguf(), n_threads=2)
 

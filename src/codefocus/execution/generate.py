@@ -8,7 +8,8 @@ from pathlib import Path
 
 from codefocus.data.benchmarks import Task
 from codefocus.errors import DataError, InvalidArgumentError
-from codefocus.models.base import GenerationSettings, evaluation_input_for, sample_record
+from codefocus.generation.records import GenerationSettings
+from codefocus.models.base import evaluation_input_for, sample_record
 from codefocus.storage import write_text_atomic
 
 

@@ -20,7 +20,7 @@ from codefocus.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     from codefocus.methods.context import AttributionContext
-    from codefocus.methods.perturbation import PerturbationSetup
+    from codefocus.methods.setup import PerturbationSetup
 
 FAMILIES = ("attention", "attention-compat", "gradient", "perturbation", "likelihood")
 

@@ -20,16 +20,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from codefocus.errors import InvalidArgumentError
 from codefocus.methods.base import Method, MethodInputs, TokenScores
 
+if TYPE_CHECKING:
+    from codefocus.models.base import WhiteBoxModel
+
 
 def completion_logprobs(
-    model,
+    model: WhiteBoxModel,
     inputs: Sequence[str],
     completion_ids: Sequence[int],
     batch_size: int = 8,
@@ -37,10 +40,10 @@ def completion_logprobs(
 ) -> np.ndarray:
     """``log p(completion_ids | input)`` for each input, teacher-forced, batched. With
     ``original`` (the unperturbed input), each input's common prefix with it is read from the
-    original's keys and values instead of being recomputed (``models/engine.py``)."""
+    original's keys and values instead of being recomputed (``generation/prefix.py``)."""
     import torch
 
-    from codefocus.models.engine import forward_from_prefix, prefix_cache, shared_prefix
+    from codefocus.generation.prefix import forward_from_prefix, prefix_cache, shared_prefix
 
     completion = list(completion_ids)
     if not completion:
@@ -53,7 +56,6 @@ def completion_logprobs(
         original_ids = model.tokenizer(original, add_special_tokens=False)["input_ids"]
         cache = prefix_cache(model, original_ids)
         shared = [shared_prefix(ids, original_ids) for ids in encoded]
-    head = model.model.get_output_embeddings()
     totals = np.zeros(len(inputs))
     # neighbours in this order share the longest prefixes with the original
     order = sorted(range(len(inputs)), key=lambda i: (shared[i], len(encoded[i])))
@@ -67,7 +69,7 @@ def completion_logprobs(
             target = torch.tensor(completion, device=hidden.device)
             for row, index in enumerate(rows):
                 first = len(encoded[index]) - 1 - start  # position P-1 produces token 0
-                logits = head(hidden[row, first : first + len(completion)]).double()
+                logits = model.logits(hidden[row, first : first + len(completion)]).double()
                 values = torch.log_softmax(logits, -1).gather(1, target[:, None])
                 totals[index] = float(values.sum())
     return totals

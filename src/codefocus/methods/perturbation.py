@@ -18,123 +18,22 @@ study's similarity (NLTK sentence BLEU on whitespace tokens) by default.
   exact Owen values of that hierarchy for a fixed budget — faster and steadier than Kernel.
 
 They work for any model that can generate, white-box or behind an endpoint. All perturbed inputs
-go through one batched, cached generator; ``WordTemplate`` is the one place a word mask becomes a
-prompt (captum's ``TextTemplateInput`` plays that part there).
+go through one batched, cached generator; ``WordTemplate`` (``methods/setup.py``) is the one place
+a word mask becomes a prompt (captum's ``TextTemplateInput`` plays that part there).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
 
-from codefocus.data.units import Span, scoped_word_spans
 from codefocus.errors import InvalidArgumentError
 from codefocus.methods.base import Method, MethodInputs, TokenScores
-from codefocus.metrics.similarity import dissimilarity
-
-# a generator as the perturbation methods see it: (inputs, budget, settings, original=...) ->
-# completions (``models/cache.CachedGenerator``, or any callable in tests)
-Generator = Callable[..., list[str]]
-
-
-@dataclass
-class PerturbationSetup:
-    """What the perturbation methods need besides the model's internals."""
-
-    prompt: str
-    suffix: str  # what follows the prompt in the model input (MBPP's function header)
-    completion: str
-    generator: Generator
-    budget: int
-    settings: object
-    similarity: str = "bleu"
-    provider: str = "embedding"
-    model: object = None
-    scope: str = "study"  # which words are perturbed (data/units.py: scored_range)
-    _words: list[Span] | None = field(default=None, repr=False)
-    _substitutes: list[str] | None = field(default=None, repr=False)
-
-    @property
-    def words(self) -> list[Span]:
-        if self._words is None:
-            self._words = scoped_word_spans(self.prompt, self.scope)
-        return self._words
-
-    def substitutes(self) -> list[str]:
-        if self._substitutes is None:
-            from codefocus.methods.substitutes import get_provider, substitute_word
-
-            provider = get_provider(self.provider, self.model)
-            self._substitutes = [substitute_word(provider, self.prompt, w) for w in self.words]
-        return self._substitutes
-
-    def template(self, with_substitutes: bool) -> WordTemplate:
-        """The prompt as words that can be left out: deleted, or replaced by substitutes."""
-        return WordTemplate(
-            self.prompt, self.words, self.substitutes() if with_substitutes else None
-        )
-
-    def scores_for(self, prompts: list[str]) -> np.ndarray:
-        """1 - similarity(original, regenerated) for each perturbed prompt (batched, cached)."""
-        outputs = self.generator(
-            [p + self.suffix for p in prompts],
-            self.budget,
-            self.settings,
-            original=self.prompt + self.suffix,
-        )
-        return np.array([dissimilarity(self.completion, out, self.similarity) for out in outputs])
-
-
-def rebuild(prompt: str, words: list[Span], replacements: dict[int, str]) -> str:
-    """``prompt`` with word i replaced by ``replacements[i]`` ("" deletes it with one space)."""
-    pieces, cursor = [], 0
-    for index, span in enumerate(words):
-        if index not in replacements:
-            continue
-        start, end = span.start, span.end
-        new = replacements[index]
-        if new == "" and end < len(prompt) and prompt[end] == " ":
-            end += 1
-        pieces.append(prompt[cursor:start])
-        pieces.append(new)
-        cursor = end
-    pieces.append(prompt[cursor:])
-    return "".join(pieces)
-
-
-@dataclass(frozen=True)
-class WordTemplate:
-    """A prompt as a sequence of words, each present or absent; an absent word takes its
-    substitute (``substitutes`` given) or is deleted."""
-
-    prompt: str
-    words: list[Span]
-    substitutes: Sequence[str] | None = None
-
-    def absent(self, index: int) -> str:
-        return "" if self.substitutes is None else self.substitutes[index]
-
-    def changes(self, index: int) -> bool:
-        """Whether leaving word ``index`` out changes the prompt at all."""
-        span = self.words[index]
-        return self.absent(index) != self.prompt[span.start : span.end]
-
-    def without(self, index: int) -> str:
-        """The prompt with one word left out."""
-        return rebuild(self.prompt, self.words, {index: self.absent(index)})
-
-    def render(self, present: np.ndarray) -> str:
-        """The prompt with the words where ``present`` is 0 left out."""
-        absent = np.flatnonzero(np.asarray(present) == 0)
-        return rebuild(self.prompt, self.words, {int(i): self.absent(int(i)) for i in absent})
-
-    def render_all(self, masks: np.ndarray) -> list[str]:
-        return [self.render(row) for row in masks]
-
+from codefocus.methods.setup import PerturbationSetup, WordTemplate
 
 SHAP_L1_REG_CHOICES = "none, aic, bic or num_features(N)"
 
@@ -203,12 +102,17 @@ def _seeded():
 class _Recorder:
     """A generator that generates nothing and notes what it is asked for."""
 
+    remembers = False
+
     def __init__(self) -> None:
         self.inputs: list[str] = []
 
     def __call__(self, inputs, budget, settings=None, original=None) -> list[str]:
         self.inputs.extend(inputs)
         return [""] * len(inputs)
+
+    def engine_used(self) -> str:
+        return "none"
 
 
 @dataclass(frozen=True)
@@ -259,7 +163,7 @@ def prefetch(methods: Sequence[Method], setup: PerturbationSetup) -> dict[str, f
     among the methods in proportion to the inputs each asked for."""
     import time
 
-    if not getattr(setup.generator, "remembers", False):
+    if not setup.generator.remembers:
         return {}  # a generator that forgets would generate everything twice
     planned = {
         m.name: m.planned(setup) for m in methods if isinstance(m, Perturbation) and m.plannable
@@ -406,7 +310,7 @@ class PartitionShap(Perturbation):
 
 occlusion = Occlusion("occlusion")
 bert_masking = BertMasking("bert_masking")
-shap_kernel = KernelShap("shap")
+shap = KernelShap("shap")  # named as registered; the shap library is imported locally
 shap_partition = PartitionShap("shap_partition")
 
-METHODS: tuple[Method, ...] = (occlusion, bert_masking, shap_kernel, shap_partition)
+METHODS: tuple[Method, ...] = (occlusion, bert_masking, shap, shap_partition)

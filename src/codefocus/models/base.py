@@ -1,4 +1,5 @@
-"""What every model backend offers (the seam), and the typed records generation produces.
+"""What every model backend offers (the seam); the records it produces are in
+``codefocus.generation``.
 
 Two declared interfaces, as EvalPlus's ``DecoderBase`` and captum's ``RemoteLLMProvider`` do it:
 
@@ -6,8 +7,9 @@ Two declared interfaces, as EvalPlus's ``DecoderBase`` and captum's ``RemoteLLMP
   The perturbation methods (occlusion, BERT masking, SHAP) need nothing more, so they run on an
   OpenAI-compatible endpoint (``models/endpoint.py``) as on a local model.
 * ``WhiteBoxModel``: a text generator whose internals can be read — tokens with their character
-  spans, the torch module (embeddings, layers), the attention modules to hook, and greedy
-  continuation from a token prefix (the exact perturbation engine). ``models/hf.py`` is one.
+  spans, the torch module (embeddings, layers), the attention modules to hook, and what the
+  engines (``codefocus.generation``) and likelihood methods call: the model's own greedy tokens,
+  hidden states from a key/value cache, and logits from hidden states. ``models/hf.py`` is one.
 
 Code dispatches on these (``is_white_box``), never on a concrete class.
 """
@@ -15,46 +17,15 @@ Code dispatches on these (``is_white_box``), never on a concrete class.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 from codefocus.data.benchmarks import Task
-from codefocus.serialization import JsonRecord
+from codefocus.generation.records import Generation, GenerationSettings
 
 MBPP_STUDY_HEADER = "\ndef function():"
-
-
-@dataclass(frozen=True)
-class GenerationSettings(JsonRecord):
-    """How to generate. The defaults follow Kou et al.: greedy, stop at the end of the function.
-
-    ``max_new_tokens=None`` means: tokens of the reference solution + 20, as in the study.
-    """
-
-    max_new_tokens: int | None = None
-    do_sample: bool = False
-    temperature: float = 1.0
-    top_p: float = 1.0
-    seed: int = 0
-    stop_at_function_end: bool = True
-    chat: bool = False
-
-
-@dataclass(frozen=True)
-class Generation(JsonRecord):
-    """A model input and the code the model wrote after it.
-
-    ``token_ids`` are the generated tokens that were kept (white-box models): the completion is
-    exactly their decoding, and attribution scores exactly these tokens rather than a
-    re-tokenisation of the text. Endpoints give text only (``None``).
-    """
-
-    model: str
-    model_input: str
-    completion: str
-    settings: GenerationSettings = field(default_factory=GenerationSettings)
-    token_ids: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +98,39 @@ class WhiteBoxModel(TextGenerator, Protocol):
         """Raw generated tokens cut as ``generate`` cuts them (end of sequence, function end)."""
         ...
 
+    def stopped_ids(self, ids: list[int]) -> list[int]:
+        """Generated tokens up to where decoding stops (end of text, or the function's end)."""
+        ...
+
+    def end_token_ids(self) -> set[int]:
+        """The tokens that end a generation (the tokenizer's and the generation config's)."""
+        ...
+
+    # where the same weights exist as a GGUF file (the llama.cpp engine): a path, or a function
+    # that makes one; None without one
+    gguf_source: Path | Callable[[], Path] | None
+
+    def gguf(self) -> Path | None:
+        """The GGUF file of these weights, made if need be (None without one)."""
+        ...
+
+    def hidden_states(
+        self,
+        input_ids: Any,
+        cache: Any = None,
+        use_cache: bool = True,
+        attention_mask: Any = None,
+        position_ids: Any = None,
+    ) -> tuple[Any, Any]:
+        """The last hidden states of ``input_ids`` read after the keys and values in ``cache``
+        (None: none), and the cache the forward extended (None when ``use_cache`` is off). No
+        output layer: callers take logits only where they need them (``logits``)."""
+        ...
+
+    def logits(self, hidden: Any) -> Any:
+        """The output layer applied to hidden states."""
+        ...
+
 
 @functools.cache
 def _members(protocol: type) -> frozenset[str]:
@@ -153,7 +157,7 @@ def offers(model: object, protocol: type) -> bool:
     )
 
 
-def is_white_box(model: object) -> bool:
+def is_white_box(model: object) -> TypeGuard[WhiteBoxModel]:
     """Whether ``model`` offers the white-box interface (all methods) or only generation."""
     return offers(model, WhiteBoxModel)
 
@@ -198,39 +202,3 @@ def sample_record(task: Task, model_input: str, completion: str) -> dict:
         return {"task_id": task.task_id, "completion": completion}
     start = model_input.rfind("def ")
     return {"task_id": task.task_id, "solution": model_input[start:] + completion}
-
-
-def function_ended(completion: str) -> bool:
-    """Whether the function's end is already decided: a non-blank line at column 0 has begun
-    after the body (so decoding can stop: more tokens cannot move ``function_end``)."""
-    body_started = False
-    for index, line in enumerate(completion.split("\n")):
-        if index > 0 and body_started and line.strip() and not line[0].isspace():
-            return True
-        if line.strip():
-            body_started = True
-    return False
-
-
-def function_end(completion: str) -> int:
-    """Where a completion's function ends, as a character position: after the newline of the last
-    non-blank line before the first non-blank line that starts at column 0 once the body has begun
-    (the next ``def``, a test, a ``print``, ...). Nothing is added: a line cut by the token budget
-    stays without its newline, and the result is always a prefix of what the model wrote."""
-    position = 0
-    end = 0
-    body_started = False
-    for index, line in enumerate(completion.split("\n")):
-        if index > 0 and body_started and line.strip() and not line[0].isspace():
-            break
-        line_end = position + len(line)
-        if line.strip():
-            body_started = True
-            end = line_end + 1 if line_end < len(completion) else line_end
-        position = line_end + 1
-    return end
-
-
-def truncate_at_function_end(completion: str) -> str:
-    """The completion up to ``function_end`` (a prefix of the text; trailing blank lines go)."""
-    return completion[: function_end(completion)]

@@ -17,12 +17,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from codefocus.errors import EndpointError, InvalidArgumentError
-from codefocus.models.base import (
-    Generation,
-    GenerationSettings,
-    token_limits,
-    truncate_at_function_end,
-)
+from codefocus.generation.records import Generation, GenerationSettings
+from codefocus.generation.truncation import truncate_at_function_end
+from codefocus.models.base import token_limits
 
 
 class EndpointModel:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from codefocus.errors import ContextTooLongError, ModelLoadError
-from codefocus.models.base import (
-    Encoded,
-    Generation,
-    GenerationSettings,
-    function_end,
-    function_ended,
-    token_limits,
-)
-from codefocus.models.engine import stop_at_function_end
+from codefocus.generation.records import Generation, GenerationSettings
+from codefocus.generation.truncation import function_end, function_ended, stop_at_function_end
+from codefocus.models.base import Encoded, token_limits
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +212,35 @@ class HFModel:
                 results.append(Generation(self.name, text, completion, settings, tuple(ids)))
         return results
 
-    # ---- exact greedy regeneration (see models/engine.py) ---------------------------------
+    # ---- what the engines call (codefocus.generation) -------------------------------------
+    def hidden_states(
+        self,
+        input_ids: Any,
+        cache: Any = None,
+        use_cache: bool = True,
+        attention_mask: Any = None,
+        position_ids: Any = None,
+    ) -> tuple[Any, Any]:
+        """The body's last hidden states after ``cache`` and the cache it extended (the
+        output layer is left to ``logits``: a 150k vocabulary is a good part of the work)."""
+        module = self.model.base_model
+        given = {"attention_mask": attention_mask, "position_ids": position_ids}
+        inputs = {key: value for key, value in given.items() if value is not None}
+        keyword = _cache_keyword(type(module).forward)
+        output = module(input_ids=input_ids, **inputs, use_cache=use_cache, **{keyword: cache})
+        return output.last_hidden_state, returned_cache(output) if use_cache else None
+
+    def logits(self, hidden: Any) -> Any:
+        return self.model.get_output_embeddings()(hidden)
+
+    def end_token_ids(self) -> set[int]:
+        """The tokenizer's end of text and the generation config's end tokens."""
+        eos = {self.tokenizer.eos_token_id}
+        config = getattr(self.model, "generation_config", None)
+        configured = getattr(config, "eos_token_id", None)
+        eos |= set(configured) if isinstance(configured, list) else {configured}
+        return {e for e in eos if e is not None}
+
     def stopped_ids(self, ids: list[int]) -> list[int]:
         """Generated tokens up to where decoding stops: the end-of-text token (kept), or the
         token that decides the function's end; later positions are padding."""
@@ -291,6 +316,20 @@ class HFModel:
         if not reference_solution:
             return 128
         return self.count_tokens(reference_solution) + 20
+
+
+def returned_cache(output: Any) -> Any:
+    """The key/value cache a forward returned (``output.cache`` since transformers 5.24)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
+
+
+@functools.cache
+def _cache_keyword(forward: Callable) -> str:  # a module class's forward, read once
+    """The keyword a forward takes its cache under: ``cache`` since transformers 5.24,
+    ``past_key_values`` before (5.24 still takes the old name, with a warning, until 5.40)."""
+    parameters = inspect.signature(forward).parameters
+    return "cache" if "cache" in parameters else "past_key_values"
 
 
 def model_fingerprint(model, tokenizer) -> str:

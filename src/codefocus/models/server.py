@@ -12,7 +12,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from codefocus.errors import CodefocusError
-from codefocus.models.base import GenerationSettings
+from codefocus.generation.records import GenerationSettings
 
 
 def _request(body, chat: bool) -> tuple[str, GenerationSettings, int]:

@@ -216,7 +216,7 @@ class ProbeRun:
     def cache(self):
         """One generation cache (one connection) for the whole run."""
         if not hasattr(self, "_cache"):
-            from codefocus.models.cache import default_cache
+            from codefocus.generation.cache import default_cache
 
             self._cache = default_cache()
         return self._cache
@@ -299,14 +299,14 @@ class ProbeRun:
         return self.config.model
 
     def _task(self, store, task: Task, summary: ProbeSummary) -> None:
-        from codefocus.models.base import GenerationSettings
+        from codefocus.generation.records import GenerationSettings
 
         summary.tasks += 1
         settings = GenerationSettings()
         model_input, offset = probe_input(task)
 
         def generate():
-            from codefocus.models.cache import CachedGenerator
+            from codefocus.generation.generator import CachedGenerator
 
             budget = self.model.default_max_new_tokens(task.reference_solution)
             self.model.check_fits(self.model.count_tokens(model_input), budget)
@@ -413,9 +413,9 @@ class ProbeRun:
 
     def _probes(self, task, words, orders, generation, model_input, offset, settings) -> list[dict]:
         from codefocus.data.wordnet import load_wordnet
-        from codefocus.methods.perturbation import rebuild
+        from codefocus.generation.generator import CachedGenerator
+        from codefocus.methods.setup import rebuild
         from codefocus.methods.substitutes import get_provider, substitute_word
-        from codefocus.models.cache import CachedGenerator
 
         provider = get_provider(self.config.substitutes, self.model)
         substitutes = [substitute_word(provider, task.prompt, w) for w in words]

@@ -32,63 +32,24 @@ the packaged one, and the benchmark compares the scores.
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from codefocus.models.base import Generation, GenerationSettings, function_ended
+from codefocus.generation.batches import (
+    Batch,
+    Row,
+    compact,
+    even_split,
+    keep_open,
+    merge,
+    select,
+)
+from codefocus.generation.prefix import changed, prefix_cache, repeated_prefix, shared_prefix
+from codefocus.generation.records import Generation, GenerationSettings
+from codefocus.generation.truncation import function_ended
 
 if TYPE_CHECKING:
-    import torch
-
-
-def stop_at_function_end(tokenizer, starts: Sequence[int], eos: int | None):
-    """A transformers stopping criterion that ends each row once its function has ended.
-
-    ``starts[i]`` is the column of ``input_ids`` where row i's completion begins (inputs are left
-    padded, so a row with a longer forced prefix starts earlier). Finished rows are padded by
-    transformers and the loop ends when every row is done.
-    """
-    import torch
-    from transformers import StoppingCriteria
-
-    class FunctionEnd(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            done = []
-            for row, start in zip(input_ids.tolist(), starts, strict=True):
-                ids = row[start:]
-                if eos is not None and eos in ids:
-                    ids = ids[: ids.index(eos)]
-                done.append(function_ended(tokenizer.decode(ids, skip_special_tokens=True)))
-            return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-    return FunctionEnd()
-
-
-@dataclass
-class _Row:
-    """One input being regenerated: its tokens, what is settled, and what is fed next."""
-
-    index: int  # position among the inputs
-    prompt: list[int]
-    cached: int  # tokens of this row held in the batch's keys and values (its next position)
-    pending: list[int]  # settled tokens not yet in the cache: fed at the next step
-    draft: list[int]  # guessed continuation, fed after ``pending`` and kept where greedy agrees
-    out: list[int] = field(default_factory=list)  # settled completion tokens
-    budget: int | None = None  # this row's own token budget (else the call's)
-
-
-@dataclass
-class _Batch:
-    """Rows decoded together over one key/value cache. ``mask`` marks, per row, the cache
-    columns that hold its tokens; the others are holes (padding, rejected draft tokens, or
-    columns another batch brought in when two were merged), never attended to."""
-
-    rows: list[_Row]
-    cache: Any  # a transformers DynamicCache, or None before the first step
-    mask: torch.Tensor  # long, (rows, columns)
+    from codefocus.models.base import WhiteBoxModel
 
 
 class DraftVerifier:
@@ -96,7 +57,7 @@ class DraftVerifier:
 
     def __init__(
         self,
-        model,
+        model: WhiteBoxModel,
         batch_size: int = 8,
         reuse_prefix: bool = True,
         max_changed: float = 0.25,
@@ -104,7 +65,7 @@ class DraftVerifier:
         lookup: int = 8,
         step_tokens: int = 32,
     ) -> None:
-        self.model = model  # a WhiteBoxModel
+        self.model = model
         self.batch_size = batch_size  # rows per first (prefill + verification) forward
         # rows decoded together: a decoding step reads every weight once whatever the batch, so
         # on a CPU wide batches are nearly free (memory-bound) while prefill is compute-bound
@@ -122,6 +83,9 @@ class DraftVerifier:
         self.looked_up = 0  # tokens settled from lookup drafts after a divergence
         self.steps = 0  # forwards run
         self.compactions = 0  # caches rewritten without their holes
+
+    def engine_used(self) -> str:
+        return "draft"
 
     def regenerate(
         self,
@@ -143,7 +107,7 @@ class DraftVerifier:
         # an input that changes much of the prompt (a SHAP coalition without most of its words)
         # almost always writes other code: verifying the draft would only add a forward, so its
         # first step feeds the prompt alone (the answer is the same either way)
-        near = [_changed(ids, original_ids) <= self.max_changed * len(ids) for ids in encoded]
+        near = [changed(ids, original_ids) <= self.max_changed * len(ids) for ids in encoded]
         perturbed = not trusted or any(ids != original_ids for ids in encoded)
         cache = prefix_cache(self.model, original_ids) if self.reuse_prefix and perturbed else None
         rows = []
@@ -154,7 +118,7 @@ class DraftVerifier:
                 self.accepted += 1
                 continue
             start = shared_prefix(ids, original_ids) if cache is not None else 0
-            rows.append(_Row(index, ids, start, ids[start:], list(draft) if near[index] else []))
+            rows.append(Row(index, ids, start, ids[start:], list(draft) if near[index] else []))
         self.decoded += sum(not near[r.index] for r in rows)
         # near and far inputs batched apart, each sorted so that a batch shares as long a prefix
         # of the original as possible
@@ -162,9 +126,9 @@ class DraftVerifier:
         groups = [
             group
             for kind in ([r for r in rows if near[r.index]], [r for r in rows if not near[r.index]])
-            for group in _even_split(kind, self.batch_size)
+            for group in even_split(kind, self.batch_size)
         ]
-        waiting: list[_Batch] = []
+        waiting: list[Batch] = []
         for group in groups:
             batch = self._open(group, cache)
             for row, first in zip(group, self._step(batch, budget), strict=True):
@@ -174,7 +138,7 @@ class DraftVerifier:
             same = sum(finished.get(i) == draft for i in verified)
             self.accepted += same
             self.diverged += len(verified) - same
-            batch = self._keep(batch, finished)
+            batch = keep_open(batch, finished, self.model.device)
             if batch.rows:
                 waiting.append(batch)
         # rows still decoding, from all first batches, go on together in wide batches
@@ -182,21 +146,27 @@ class DraftVerifier:
         return self._results(inputs, finished, settings)
 
     def _decode_rest(
-        self, waiting: list[_Batch], finished: dict[int, list[int]], budget: int, draft: list[int]
+        self, waiting: list[Batch], finished: dict[int, list[int]], budget: int, draft: list[int]
     ) -> None:
         """Decode every row still open, in wide batches that drop finished rows and holes as
         they go; each step feeds a row's lookup draft from ``draft`` (none when it is empty)."""
-        merged = self._merge(waiting)
+        merged = merge(waiting)
         for begin in range(0, len(merged.rows), self.decode_batch_size):
             end = min(begin + self.decode_batch_size, len(merged.rows))
-            batch = self._select(merged, list(range(begin, end)))
+            batch = select(merged, list(range(begin, end)), self.model.device)
             while batch.rows:
                 for row in batch.rows:
                     row.draft = self._lookup(row.out, draft, len(batch.rows), budget)
                 for row, done in zip(batch.rows, self._step(batch, budget), strict=True):
                     if done is not None:
                         finished[row.index] = done
-                batch = self._compact(self._keep(batch, finished))
+                batch = self._compact(keep_open(batch, finished, self.model.device))
+
+    def _compact(self, batch: Batch) -> Batch:
+        compacted = compact(batch)
+        if compacted is not batch:
+            self.compactions += 1
+        return compacted
 
     def _results(
         self, inputs: Sequence[str], finished: dict[int, list[int]], settings: GenerationSettings
@@ -223,18 +193,18 @@ class DraftVerifier:
             raise ValueError("generate_many is for greedy decoding only")
         encoded = [self.model.tokenizer(t, add_special_tokens=False)["input_ids"] for t in inputs]
         rows = [
-            _Row(index, ids, 0, list(ids), [], budget=budget)
+            Row(index, ids, 0, list(ids), [], budget=budget)
             for index, (ids, budget) in enumerate(zip(encoded, budgets, strict=True))
         ]
         finished: dict[int, list[int]] = {}
         rows.sort(key=lambda r: len(r.prompt))
-        waiting: list[_Batch] = []
-        for group in _even_split(rows, self.batch_size):
+        waiting: list[Batch] = []
+        for group in even_split(rows, self.batch_size):
             batch = self._open(group, None)
             for row, done in zip(group, self._step(batch, max(budgets)), strict=True):
                 if done is not None:
                     finished[row.index] = done
-            batch = self._keep(batch, finished)
+            batch = keep_open(batch, finished, self.model.device)
             if batch.rows:
                 waiting.append(batch)
         self._decode_rest(waiting, finished, max(budgets), [])
@@ -261,7 +231,7 @@ class DraftVerifier:
                     return source[at + n : at + n + room]
         return []
 
-    def _open(self, rows: list[_Row], cache) -> _Batch:
+    def _open(self, rows: list[Row], cache) -> Batch:
         """A batch whose cache holds the original prompt's first tokens, as many as the row
         that shares most of them reads; each row attends to its own share (the columns past it
         are holes for that row), so no row computes a token it could read."""
@@ -275,9 +245,9 @@ class DraftVerifier:
                 row.cached = 0
             mask[i, row.cached :] = 0
             row.pending = row.prompt[row.cached :]
-        return _Batch(rows, past, mask)
+        return Batch(rows, past, mask)
 
-    def _step(self, batch: _Batch, budget: int) -> list[list[int] | None]:
+    def _step(self, batch: Batch, budget: int) -> list[list[int] | None]:
         """One forward over every row's pending tokens and draft. Settles, per row, the draft's
         longest prefix that greedy agrees with plus greedy's next token; returns a row's raw
         completion where decoding has stopped, else None."""
@@ -296,10 +266,9 @@ class DraftVerifier:
             block[i, : len(tokens)] = 1
         mask = torch.cat([batch.mask, block], dim=1)
         with torch.no_grad():
-            output = cached_forward(
-                model.model.base_model,
+            states, batch.cache = model.hidden_states(
+                ids.to(model.device),
                 batch.cache,
-                input_ids=ids.to(model.device),
                 attention_mask=mask.to(model.device),
                 position_ids=positions.to(model.device),
             )
@@ -312,10 +281,9 @@ class DraftVerifier:
             ]
             rows_at = torch.tensor([i for i, _ in where])
             columns_at = torch.tensor([j for _, j in where])
-            hidden = output.last_hidden_state[rows_at.to(model.device), columns_at.to(model.device)]
-            predicted = model.model.get_output_embeddings()(hidden).argmax(-1).tolist()
+            hidden = states[rows_at.to(model.device), columns_at.to(model.device)]
+            predicted = model.logits(hidden).argmax(-1).tolist()
         self.steps += 1
-        batch.cache = returned_cache(output)
         results: list[list[int] | None] = []
         offset = 0
         for i, row in enumerate(batch.rows):
@@ -339,186 +307,3 @@ class DraftVerifier:
             results.append(done)
         batch.mask = torch.cat([batch.mask, block], dim=1)
         return results
-
-    def _keep(self, batch: _Batch, finished: dict[int, list[int]]) -> _Batch:
-        """The batch without its finished rows."""
-        keep = [i for i, row in enumerate(batch.rows) if row.index not in finished]
-        return batch if len(keep) == len(batch.rows) else self._select(batch, keep)
-
-    def _select(self, batch: _Batch, keep: list[int]) -> _Batch:
-        import torch
-
-        if not keep:
-            return _Batch([], None, batch.mask[:0])
-        index = torch.tensor(keep, device=self.model.device)
-        cache = None
-        if batch.cache is not None:
-            cache = _rebuild([(k[index], v[index]) for k, v in _layers(batch.cache)])
-        return _Batch([batch.rows[i] for i in keep], cache, batch.mask[index.cpu()])
-
-    def _compact(self, batch: _Batch) -> _Batch:
-        """The batch with its holes dropped once they are a third of the cache: each row's
-        tokens move right, in order, holes left-pad the shorter rows (as in a left-padded
-        batch). Keeps attention cheap, and the column count no larger than plain decoding's
-        (a model with a sliding window counts its window in columns)."""
-        import torch
-
-        if not batch.rows:
-            return batch
-        valid = batch.mask.sum(dim=1)
-        width = int(valid.max())
-        if batch.mask.shape[1] * 2 <= width * 3:
-            return batch
-        index = torch.zeros((len(batch.rows), width), dtype=torch.long)
-        mask = torch.zeros((len(batch.rows), width), dtype=torch.long)
-        for row in range(len(batch.rows)):
-            columns = batch.mask[row].nonzero().flatten()
-            index[row, width - len(columns) :] = columns
-            mask[row, width - len(columns) :] = 1
-        layers = []
-        for keys, values in _layers(batch.cache):
-            gather = index.to(keys.device)[:, None, :, None].expand(
-                -1, keys.shape[1], -1, keys.shape[3]
-            )
-            layers.append((keys.gather(2, gather), values.gather(2, gather)))
-        self.compactions += 1
-        return _Batch(batch.rows, _rebuild(layers), mask)
-
-    def _merge(self, batches: list[_Batch]) -> _Batch:
-        """One batch of all rows: caches padded with holes to the same width and stacked."""
-        import torch
-        from torch.nn.functional import pad
-
-        batches = [b for b in batches if b.rows]
-        if len(batches) <= 1:
-            return (
-                batches[0] if batches else _Batch([], None, torch.zeros((0, 0), dtype=torch.long))
-            )
-        width = max(b.mask.shape[1] for b in batches)
-        extra = [width - b.mask.shape[1] for b in batches]
-        layers = [
-            tuple(
-                torch.cat(
-                    [
-                        pad(layer[kind], (0, 0, 0, e))
-                        for layer, e in zip(per_batch, extra, strict=True)
-                    ]
-                )
-                for kind in (0, 1)
-            )
-            for per_batch in zip(*(_layers(b.cache) for b in batches), strict=True)
-        ]
-        masks = [pad(b.mask, (0, e)) for b, e in zip(batches, extra, strict=True)]
-        rows = [r for b in batches for r in b.rows]
-        return _Batch(rows, _rebuild(layers), torch.cat(masks))
-
-
-def _even_split(rows: list, size: int) -> list[list]:
-    """``rows`` in as few batches of at most ``size`` as possible, of nearly equal sizes (a
-    forward of one row costs nearly as much as one of several: weights are read either way)."""
-    count = -(-len(rows) // size)
-    return [rows[i * len(rows) // count : (i + 1) * len(rows) // count] for i in range(count)]
-
-
-def _layers(cache) -> list:
-    """(keys, values) per layer of a transformers DynamicCache: (batch, heads, columns, dim)."""
-    return [(layer.keys, layer.values) for layer in cache.layers]
-
-
-def _rebuild(layers: list):
-    from transformers import DynamicCache
-
-    return DynamicCache(ddp_cache_data=layers)
-
-
-def prefix_cache(model, ids: list[int]):
-    """Keys and values of ``ids`` (an original prompt), for inputs that share its first tokens."""
-    import torch
-
-    with torch.no_grad():
-        output = cached_forward(
-            model.model.base_model, None, input_ids=torch.tensor([ids], device=model.device)
-        )
-    return returned_cache(output)
-
-
-def repeated_prefix(cache, start: int, rows: int):
-    """The first ``start`` tokens of a ``prefix_cache``, once per row (None where nothing is
-    shared); the original cache is left as it is."""
-    import copy
-
-    if cache is None or start <= 0:
-        return None
-    past = copy.deepcopy(cache)
-    if past.get_seq_length() > start:
-        past.crop(start - past.get_seq_length())  # negative: tokens to remove
-    past.batch_repeat_interleave(rows)
-    return past
-
-
-def forward_from_prefix(model, sequences: list[list[int]], cache=None, start: int = 0):
-    """Last hidden states of ``sequences`` (right padded, one row each) from position ``start``
-    on: with ``cache`` (a ``prefix_cache``), the first ``start`` tokens, which every sequence
-    shares with the cached prompt, are read from it instead of being recomputed. Row r, column
-    c is position ``start + c`` of sequence r."""
-    import torch
-
-    pad = model.tokenizer.pad_token_id or 0
-    start = start if cache is not None else 0
-    rows = [s[start:] for s in sequences]
-    width = max(len(r) for r in rows)
-    ids = torch.full((len(rows), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(rows), start + width), dtype=torch.long)
-    mask[:, :start] = 1
-    for row, sequence in enumerate(rows):  # right padding: causal rows are unaffected
-        ids[row, : len(sequence)] = torch.tensor(sequence)
-        mask[row, start : start + len(sequence)] = 1
-    past = repeated_prefix(cache, start, len(rows))
-    return cached_forward(
-        model.model.base_model,
-        past,
-        use_cache=past is not None,
-        input_ids=ids.to(model.device),
-        attention_mask=mask.to(model.device),
-    ).last_hidden_state
-
-
-def cached_forward(module, cache, use_cache: bool = True, **inputs):
-    """``module(**inputs)`` reading and extending ``cache`` (None: a new one), under the
-    keyword the installed transformers names it: ``cache`` since 5.24, ``past_key_values``
-    before (5.24 still takes the old name, with a warning, until 5.40)."""
-    return module(**inputs, use_cache=use_cache, **{_cache_keyword(type(module).forward): cache})
-
-
-def returned_cache(output):
-    """The key/value cache a forward returned (``output.cache`` since transformers 5.24)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
-
-
-@functools.cache
-def _cache_keyword(forward: Callable) -> str:  # a module class's forward, read once
-    parameters = inspect.signature(forward).parameters
-    return "cache" if "cache" in parameters else "past_key_values"
-
-
-def shared_prefix(ids: Sequence[int], original: Sequence[int]) -> int:
-    """Tokens an input can read from the original's cache: the common prefix, less at least
-    the input's last token (whose hidden state is needed)."""
-    return min(_common_prefix(ids, original), len(ids) - 1)
-
-
-def _changed(ids: Sequence[int], original: Sequence[int]) -> int:
-    """Tokens of ``ids`` outside its common prefix and common suffix with ``original``."""
-    prefix = _common_prefix(ids, original)
-    suffix = _common_prefix(ids[prefix:][::-1], original[prefix:][::-1])
-    return len(ids) - prefix - suffix
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    count = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        count += 1
-    return count

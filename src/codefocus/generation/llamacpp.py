@@ -1,7 +1,7 @@
 """Greedy regeneration on llama.cpp in-process, for a model that comes as a GGUF file.
 
-The same contract as the transformers engine (``models/engine.py``): given the original input
-and its greedy completion, regenerate the greedy completions of perturbed inputs. llama.cpp's
+The same contract as the transformers engine (``Regenerator``, ``draft.py``): given the original
+input and its greedy completion, regenerate the greedy completions of perturbed inputs. llama.cpp's
 quantized kernels decode several times faster than a float32 transformers model on a CPU, and
 the engine uses the same two exact shortcuts:
 
@@ -25,12 +25,18 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from codefocus.errors import InvalidArgumentError
-from codefocus.models.base import Generation, GenerationSettings, function_ended
-from codefocus.models.engine import DraftVerifier, _common_prefix
+from codefocus.generation.draft import DraftVerifier
+from codefocus.generation.prefix import common_prefix
+from codefocus.generation.records import Generation, GenerationSettings
+from codefocus.generation.truncation import function_ended
+
+if TYPE_CHECKING:
+    from codefocus.models.base import WhiteBoxModel
 
 
 def llama_cpp_available() -> bool:
@@ -46,7 +52,7 @@ class LlamaCppEngine:
 
     def __init__(
         self,
-        model,
+        model: WhiteBoxModel,
         gguf: str | Path,
         n_ctx: int = 2048,
         n_threads: int | None = None,
@@ -67,10 +73,7 @@ class LlamaCppEngine:
             logits_all=False,  # _eval asks for the rows it needs
             verbose=False,
         )
-        eos = {self.model.tokenizer.eos_token_id}
-        configured = getattr(getattr(model.model, "generation_config", None), "eos_token_id", None)
-        eos |= set(configured) if isinstance(configured, list) else {configured}
-        self.eos = {e for e in eos if e is not None}
+        self.eos = model.end_token_ids()
         self.n_vocab = self.llm.n_vocab()
         self.checked: dict[tuple, bool] = {}  # (original, settings, budget) -> llama.cpp agrees
         self.fallbacks = 0  # originals llama.cpp did not reproduce: regenerated on transformers
@@ -79,28 +82,36 @@ class LlamaCppEngine:
         self._fallback: DraftVerifier | None = None
 
     # ---- the contract ---------------------------------------------------------------------
+    def engine_used(self) -> str:
+        if self.fallbacks:
+            return "llama.cpp, with transformers where llama.cpp did not reproduce the original"
+        return "llama.cpp"
+
     def regenerate(
         self,
         inputs: Sequence[str],
         original: str,
         budget: int,
         settings: GenerationSettings,
+        draft: Sequence[int] | None = None,
     ) -> list[Generation]:
+        """``draft`` is not used: llama.cpp verifies the model's own greedy tokens, which it
+        must compare with its own decoding of ``original`` anyway."""
         if settings.do_sample:
             raise ValueError("the llama.cpp engine regenerates greedy completions only")
-        draft = self.model.stopped_ids(self.model.raw_ids(original, settings, budget))
-        if not self.agrees(original, draft, budget, settings):
+        own = self.model.stopped_ids(self.model.raw_ids(original, settings, budget))
+        if not self.agrees(original, own, budget, settings):
             return self._transformers(inputs, original, budget, settings)
         encoded = [self._encode(text) for text in inputs]
         original_ids = self._encode(original)
         # latest first change first: each input then shares the longest prefix with the last
         order = sorted(
             range(len(inputs)),
-            key=lambda i: -_common_prefix(encoded[i], original_ids),
+            key=lambda i: -common_prefix(encoded[i], original_ids),
         )
         raw: dict[int, list[int]] = {}
         for index in order:
-            raw[index] = self._complete(encoded[index], draft, budget)
+            raw[index] = self._complete(encoded[index], own, budget)
         out = []
         for index, text in enumerate(inputs):
             ids = self.model.finish_ids(raw[index], settings)
@@ -168,7 +179,7 @@ class LlamaCppEngine:
             )
         cached = llm.input_ids[: llm.n_tokens].tolist()
         # reuse the shared prefix, but evaluate at least the prompt's last token (its logits)
-        reuse = min(_common_prefix(cached, prompt), len(prompt) - 1)
+        reuse = min(common_prefix(cached, prompt), len(prompt) - 1)
         fed = prompt[reuse:] + draft
         predicted = self._eval(fed, reuse, logits_from=len(prompt) - 1 - reuse)
         accepted = 0
@@ -187,7 +198,9 @@ class LlamaCppEngine:
             out.append(token)
         return out
 
-    def _transformers(self, inputs, original, budget, settings) -> list[Generation]:
+    def _transformers(
+        self, inputs: Sequence[str], original: str, budget: int, settings: GenerationSettings
+    ) -> list[Generation]:
         if self._fallback is None:
             self._fallback = DraftVerifier(self.model)
         return self._fallback.regenerate(inputs, original, budget, settings)
