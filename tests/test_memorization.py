@@ -24,7 +24,7 @@ from codefocus.lab.renaming import (
     single_renamings,
 )
 from codefocus.metrics.classification import gini, macro_f1, subtoken_f1, subtokens
-from codefocus.reports.memorization import reading
+from codefocus.reports.memorization import reading, write_csvs
 
 # ---------------------------------------------------------------- noise
 
@@ -273,6 +273,7 @@ def _tiny_dataset() -> LabDataset:
     return LabDataset("tiny", "python", ["sum", "join"], samples[:24], samples[24:28], samples[28:])
 
 
+@pytest.mark.browser  # starts Playwright itself, to open the report
 def test_tiny_end_to_end_run_writes_csvs_resumes_and_reads(tmp_path):
     config = MemorizationConfig(dataset="tiny", noise=[0, 50, 100], epochs=3, batch_size=8)
     out = tmp_path / "run"
@@ -282,6 +283,8 @@ def test_tiny_end_to_end_run_writes_csvs_resumes_and_reads(tmp_path):
     )
     assert epochs_seen == [0] * 3 + [50] * 3 + [100] * 3
     assert [level.noised_samples for level in result.levels] == [0, 12, 24]
+    assert not list(out.glob("*.csv"))  # the run computes; its report layer writes the CSVs
+    write_csvs(result, out)
     with open(out / "gini.csv") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["epoch", "0_percent", "50_percent", "100_percent"]
@@ -362,6 +365,7 @@ def test_input_noise_run_and_bad_configurations(tmp_path):
         run_memorization(MemorizationConfig(dataset="nope"), tmp_path)
 
 
+@pytest.mark.slow
 def test_algorithm_data_run_on_a_small_subset(tmp_path, data_dir):
     dataset = load_algorithms(data_dir, per_class=5, seed=0)
     config = MemorizationConfig(dataset="algorithms", noise=[0, 100], epochs=2, per_class=5)

@@ -19,7 +19,12 @@ from codefocus.metrics.alignment import (
     top_k_indices,
     unit_flags,
 )
-from codefocus.metrics.stats import bootstrap, paired_permutation_test
+from codefocus.metrics.stats import (
+    bootstrap,
+    bootstrap_mean,
+    paired_mean_test,
+    paired_permutation_test,
+)
 
 
 def test_top_k_breaks_ties_by_position_and_ranks_nan_last():
@@ -172,6 +177,37 @@ def test_bootstrap_interval_contains_estimate():
         assert iv.estimate == pytest.approx(getattr(pooled, name))
         assert iv.low <= iv.estimate <= iv.high
         assert iv.high - iv.low > 0
+
+
+def _as_precision(values) -> list[PromptCounts]:
+    """Prompts whose pooled precision is the plain mean of ``values`` (one top word each)."""
+    return [PromptCounts(float(v), 0.0, 1, 0, (0, 0, 0, 0), 0) for v in values]
+
+
+def test_the_mean_bootstrap_and_paired_test_draw_as_the_pooled_ones():
+    # a mean is pooled precision with one top word per prompt: the same seed must draw the same
+    # resamples and swaps, so the same interval and p-value (bit for bit on 0/1 values, whose
+    # sums are exact; to rounding on others)
+    rng = np.random.default_rng(4)
+    for values, others, exact in (
+        (rng.integers(0, 2, 13).astype(float), rng.integers(0, 2, 13).astype(float), True),
+        (rng.random(40), rng.random(40), False),
+    ):
+        for seed in (0, 7):
+            pooled = bootstrap(_as_precision(values), resamples=300, seed=seed)["precision"]
+            mean = bootstrap_mean(values, resamples=300, seed=seed)
+            test = paired_permutation_test(
+                _as_precision(values), _as_precision(others), "precision", 500, seed
+            )
+            paired = paired_mean_test(values, others, permutations=500, seed=seed)
+            ours = (mean.estimate, mean.low, mean.high, paired.difference, paired.p_value)
+            theirs = (pooled.estimate, pooled.low, pooled.high, test.difference, test.p_value)
+            assert ours == (theirs if exact else pytest.approx(theirs, rel=1e-12, abs=1e-15))
+    assert paired_mean_test([0.5, 1.0], [0.5, 1.0], 100).p_value == 1.0
+    with pytest.raises(InvalidArgumentError):
+        bootstrap_mean([])
+    with pytest.raises(InvalidArgumentError):
+        paired_mean_test([1.0], [1.0, 0.0])
 
 
 def test_paired_test_same_method_is_not_significant_and_different_is():

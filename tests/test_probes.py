@@ -15,7 +15,8 @@ import sys
 import pytest
 
 from codefocus.data.tasks import get_task
-from codefocus.models.base import Generation, GenerationSettings, token_limits
+from codefocus.generation.records import Generation, GenerationSettings
+from codefocus.models.base import token_limits
 from codefocus.probes.analysis import analyze_probes, write_outputs
 from codefocus.probes.runner import ProbeConfig, ProbeRun, load_probes, probe_words
 
@@ -142,6 +143,7 @@ def test_meaning_flips_are_marked_not_counted(tmp_path, data_dir, tasks):
     assert _meaning("list", "sequence", wordnet)[0] is None
 
 
+@pytest.mark.slow
 def test_probe_cli_on_the_tiny_model(tmp_path, data_dir):
     env = {**os.environ, "CODEFOCUS_DATA": str(data_dir)}
     out = tmp_path / "probe"
@@ -167,3 +169,53 @@ def test_probe_cli_on_the_tiny_model(tmp_path, data_dir):
         )  # fmt: skip
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
         assert "Traceback" not in bad.stderr
+
+
+def _record(task: int, ranking: str, k: int, passed: bool, flipped: bool = False):
+    from codefocus.probes.runner import ProbeRecord
+
+    return ProbeRecord(
+        f"Mbpp/{task}", ranking, k, [0], ["w"], ["v"], ["operator"],
+        ["antonym: w -> v"] if flipped else [], 0, "p", "q", "a", "b", passed,
+        "passed" if passed else "failed",
+    )  # fmt: skip
+
+
+def test_probe_statistics_are_metrics_stats():
+    """The break-rate intervals and the paired test against random words are
+    ``metrics.stats.bootstrap_mean`` and ``paired_mean_test`` (seed 0), not a copy of them."""
+    import random
+
+    import numpy as np
+
+    from codefocus.metrics.stats import bootstrap_mean, paired_mean_test
+    from codefocus.probes.analysis import BOOTSTRAP_RESAMPLES, PERMUTATIONS
+
+    rng = random.Random(3)
+    rankings = ("bert_masking", "random:0", "random:1", "lowest:bert_masking")
+    records = [
+        _record(t, r, k, rng.random() < (0.4 if r == "bert_masking" else 0.8), t == 3 and k == 1)
+        for t in range(14)
+        for r in rankings
+        for k in (1, 3)
+    ]
+    config = ProbeConfig(rank_by=("bert_masking",))
+    analysis = analyze_probes(config, records, {f"Mbpp/{t}": True for t in range(14)})
+    broke = {(r.ranking, r.k, r.task_id): float(r.broke) for r in records if r.counted}
+    for rate in analysis.rates:
+        tasks = sorted({t for (r, k, t) in broke if (r, k) == (rate.ranking, rate.k)})
+        values = [broke[(rate.ranking, rate.k, t)] for t in tasks]
+        interval = bootstrap_mean(values, resamples=BOOTSTRAP_RESAMPLES, seed=0)
+        assert (rate.rate, rate.low, rate.high) == (interval.estimate, interval.low, interval.high)
+        if rate.ranking.startswith("random:"):
+            assert rate.vs_random is None and rate.p_value is None
+            continue
+        base = [np.mean([broke[(r, rate.k, t)] for r in rankings[1:3]]) for t in tasks]
+        test = paired_mean_test(values, base, permutations=PERMUTATIONS, seed=0)
+        assert rate.p_value == test.p_value
+        assert rate.vs_random == pytest.approx(test.difference, abs=1e-12)
+    assert analysis.rate("bert_masking", 1).tasks == 13  # the meaning flip is left out
+    # fewer than two tasks: no test; no task: no interval
+    one = analyze_probes(config, [_record(0, r, 1, False) for r in rankings[:2]], {"Mbpp/0": True})
+    assert one.rate("bert_masking", 1).p_value is None
+    assert one.rate("bert_masking", 1).low == one.rate("bert_masking", 1).high == 1.0

@@ -172,27 +172,3 @@ def load_algorithms(
     train, valid, test = split(samples, seed)
     name = "algorithms" if language == "java" else f"algorithms-{language}"
     return LabDataset(name, language, classes, train, valid, test, dict(report))
-
-
-def load_lab_dataset(
-    name: str, data_dir=None, per_class: int | None = None, seed: int = 0
-) -> LabDataset:
-    """A lab dataset by name: ``algorithms`` (the Java algorithm data), ``methodnames`` (built
-    from the Python source installed here), or a directory a ``LabDataset`` was saved to."""
-    from codefocus.errors import UnknownNameError
-
-    if name == "algorithms":
-        return load_algorithms(data_dir, per_class, seed)
-    if name == "algorithms-cpp":
-        return load_algorithms(data_dir, per_class, seed, "cpp")
-    if name == "methodnames":
-        from codefocus.lab.methodnames import build_methodnames
-
-        return build_methodnames(seed=seed)
-    path = Path(name)
-    if (path / "dataset.json").is_file():
-        return LabDataset.load(path)
-    raise UnknownNameError(
-        f"unknown dataset {name!r}: choose algorithms, methodnames, or a directory "
-        "written by `codefocus data methodnames` / `autofocus train`"
-    )

@@ -21,7 +21,8 @@ import numpy as np
 
 from codefocus.errors import InvalidArgumentError, UnknownNameError
 from codefocus.lab.classifier import CodeClassifier, EncodedPrograms, Vocabulary
-from codefocus.lab.datasets import LabDataset, load_lab_dataset
+from codefocus.lab.datasets import LabDataset, load_algorithms
+from codefocus.lab.methodnames import build_methodnames
 from codefocus.lab.noise import input_noise, label_noise
 from codefocus.lab.renaming import single_renamings
 from codefocus.metrics.classification import gini, macro_f1, subtoken_f1
@@ -225,6 +226,26 @@ def train_level(
     return LevelResult(noise, config.noise_kind, int(noised), records, config.key())
 
 
+def load_lab_dataset(
+    name: str, data_dir=None, per_class: int | None = None, seed: int = 0
+) -> LabDataset:
+    """A lab dataset by name: ``algorithms`` (the Java algorithm data), ``methodnames`` (built
+    from the Python source installed here), or a directory a ``LabDataset`` was saved to."""
+    if name == "algorithms":
+        return load_algorithms(data_dir, per_class, seed)
+    if name == "algorithms-cpp":
+        return load_algorithms(data_dir, per_class, seed, "cpp")
+    if name == "methodnames":
+        return build_methodnames(seed=seed)
+    path = Path(name)
+    if (path / "dataset.json").is_file():
+        return LabDataset.load(path)
+    raise UnknownNameError(
+        f"unknown dataset {name!r}: choose algorithms, methodnames, or a directory "
+        "written by `codefocus data methodnames` / `autofocus train`"
+    )
+
+
 def validate(config: MemorizationConfig) -> None:
     if config.model not in MODELS:
         raise UnknownNameError(f"unknown model {config.model!r}: choose from {', '.join(MODELS)}")
@@ -250,7 +271,8 @@ def run_memorization(
     on_epoch: Callable[[int, EpochRecord], None] | None = None,
     on_dataset: Callable[[LabDataset], None] | None = None,
 ) -> MemorizationResult:
-    """Every noise level of the study; finished levels found in ``out`` are reused."""
+    """Every noise level of the study; finished levels found in ``out`` are reused. Writes the
+    levels and ``memorization.json``; ``reports.memorization.write_report`` writes the rest."""
     validate(config)
     out = Path(out)
     try:
@@ -292,8 +314,5 @@ def run_memorization(
     sizes["csr_programs"] = len(renamed)
     sizes["csr_programs_with_variables"] = sum(1 for group in renamed if group)
     result = MemorizationResult(config, dataset.classes, sizes, levels)
-    result.save(out / "memorization.json")
-    from codefocus.reports.memorization import write_csvs
-
-    write_csvs(result, out)
+    result.save(out / "memorization.json")  # its CSVs, plots and page: reports.memorization
     return result

@@ -61,22 +61,46 @@ def bootstrap(
     if not 0 < confidence < 1:
         raise InvalidArgumentError("confidence must be between 0 and 1")
     table = _table(counts)
-    rng = np.random.default_rng(seed)
-    weights = np.stack(
-        [
-            np.bincount(rng.integers(0, len(table), len(table)), minlength=len(table))
-            for _ in range(resamples)
-        ]
-    ).astype(np.float64)
-    resampled = _pooled(weights @ table)
+    resampled = _pooled(_resample_weights(len(table), resamples, seed) @ table)
     point = _pooled(table.sum(axis=0))
+    return {
+        name: _percentile_interval(float(point[name]), resampled[name], confidence)
+        for name in METRICS
+    }
+
+
+def _resample_weights(units: int, resamples: int, seed: int) -> np.ndarray:
+    """(resamples, units): how often each unit is drawn in each bootstrap resample (drawn with
+    replacement, one resample after the other from one seeded generator)."""
+    rng = np.random.default_rng(seed)
+    return np.stack(
+        [np.bincount(rng.integers(0, units, units), minlength=units) for _ in range(resamples)]
+    ).astype(np.float64)
+
+
+def _percentile_interval(estimate: float, resampled: np.ndarray, confidence: float) -> Interval:
+    """The percentile interval of the resampled statistics (undefined resamples left out)."""
     tail = (1 - confidence) / 2 * 100
-    result = {}
-    for name in METRICS:
-        values = resampled[name][~np.isnan(resampled[name])]
-        low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
-        result[name] = Interval(float(point[name]), float(low), float(high))
-    return result
+    values = resampled[~np.isnan(resampled)]
+    low, high = np.percentile(values, [tail, 100 - tail]) if len(values) else (np.nan, np.nan)
+    return Interval(estimate, float(low), float(high))
+
+
+def bootstrap_mean(
+    values: Sequence[float] | np.ndarray,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Interval:
+    """Percentile bootstrap interval of a plain mean over units (tasks, prompts), resampled
+    exactly as ``bootstrap`` resamples prompts: the same seed draws the same resamples."""
+    if len(values) == 0:
+        raise InvalidArgumentError("bootstrap needs at least one value")
+    if not 0 < confidence < 1:
+        raise InvalidArgumentError("confidence must be between 0 and 1")
+    column = np.asarray(values, dtype=np.float64)
+    resampled = _resample_weights(len(column), resamples, seed) @ column / len(column)
+    return _percentile_interval(float(column.mean()), resampled, confidence)
 
 
 @dataclass(frozen=True)
@@ -108,10 +132,43 @@ def paired_permutation_test(
         )
     table_a, table_b = _table(a), _table(b)
     observed = float(_pooled(table_a.sum(0))[metric] - _pooled(table_b.sum(0))[metric])
-    rng = np.random.default_rng(seed)
-    swap = rng.integers(0, 2, size=(permutations, len(a))).astype(np.float64)
+    swap = _swaps(len(a), permutations, seed)
     sums_a = (1 - swap) @ table_a + swap @ table_b
     sums_b = swap @ table_a + (1 - swap) @ table_b
     differences = _pooled(sums_a)[metric] - _pooled(sums_b)[metric]
+    return PairedTest(metric, observed, _p_value(differences, observed), permutations)
+
+
+def _swaps(units: int, permutations: int, seed: int) -> np.ndarray:
+    """(permutations, units): 1 where a permutation swaps the two results of a unit."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2, size=(permutations, units)).astype(np.float64)
+
+
+def _p_value(differences: np.ndarray, observed: float) -> float:
+    """Two-sided permutation p-value, counting the observed arrangement as one permutation."""
     extreme = np.sum(np.abs(differences) >= abs(observed) - 1e-12)
-    return PairedTest(metric, observed, float((extreme + 1) / (permutations + 1)), permutations)
+    return float((extreme + 1) / (len(differences) + 1))
+
+
+def paired_mean_test(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    permutations: int = 2000,
+    seed: int = 0,
+) -> PairedTest:
+    """``paired_permutation_test`` for a plain mean (metric ``"mean"``): the same random swaps
+    within units, the same p-value; swapping a unit's pair flips the sign of its difference.
+
+    Both sequences hold one value per unit, in the same order.
+    """
+    if len(a) != len(b) or len(a) == 0:
+        raise InvalidArgumentError("a paired test needs the same, non-empty list of units for both")
+    column_a = np.asarray(a, dtype=np.float64)
+    column_b = np.asarray(b, dtype=np.float64)
+    observed = float(column_a.mean() - column_b.mean())
+    swap = _swaps(len(column_a), permutations, seed)
+    sums_a = (1 - swap) @ column_a + swap @ column_b
+    sums_b = swap @ column_a + (1 - swap) @ column_b
+    differences = (sums_a - sums_b) / len(column_a)
+    return PairedTest("mean", observed, _p_value(differences, observed), permutations)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from codefocus.metrics.stats import bootstrap_mean, paired_mean_test
 from codefocus.probes.runner import ProbeConfig, ProbeRecord, load_probes
 from codefocus.serialization import JsonRecord
 from codefocus.storage import write_text_atomic
@@ -46,29 +47,24 @@ class ProbeAnalysis(JsonRecord):
         return next(r for r in self.rates if r.ranking == ranking and r.k == k)
 
 
-def _bootstrap(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+BOOTSTRAP_RESAMPLES = 2000
+PERMUTATIONS = 9999
+
+
+def _interval(values: np.ndarray) -> tuple[float, float]:
+    """95% bootstrap interval of the break rate over tasks (``metrics.stats.bootstrap_mean``)."""
     if len(values) == 0:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
-    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+    interval = bootstrap_mean(values, resamples=BOOTSTRAP_RESAMPLES, seed=0)
+    return interval.low, interval.high
 
 
-def _paired_p(differences: np.ndarray) -> float | None:
-    """Two-sided sign-flip permutation test that the mean paired difference is zero."""
-    from scipy.stats import permutation_test
-
-    if len(differences) < 2 or not np.any(differences):
-        return None if len(differences) < 2 else 1.0
-    result = permutation_test(
-        (differences,),
-        np.mean,
-        permutation_type="samples",
-        n_resamples=9999,
-        alternative="two-sided",
-        random_state=0,
-    )
-    return float(result.pvalue)
+def _paired_p(ranking: np.ndarray, random: np.ndarray) -> float | None:
+    """Two-sided paired permutation test that a ranking breaks tasks as often as the random
+    rankings (``metrics.stats.paired_mean_test``); none with fewer than two tasks."""
+    if len(ranking) < 2:
+        return None
+    return paired_mean_test(ranking, random, permutations=PERMUTATIONS, seed=0).p_value
 
 
 def analyze_probes(
@@ -88,15 +84,17 @@ def analyze_probes(
             flipped = sum(1 for r in records if r.ranking == ranking and r.k == k and not r.counted)
             difference, p_value = None, None
             if not ranking.startswith("random:") and randoms:
-                pairs = []
+                own, base = [], []  # per task: this ranking, and the mean of the random ones
                 for t in tasks:
-                    base = [broke[(rr, k, t)] for rr in randoms if (rr, k, t) in broke]
-                    if base:
-                        pairs.append(float(broke[(ranking, k, t)]) - float(np.mean(base)))
-                if pairs:
+                    draws = [broke[(rr, k, t)] for rr in randoms if (rr, k, t) in broke]
+                    if draws:
+                        own.append(float(broke[(ranking, k, t)]))
+                        base.append(float(np.mean(draws)))
+                if own:
+                    pairs = np.array(own) - np.array(base)
                     difference = float(np.mean(pairs))
-                    p_value = _paired_p(np.array(pairs))
-            low, high = _bootstrap(values)
+                    p_value = _paired_p(np.array(own), np.array(base))
+            low, high = _interval(values)
             rates.append(
                 BreakRate(
                     ranking,
@@ -200,12 +198,11 @@ def section_html(config: ProbeConfig, analysis: ProbeAnalysis, records: list[Pro
 
 
 def report_html(config: ProbeConfig, analysis: ProbeAnalysis, records: list[ProbeRecord]) -> str:
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>robustness probes"
-        "</title><style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;"
-        "text-align:right}pre{background:#fafafa;border:1px solid #ddd;padding:.5em;"
-        "white-space:pre-wrap}.pair{display:flex;gap:1em}.pair pre{flex:1}</style></head><body>"
-        f"<h1>Attention-guided robustness probes — {html.escape(config.model)}, "
-        f"{html.escape(config.benchmark)}</h1>{section_html(config, analysis, records)}</body></html>"
+    from codefocus.reports.page import escaped_fragment, render_page
+
+    return render_page(
+        "probes.html",
+        title="robustness probes",
+        heading=f"Attention-guided robustness probes — {config.model}, {config.benchmark}",
+        content=escaped_fragment(section_html(config, analysis, records)),
     )

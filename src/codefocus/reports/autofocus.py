@@ -36,18 +36,19 @@ def _grey(code: bytes, parsed: Parsed, scores: list[float]) -> str:
 
 
 def analysis_html(analysis: ProgramAnalysis, language: str, classes: list[str]) -> str:
+    """One program's analysis as a page: attention and deletion effect per statement, drawn as
+    grey-scale code side by side, and the minimal program that keeps the class."""
+    from codefocus.reports.page import escaped_fragment, render_page
+
     parsed = parse(analysis.source, language)
-    title = html.escape(
-        f"{classes[analysis.label]} (predicted {classes[analysis.predicted]}, confidence {analysis.confidence:.2f})"
-    )
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>AutoFocus</title><style>"
-        "pre{white-space:pre-wrap;border:1px solid #ccc;padding:.5em}.col{display:inline-block;width:49%;vertical-align:top}"
-        f"</style></head><body><h1>{title}</h1>"
-        f"<p>Pearson(a, −δ) = {analysis.pearson}</p>"
-        f"<div class='col'><h2>attention a(s)</h2><pre>{_grey(parsed.source, parsed, analysis.attention)}</pre></div>"
-        f"<div class='col'><h2>deletion effect δ(s)</h2><pre>{_grey(parsed.source, parsed, [-d for d in analysis.delta])}</pre></div>"
-        f"<h2>minimal program keeping the class</h2><pre>{html.escape(analysis.minimal_program)}</pre></body></html>"
+    return render_page(
+        "autofocus.html",
+        title="AutoFocus",
+        heading=f"{classes[analysis.label]} (predicted {classes[analysis.predicted]}, "
+        f"confidence {analysis.confidence:.2f})",
+        analysis=analysis,
+        attention=escaped_fragment(_grey(parsed.source, parsed, analysis.attention)),
+        deletion=escaped_fragment(_grey(parsed.source, parsed, [-d for d in analysis.delta])),
     )
 
 

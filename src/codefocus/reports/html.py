@@ -1,5 +1,7 @@
 """Self-contained HTML pages: no external assets; all model and user text escaped (the only
-script is the explorer's, which reads numbers and writes text)."""
+script is the explorer's, which reads numbers and writes text). Every page is drawn in the one
+shell of ``reports.page``; this module holds the attribution page and the highlighting and
+tables the other pages share."""
 
 from __future__ import annotations
 
@@ -19,18 +21,6 @@ CATEGORY_COLOURS = {
 }
 
 DARK = ("#3182bd", "#08519c")  # the explorer's darkest shades (reports.explorer.SCALE)
-
-STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-pre{background:#fafafa;border:1px solid #ddd;padding:.8em;white-space:pre-wrap;
-line-height:1.5}
-.panel{display:inline-block;vertical-align:top;width:48%;margin-right:1%}
-mark{border-radius:3px;padding:0 1px}
-.legend span{padding:0 .4em;margin-right:.4em;border-radius:3px}
-table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}
-.score-tables{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
-.score-tables td.word{text-align:left;font-family:monospace}caption{font-weight:600}
-"""
 
 
 def highlighted(text: str, spans: list[tuple[int, int, str, str]]) -> str:
@@ -137,13 +127,11 @@ def attribution_html(
     """One attribution as a page: the explorer, each method's top-K words with scores, their
     P/R/F1/alpha against the labels, and any failed method."""
     from codefocus.reports.explorer import explorer_html
+    from codefocus.reports.page import escaped_fragment, render_page
 
-    title = html.escape(f"{attribution.task_id or 'prompt'} — {attribution.model}")
+    title = f"{attribution.task_id or 'prompt'} — {attribution.model}"  # escaped by the template
     methods = [m for m in methods if m in attribution.word_scores]
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{title}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{title}</h1>",
         explorer_html(attribution, methods, k, reference=reference, verdict=verdict),
         alignment_table(attribution, methods, k),
         "<h2>Scores</h2><div class='score-tables'>",
@@ -155,5 +143,4 @@ def attribution_html(
             f"<li>{html.escape(m)}: {html.escape(r)}</li>" for m, r in attribution.failures.items()
         )
         parts.append(f"<h2>failed methods</h2><ul>{items}</ul>")
-    parts.append("</body></html>")
-    return "".join(parts)
+    return render_page("attribution.html", title=title, content=escaped_fragment("".join(parts)))

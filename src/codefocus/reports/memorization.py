@@ -4,12 +4,12 @@ plots (PNG, matplotlib) and a self-contained HTML page."""
 from __future__ import annotations
 
 import base64
-import html
 from pathlib import Path
 
 import numpy as np
 
 from codefocus.lab.memorization import MemorizationResult
+from codefocus.reports.page import render_page
 from codefocus.storage import write_text_atomic
 
 CSV_METRICS = {
@@ -185,61 +185,44 @@ def _save(plt, figure, path: Path) -> Path:
     return path
 
 
-def _image(path: Path, alt: str) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">'
+def _png(path: Path) -> str:
+    """The PNG at ``path`` as base64, to inline as a data URL."""
+    return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def write_report(result: MemorizationResult, out: str | Path) -> Path:
-    """``report.html``: the reading, a table of last-epoch figures and the plots inline."""
+    """``report.html``: the reading, a table of last-epoch figures and the plots inline; the
+    CSVs and the plots beside it."""
     out = Path(out)
+    write_csvs(result, out)
     plots = write_plots(result, out)
-    config = result.config
     rows = []
     for level in result.levels:
         last = level.epochs[-1]
         rows.append(
-            "<tr>"
-            + "".join(
-                f"<td>{v}</td>"
-                for v in (
-                    f"{level.noise}%",
-                    level.noised_samples,
-                    f"{last.train_accuracy:.3f}",
-                    f"{last.train_accuracy_clean:.3f}",
-                    f"{result.primary_f1(last, 'train'):.3f}",
-                    f"{result.primary_f1(last, 'test'):.3f}",
-                    f"{last.test_accuracy:.3f}",
-                    f"{last.gini:.3f}",
-                    f"{last.csr:.3f}",
-                )
+            (
+                f"{level.noise}%",
+                level.noised_samples,
+                f"{last.train_accuracy:.3f}",
+                f"{last.train_accuracy_clean:.3f}",
+                f"{result.primary_f1(last, 'train'):.3f}",
+                f"{result.primary_f1(last, 'test'):.3f}",
+                f"{last.test_accuracy:.3f}",
+                f"{last.gini:.3f}",
+                f"{last.csr:.3f}",
             )
-            + "</tr>"
         )
-    statements = "".join(f"<li>{html.escape(line)}</li>" for line in reading(result))
-    images = "".join(
-        f"<figure>{_image(path, name)}<figcaption>{html.escape(name)}</figcaption></figure>"
-        for name, path in plots.items()
+    page = render_page(
+        "memorization.html",
+        title="codefocus memorization study",
+        heading="Memorization vs generalization",
+        config=result.config,
+        classes=len(result.classes),
+        sizes=result.sizes,
+        reading=reading(result),
+        rows=rows,
+        images=[(name, _png(path)) for name, path in plots.items()],
     )
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>codefocus memorization study</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 70em; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #bbb; padding: .3em .6em; }}
-figure {{ display: inline-block; margin: .5em; }} img {{ max-width: 34em; }}
-</style></head><body>
-<h1>Memorization vs generalization</h1>
-<p>Dataset <b>{html.escape(config.dataset)}</b> ({len(result.classes)} classes; train
-{result.sizes["train"]}, test {result.sizes["test"]}), model <b>{html.escape(config.model)}</b>,
-{html.escape(config.noise_kind)} noise, {config.epochs} epochs, seed {config.seed}.</p>
-<h2>Reading</h2><ul>{statements}</ul>
-<h2>Last epoch</h2>
-<table><tr><th>noise</th><th>noised samples</th><th>train acc (fit)</th>
-<th>train acc (true labels)</th><th>train F1</th><th>test F1</th><th>test acc</th>
-<th>Gini</th><th>CSR</th></tr>{"".join(rows)}</table>
-<h2>Plots</h2>{images}
-</body></html>
-"""
     path = out / "report.html"
     write_text_atomic(path, page)
     return path

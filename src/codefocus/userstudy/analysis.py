@@ -206,14 +206,9 @@ def _p(value: float) -> str:
 def report_html(design: StudyDesign, analysis: Analysis) -> str:
     """One offline page: summaries, tests, Figure 5-style distributions, open answers."""
     from codefocus.reports.charts import diverging_likert
+    from codefocus.reports.page import escaped_fragment, render_page
 
     parts = [
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>user study analysis</title>",
-        "<style>body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:"
-        "collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}"
-        "blockquote{border-left:3px solid #ccc;margin:.4em 0;padding-left:.8em;white-space:pre-wrap}"
-        "</style></head><body>",
-        "<h1>User study: which attention do programmers prefer?</h1>",
         f"<p>{analysis.participants} participants ({analysis.finished} finished), "
         f"{len(design.tasks)} tasks, methods: {html.escape(', '.join(design.methods))}, top "
         f"{design.k} words, seed {design.seed}. Ratings 1 (strongly disagree) to 7 (strongly "
@@ -251,5 +246,9 @@ def report_html(design: StudyDesign, analysis: Analysis) -> str:
             f"<blockquote>{html.escape(a)}</blockquote>" for a in analysis.answers.get(q, [])
         )
         parts.append(f"<h3>{q}. {html.escape(text)}</h3>{quotes or '<p>no answers</p>'}")
-    parts.append("</body></html>")
-    return "".join(parts)
+    return render_page(
+        "userstudy_analysis.html",
+        title="user study analysis",
+        heading="User study: which attention do programmers prefer?",
+        content=escaped_fragment("".join(parts)),
+    )
