@@ -4,6 +4,7 @@ structure."""
 
 import ast
 import dataclasses
+import importlib
 import json
 import math
 import pathlib
@@ -26,11 +27,9 @@ from codefocus.errors import (
     UnknownNameError,
 )
 from codefocus.methods import GROUPS, METHODS, REGISTRY, STUDY_WHITEBOX, resolve_methods
-from codefocus.methods.perturbation import WordTemplate, rebuild
+from codefocus.methods.setup import WordTemplate, rebuild
 from codefocus.models.base import TextGenerator, WhiteBoxModel, is_white_box, offers
 from codefocus.models.endpoint import EndpointModel
-from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
 from codefocus.serialization import from_jsonable, to_jsonable
 from codefocus.studies.runner import StudyConfig
 
@@ -40,13 +39,8 @@ SRC = pathlib.Path(codefocus.__file__).parent
 # ---------------------------------------------------------------- the model seam
 
 
-@pytest.fixture(scope="module", params=["qwen2", "gpt2"])
-def tiny(request):
-    model, tokenizer = build_tiny_model(request.param)
-    return HFModel(model, tokenizer, name=f"tiny-{request.param}", device="cpu")
-
-
-def test_backends_are_told_apart_by_their_interface(tiny):
+def test_backends_are_told_apart_by_their_interface(tiny_model):
+    tiny = tiny_model
     endpoint = EndpointModel("http://127.0.0.1:9")
     assert is_white_box(tiny) and offers(tiny, TextGenerator)
     assert offers(endpoint, TextGenerator) and not is_white_box(endpoint)
@@ -72,7 +66,8 @@ def test_interface_checks_never_run_a_property():
     assert not is_white_box(Asking())
 
 
-def test_attention_modules_come_from_the_architecture_map(tiny):
+def test_attention_modules_come_from_the_architecture_map(tiny_model):
+    tiny = tiny_model
     modules = tiny.attention_modules()
     assert len(modules) == tiny.num_layers
     if tiny.model.config.model_type == "qwen2":
@@ -81,7 +76,8 @@ def test_attention_modules_come_from_the_architecture_map(tiny):
         assert modules[0] is tiny.model.transformer.h[0].attn
 
 
-def test_attention_modules_fall_back_to_the_class_name(tiny, monkeypatch):
+def test_attention_modules_fall_back_to_the_class_name(tiny_model, monkeypatch):
+    tiny = tiny_model
     from codefocus.models import hf
 
     monkeypatch.setattr(hf, "ATTENTION_MODULES", {})
@@ -93,10 +89,21 @@ def test_attention_modules_fall_back_to_the_class_name(tiny, monkeypatch):
 # ---------------------------------------------------------------- the registry
 
 
-def test_every_method_has_a_definition_you_can_grep():
-    sources = "".join(path.read_text() for path in (SRC / "methods").glob("*.py"))
-    for name in REGISTRY:
-        assert f'("{name}"' in sources, name  # Cls("name", ...) in its family's module
+def test_every_method_is_defined_under_its_own_name():
+    """``grep -n "shap =" src`` finds the method ``shap``: each registered instance is bound, at
+    the top level of the module that defines its class, to a name equal to its registry name."""
+    for name, method in REGISTRY.items():
+        module = importlib.import_module(type(method).__module__)
+        assert getattr(module, name, None) is method, f"{module.__name__} has no {name} = ..."
+        tree = ast.parse(pathlib.Path(module.__file__).read_text())
+        bound = {
+            target.id
+            for node in tree.body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name)
+        }
+        assert name in bound, f"{name} is not assigned in {module.__name__}"
 
 
 def test_groups_follow_the_families_and_the_study_list_is_defined_once():
@@ -107,8 +114,27 @@ def test_groups_follow_the_families_and_the_study_list_is_defined_once():
     from codefocus.reproduce import kou2024
 
     assert kou2024.METHODS[: len(STUDY_WHITEBOX)] == STUDY_WHITEBOX
-    text = (SRC / "reproduce" / "kou2024.py").read_text()
-    assert '"saliency_reading",' not in text  # not a second copy of the list
+    # not a second copy of the list: no sequence literal in the package spells out most of it
+    study = set(STUDY_WHITEBOX)
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Tuple | ast.List | ast.Set):  # a table keyed by name is fine
+                named = {i.value for i in node.elts if isinstance(i, ast.Constant)} & study
+                assert len(named) <= len(study) // 2, f"{path}:{node.lineno} copies the list"
+
+
+def test_study_names_a_scope_not_a_method_group():
+    """``--scope study`` is the study's scored words; the method group is ``all-whitebox``, and
+    its old name ``study`` still works (with a warning) but is listed nowhere."""
+    from codefocus.data.units import SCOPES
+    from codefocus.methods import method_names
+
+    assert "study" in SCOPES and "study" not in GROUPS
+    with pytest.warns(DeprecationWarning, match="'study' is now 'all-whitebox'"):
+        assert method_names("study,reading_first") == list(STUDY_WHITEBOX)
+    with pytest.raises(UnknownNameError) as error:
+        method_names("magic")
+    assert "all-whitebox" in str(error.value) and "study" not in str(error.value)
 
 
 def test_methods_take_their_own_options():
@@ -276,28 +302,134 @@ def test_nested_records_round_trip():
 # ---------------------------------------------------------------- package structure
 
 
-def test_no_module_level_import_cycles():
-    graph = {}
-    for path in SRC.rglob("*.py"):
-        module = ".".join(("codefocus", *path.relative_to(SRC).with_suffix("").parts))
-        module = module.removesuffix(".__init__")
-        deps = set()
-        for node in ast.parse(path.read_text()).body:
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("codefocus"):
-                deps.add(node.module)
-        graph[module] = deps - {module}
+# Imports that close a cycle on purpose, (importer, imported) -> why. Each is made inside a
+# function, so it runs only after both modules have loaded.
+LAZY_CYCLE_EDGES = {
+    ("codefocus.attribution", "codefocus.reports.html"): (
+        "Attribution.to_html: the result renders its own page, through the report layer"
+    ),
+    ("codefocus.attribution", "codefocus.reports.explorer"): (
+        "Attribution._repr_html_: Jupyter shows the explorer of the result"
+    ),
+}
+# Knots that issue #26 (item 6) unties; tolerated until then. Once an edge is gone, the test
+# fails until its entry goes too.
+TO_UNTIE: dict[tuple[str, str], str] = {}
 
-    def reaches(start, target, seen):
-        for dep in graph.get(start, ()):
-            if dep == target:
-                return True
-            if dep not in seen and not target.startswith(dep + "."):
-                seen.add(dep)
-                if reaches(dep, target, seen):
-                    return True
-        return False
 
-    cycles = [m for m in graph if reaches(m, m, set())]
+def _module_name(path: pathlib.Path) -> str:
+    return ".".join(path.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__")
+
+
+def import_graph() -> dict[tuple[str, str], list[str]]:
+    """Every import of one codefocus module by another, read from the source: at module level,
+    under ``if TYPE_CHECKING``, and inside functions. (importer, imported) -> where, each
+    ``line:where`` with where one of module, typing, function. ``from a import b`` is an import
+    of the module ``a.b`` when that is a module, else of ``a``."""
+    modules = {_module_name(path): path for path in SRC.rglob("*.py")}
+    graph: dict[tuple[str, str], list[str]] = {}
+
+    def visit(module: str, node: ast.AST, where: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            inner = where
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                inner = "function"
+            elif isinstance(child, ast.If) and "TYPE_CHECKING" in ast.unparse(child.test):
+                inner = "typing" if where == "module" else where
+            targets: list[str] = []
+            if isinstance(child, ast.Import):
+                targets = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom):
+                base = child.module or ""
+                if child.level:  # relative: from the importer's package, or one above it
+                    package = module
+                    if modules[module].name != "__init__.py":
+                        package = package.rpartition(".")[0]
+                    for _ in range(child.level - 1):
+                        package = package.rpartition(".")[0]
+                    base = f"{package}.{base}" if base else package
+                targets = [
+                    f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base
+                    for alias in child.names
+                ]
+            for target in targets:
+                if target in modules and target != module:
+                    graph.setdefault((module, target), []).append(f"{child.lineno}:{inner}")
+            visit(module, child, inner)
+
+    for module, path in modules.items():
+        visit(module, ast.parse(path.read_text()), "module")
+    return graph
+
+
+def strongly_connected(edges: set[tuple[str, str]]) -> list[set[str]]:
+    """The cycles of a directed graph: its strongly connected components of two or more
+    modules (Tarjan's algorithm)."""
+    successors: dict[str, list[str]] = {}
+    for a, b in sorted(edges):
+        successors.setdefault(a, []).append(b)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[set[str]] = []
+
+    def connect(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for nxt in successors.get(node, []):
+            if nxt not in index:
+                connect(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component = set()
+            while True:
+                member = stack.pop()
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(component)
+
+    for node in sorted(successors):
+        if node not in index:
+            connect(node)
+    return found
+
+
+def test_the_import_graph_is_read_whole():
+    graph = import_graph()
+    where = {place.split(":")[1] for places in graph.values() for place in places}
+    assert where == {"module", "typing", "function"}
+    # a known import of each kind
+    assert "function" in graph[("codefocus.attribution", "codefocus.reports.html")][0]
+    assert any(
+        p.endswith("typing") for p in graph[("codefocus.reports.html", "codefocus.attribution")]
+    )
+    assert ("codefocus.methods", "codefocus.methods.perturbation") in graph
+    assert strongly_connected({("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")}) == [{"a", "b", "c"}]
+
+
+def test_no_import_cycles_outside_the_allowlist():
+    """Every import counts, wherever it is made; a cycle is allowed only through an edge listed
+    in LAZY_CYCLE_EDGES, and only while every import on that edge is inside a function."""
+    graph = import_graph()
+    for edge in LAZY_CYCLE_EDGES:
+        assert edge in graph, f"{edge} is allowlisted but no longer imported: remove it"
+        assert all(p.endswith(":function") for p in graph[edge]), (edge, graph[edge])
+    for edge in TO_UNTIE:
+        assert edge in graph, f"{edge} is untied: remove it from TO_UNTIE"
+    # the top-level package re-exports lazily: its TYPE_CHECKING imports name for type checkers
+    # what its __getattr__ imports on first use (codefocus._LAZY), so they close no cycle
+    facade = {edge for edge in graph if edge[0] == "codefocus" and edge[1] != "codefocus.errors"}
+    assert {b for _, b in facade} == set(codefocus._LAZY.values())
+    assert all(p.endswith(":typing") for edge in facade for p in graph[edge]), facade
+    checked = set(graph) - set(LAZY_CYCLE_EDGES) - set(TO_UNTIE) - facade
+    cycles = [
+        sorted(f"{a} -> {b} ({', '.join(graph[a, b])})" for a, b in checked if {a, b} <= cycle)
+        for cycle in strongly_connected(checked)
+    ]
     assert cycles == []
 
 
@@ -309,8 +441,13 @@ def test_top_level_exports_load_lazily():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["codefocus.api", "False"]
-    for name in codefocus.__all__:
-        assert getattr(codefocus, name) is not None
+    assert set(codefocus._LAZY) <= set(codefocus.__all__)
+    for name, module in codefocus._LAZY.items():  # each name is its defining module's object
+        assert getattr(codefocus, name) is getattr(importlib.import_module(module), name), name
+    from codefocus import errors
+
+    for name in set(codefocus.__all__) - set(codefocus._LAZY) - {"__version__"}:
+        assert getattr(codefocus, name) is getattr(errors, name), name
 
 
 def test_one_error_hierarchy():
@@ -320,14 +457,22 @@ def test_one_error_hierarchy():
     assert endpoint.EndpointError is EndpointError and hf.ContextTooLongError is ContextTooLongError
     assert issubclass(packaged.PackagedModelError, ModelLoadError)
     assert RECOVERABLE[0] is CodefocusError
+    recoverable = {error.__name__ for error in RECOVERABLE}
     for path in SRC.rglob("*.py"):
         if path.name != "errors.py":
-            assert "(CodefocusError, RuntimeError, MemoryError)" not in path.read_text(), path
-            assert not any(
-                isinstance(n, ast.ClassDef)
-                and any(getattr(b, "id", "").endswith("Error") for b in n.bases)
-                for n in ast.walk(ast.parse(path.read_text()))
-            ), path
+            for node in ast.walk(ast.parse(path.read_text())):
+                # no second spelling of RECOVERABLE: a tuple naming CodefocusError beside another
+                # of its errors
+                if isinstance(node, ast.Tuple):
+                    names = {getattr(n, "id", getattr(n, "attr", None)) for n in node.elts}
+                    assert not ("CodefocusError" in names and len(names & recoverable) > 1), (
+                        f"{path}:{node.lineno}: use errors.RECOVERABLE"
+                    )
+                # no error class outside errors.py
+                assert not (
+                    isinstance(node, ast.ClassDef)
+                    and any(getattr(b, "id", "").endswith("Error") for b in node.bases)
+                ), f"{path}:{node.lineno}"
 
 
 def test_python_dash_m_and_version():
@@ -340,7 +485,7 @@ def test_python_dash_m_and_version():
 def test_the_library_caches_generations_by_default(tmp_path, monkeypatch):
     import sqlite3
 
-    from codefocus.models.base import GenerationSettings
+    from codefocus.generation.records import GenerationSettings
 
     settings = GenerationSettings(max_new_tokens=5)
     path = tmp_path / "generations.sqlite"
@@ -354,7 +499,13 @@ def test_the_library_caches_generations_by_default(tmp_path, monkeypatch):
     path.unlink()
     codefocus.attribute("tiny", "Return two.", "reading_first", settings=settings)
     assert not path.exists()
+    monkeypatch.setenv("CODEFOCUS_GENERATION_CACHE", str(path))  # cache=None overrides it
     none = codefocus.attribute(
         "tiny", "Return two.", "reading_first", settings=settings, cache=None
     )
-    assert none.generated is not None
+    assert not path.exists()
+    assert (
+        none.generated
+        == codefocus.attribute("tiny", "Return two.", "reading_first", settings=settings).generated
+    )  # the same generation, cached or not
+    assert path.exists()

@@ -109,7 +109,7 @@ BAD = [
     (["attribute", *TINY, "--methods", "magic"], "unknown method 'magic'"),
     (["attribute", *TINY, "--similarity", "foo"], "--similarity"),
     (["attribute", *TINY, "--substitutes", "foo"], "--substitutes"),
-    (["attribute", *TINY, "--top", "0"], "--top"),
+    (["attribute", *TINY, "--k", "0"], "--k"),
     (["attribute", *TINY, "--format", "pdf"], "--format"),
     (["attribute", *TINY, "--scope", "all"], "--scope"),
     (["attribute", *TINY, "--shap-l1-reg", "lasso"], "--shap-l1-reg"),
@@ -175,7 +175,7 @@ BAD = [
     (["data", "check", "--data", "data-badjson"], "malformed JSON line"),
     (["data", "check", "--data", "nowhere"], "data directory not found"),
     (["data", "check", "--format", "xml"], "--format"),
-    (["data", "methodnames", "--out", "m", "--top", "0"], "--top must be positive"),
+    (["data", "methodnames", "--out", "m", "--names", "0"], "--names must be positive"),
     (["data", "methodnames", "--out", "notes.md"], "is a file"),
     (["reproduce", "kou2024", "--k", "0"], "K must be positive"),
     (["reproduce", "kou2024", "--k", "a,b"], "K must be a list of integers"),
@@ -212,6 +212,7 @@ BAD = [
 ]
 
 
+@pytest.mark.slow  # one CLI process per bad input: about 1.5 minutes in all
 @pytest.mark.parametrize("args,message", BAD, ids=[" ".join(a)[:60] for a, _ in BAD])
 def test_bad_input_is_one_line_and_touches_nothing(workdir, data_dir, args, message):
     before = snapshot(workdir)
@@ -236,6 +237,7 @@ def test_there_are_forty_bad_inputs_across_all_commands():
 # ---------------------------------------------------------------- the safety nets
 
 
+@pytest.mark.slow
 def test_generate_continues_its_own_file_repairs_a_torn_line_and_replaces_with_force(
     tmp_path, data_dir
 ):
@@ -254,6 +256,7 @@ def test_generate_continues_its_own_file_repairs_a_torn_line_and_replaces_with_f
     assert json.loads((tmp_path / "notes.md").read_text().splitlines()[0])["task_id"]
 
 
+@pytest.mark.slow
 def test_outputs_are_created_where_asked_and_piped_output_is_plain(tmp_path, data_dir):
     args = ["attribute", *TINY, "--max-new-tokens", "4"]
     made = run([*args, "--format", "json", "--out", "new/dir/x.json"], tmp_path, data_dir)
@@ -349,6 +352,7 @@ def test_the_server_answers_bad_requests_with_json(tmp_path):
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_progress_shows_in_a_log_and_an_interruption_says_how_to_resume(tmp_path, data_dir):
     env = {
         **os.environ,

@@ -11,17 +11,15 @@ from codefocus.attribution import Attribution
 from codefocus.errors import UnknownNameError
 from codefocus.methods import MethodInputs, resolve_methods
 from codefocus.methods.context import AttributionContext
-from codefocus.models.hf import ContextTooLongError, HFModel
-from codefocus.models.tiny import build_tiny_model
+from codefocus.models.hf import ContextTooLongError
 
 PROMPT = 'def add(a, b):\n    """ Return the sum of a and b.\n    """\n'
 COMPLETION = "    result = a + b\n    return result\n"
 
 
 @pytest.fixture(scope="module", params=["qwen2", "gpt2"])
-def model(request):
-    net, tokenizer = build_tiny_model(request.param, layers=3)
-    return HFModel(net, tokenizer, name=f"tiny-{request.param}", device="cpu")
+def model(request, tiny_model_factory):
+    return tiny_model_factory(request.param, layers=3)
 
 
 @pytest.fixture(scope="module")

@@ -10,14 +10,41 @@ from pathlib import Path
 from codefocus.errors import InvalidArgumentError, OutputError
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it where Linux shows it (``os.umask`` can only
+    be read by setting it, which would race with other threads creating files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode(path: str | Path) -> int:
+    """The permissions a file written at ``path`` gets: those of the file it replaces, else
+    what ``open()`` would give a new file (0666 less the umask: 0644 under the usual 022).
+    ``tempfile.mkstemp`` creates its file 0600, so an atomic write must set this itself."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
+
+
 def write_text_atomic(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same directory, flushed to
-    disk and renamed over ``path`` (a rename within a file system is atomic)."""
+    disk and renamed over ``path`` (a rename within a file system is atomic). The file gets the
+    permissions a plain write would give it (``file_mode``), not the temporary file's 0600."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            os.fchmod(stream.fileno(), file_mode(path))
             stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())

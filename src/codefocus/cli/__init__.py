@@ -7,6 +7,7 @@ stderr and exit status 2.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from typing import NoReturn
 
@@ -37,6 +38,29 @@ app.command("report")(studies.report_command)
 app.command("demo")(studies.demo_command)
 app.command("memorization")(lab.memorization_command)
 app.command("probe")(probes.probe_command)
+
+
+def _reflow(text: str) -> str:
+    """A docstring's paragraphs, each on one line (a paragraph starting with ``\\b`` is kept
+    as written, as click does)."""
+    paragraphs = inspect.cleandoc(text).split("\n\n")
+    return "\n\n".join(p if p.startswith("\b") else " ".join(p.split()) for p in paragraphs)
+
+
+def _reflow_help(commands: typer.Typer) -> None:
+    """Every command's help from its docstring, paragraphs reflowed. typer's rich help keeps a
+    docstring's line breaks in the command list and after the first paragraph, so a sentence
+    would break wherever the source line did."""
+    for info in commands.registered_commands:
+        text = info.help or inspect.getdoc(info.callback) or ""
+        info.help = _reflow(text)
+        info.short_help = info.short_help or info.help.split("\n\n")[0]
+    for group in commands.registered_groups:
+        if group.typer_instance is not None:
+            _reflow_help(group.typer_instance)
+
+
+_reflow_help(app)
 
 
 def _version(value: bool) -> None:

@@ -23,12 +23,15 @@ from codefocus.cli.options import (
     check_range,
     check_scope,
     console,
+    either_spelling,
     named,
+    old_spelling,
     write_output,
 )
 from codefocus.errors import InvalidArgumentError, MethodsFailedError
 
-FORMATS = ("terminal", "json", "html")
+FORMATS = ("text", "json", "html")
+OLD_FORMATS = {"terminal": "text"}  # the old spelling, until the next release
 
 
 def attribute_command(
@@ -37,13 +40,14 @@ def attribute_command(
     prompt_file: Annotated[Path | None, typer.Option(help="Your own prompt, from a file.")] = None,
     methods: MethodsOption = "all-whitebox",
     output_format: Annotated[
-        str, typer.Option("--format", help="terminal, json or html")
-    ] = "terminal",
+        str, typer.Option("--format", help="text (default), json or html")
+    ] = "text",
     out: Annotated[
         Path | None, typer.Option(help="Write json/html here instead of stdout.")
     ] = None,
     force: ForceOption = False,
-    top: Annotated[int, typer.Option("--top", help="How many top words to highlight.")] = 10,
+    k: Annotated[int, typer.Option("--k", help="How many top words to highlight.")] = 10,
+    top: Annotated[int | None, old_spelling("--top", "--k")] = None,
     max_new_tokens: MaxNewTokensOption = None,
     substitutes: Annotated[
         str | None,
@@ -77,22 +81,23 @@ def attribute_command(
     """Which words of a task the model attended to, by each method."""
     from codefocus.api import attribute
     from codefocus.data.tasks import Task, get_task
+    from codefocus.generation.records import GenerationSettings
     from codefocus.methods import resolve_methods
     from codefocus.methods.substitutes import check_provider
     from codefocus.metrics.alignment import check_k
     from codefocus.metrics.similarity import check_similarity
-    from codefocus.models.base import GenerationSettings
 
     # every value is checked before the model loads (minutes for the default model)
-    check_choice("--format", output_format, FORMATS)
-    named("--top", check_k, top)
+    output_format = check_choice("--format", output_format, FORMATS, OLD_FORMATS)
+    k = either_spelling("--k", k, "--top", top, 10)
+    named("--k", check_k, k)
     check_positive("--max-new-tokens", max_new_tokens)
     if (task is None) == (prompt_file is None):
         raise InvalidArgumentError("give exactly one of --task or --prompt-file")
     check_scope(scope)
-    from codefocus.models.cache import ENGINES
+    from codefocus.generation.registry import ENGINE_NAMES
 
-    check_choice("--engine", engine, ENGINES)
+    check_choice("--engine", engine, ENGINE_NAMES)
     if not named("--methods", resolve_methods, methods):
         raise InvalidArgumentError(f"--methods: no method given ({methods!r})")
     named("--shap-l1-reg", resolve_methods, "shap", shap_l1_reg=shap_l1_reg)
@@ -101,7 +106,7 @@ def attribute_command(
     if substitutes is not None:
         named("--substitutes", check_provider, substitutes)
     chosen_protocol = check_protocol(protocol)
-    if output_format != "terminal":
+    if output_format != "text":
         check_output_file(out, force)
     elif out is not None:
         raise InvalidArgumentError("--out needs --format json or html")
@@ -110,7 +115,7 @@ def attribute_command(
         subject = read_prompt_file(prompt_file)
     else:
         subject = get_task(task or "", data, labels=chosen_protocol.labels)
-    from codefocus.models.cache import default_cache
+    from codefocus.generation.cache import default_cache
 
     generations = default_cache() if cache else None
     with console.status("loading the model and attributing..."):
@@ -127,13 +132,13 @@ def attribute_command(
             shap_l1_reg=shap_l1_reg,
             engine=engine,
         )
-    if output_format == "terminal":
-        result.show(k=top, console=console)
+    if output_format == "text":
+        result.show(k=k, console=console)
     elif output_format == "json":
         write_output(result.to_json(), out)
     else:
         reference, verdict = _reference_and_verdict(subject, result)
-        write_output(result.to_html(k=top, reference=reference, verdict=verdict), out)
+        write_output(result.to_html(k=k, reference=reference, verdict=verdict), out)
     if not result.word_scores:  # nothing useful ran: say so in the exit status
         reasons = "; ".join(f"{name}: {why}" for name, why in result.failures.items())
         raise MethodsFailedError(f"every method failed ({reasons})")

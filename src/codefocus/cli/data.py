@@ -15,7 +15,9 @@ from codefocus.cli.options import (
     check_choice,
     check_positive,
     console,
+    either_spelling,
     named,
+    old_spelling,
     parse_ks,
     split,
 )
@@ -64,19 +66,23 @@ def data_check(
 @data_app.command("methodnames")
 def data_methodnames(
     out: Annotated[Path, typer.Option(help="Directory for dataset.json and the splits.")],
-    top: Annotated[int, typer.Option(help="How many of the most frequent method names.")] = 10,
+    names: Annotated[
+        int, typer.Option("--names", help="How many method names: the most frequent ones.")
+    ] = 10,
+    top: Annotated[int | None, old_spelling("--top", "--names")] = None,
     per_name: Annotated[int, typer.Option(help="Bodies kept per name.")] = 1000,
     seed: Annotated[int, typer.Option(help="Sampling and split seed.")] = 0,
 ) -> None:
     """Build a method-name dataset from the Python source installed here (no download)."""
     from codefocus.lab.methodnames import build_methodnames
 
-    check_positive("--top", top)
+    names = either_spelling("--names", names, "--top", top, 10)
+    check_positive("--names", names)
     check_positive("--per-name", per_name)
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
     with console.status("reading the installed Python source..."):
-        dataset = build_methodnames(top=top, per_name=per_name, seed=seed)
+        dataset = build_methodnames(top=names, per_name=per_name, seed=seed)
     dataset.save(out)
     console.print(f"names: {', '.join(dataset.classes)}")
     console.print(

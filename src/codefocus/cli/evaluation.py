@@ -39,7 +39,7 @@ def generate_command(
     samples file is continued; any other file is replaced only with --force)."""
     from codefocus.data.tasks import load_tasks
     from codefocus.execution.generate import check_samples_file, generate_samples
-    from codefocus.models.base import GenerationSettings
+    from codefocus.generation.records import GenerationSettings
     from codefocus.models.loading import load_model
     from codefocus.progress import make_progress
 

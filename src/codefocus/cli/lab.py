@@ -131,7 +131,7 @@ def autofocus_analyze(
 def autofocus_show(
     directory: Annotated[Path, typer.Argument(help="A directory with analysis.json.")],
     index: Annotated[int, typer.Option(help="Which analysed program.")] = 0,
-    output_format: Annotated[str, typer.Option("--format", help="terminal or html")] = "terminal",
+    output_format: Annotated[str, typer.Option("--format", help="text or html")] = "text",
     out: Annotated[Path | None, typer.Option(help="Write the HTML here.")] = None,
     force: ForceOption = False,
 ) -> None:
@@ -140,7 +140,7 @@ def autofocus_show(
     from codefocus.lab.datasets import LabDataset
     from codefocus.reports.autofocus import analysis_html, print_analysis
 
-    check_choice("--format", output_format, ("terminal", "html"))
+    output_format = check_choice("--format", output_format, ("text", "html"), {"terminal": "text"})
     if output_format == "html":
         check_output_file(out, force)
     elif out is not None:

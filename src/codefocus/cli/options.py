@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -46,6 +46,14 @@ ShapRegOption = Annotated[
     str, typer.Option(help="SHAP regularisation: none (every word), aic, bic, num_features(N).")
 ]
 MethodsOption = Annotated[str, typer.Option(help="Method names or groups, comma-separated.")]
+VerdictsOption = Annotated[
+    str,
+    typer.Option(
+        help="Which tasks' code is run against their tests: all; attributed (only where the "
+        "attributed generation is itself testable, so nothing is generated twice: HumanEval, "
+        "not MBPP under kou2024); none."
+    ),
+]
 
 
 def named(option: str, check: Callable[..., T], *args, **kwargs) -> T:
@@ -103,10 +111,45 @@ def check_range(option: str, value: int | None, low: int, high: int) -> None:
         raise InvalidArgumentError(f"{option} must be between {low} and {high}, got {value}")
 
 
-def check_choice(option: str, value: str, choices: tuple[str, ...]) -> str:
+def check_choice(
+    option: str, value: str, choices: tuple[str, ...], renamed: dict[str, str] | None = None
+) -> str:
+    """``value`` if it is one of ``choices``; an old spelling in ``renamed`` (old -> new, kept
+    for one release and never listed) gives its new one, with a note on stderr."""
+    if renamed and value in renamed:
+        note_renamed(f"{option} {value}", f"{option} {renamed[value]}")
+        return renamed[value]
     if value not in choices:
         raise InvalidArgumentError(f"{option}: unknown value {value!r}: use {', '.join(choices)}")
     return value
+
+
+# Old spellings (renamed options and values) are accepted, hidden from --help, until the next
+# release: 0.1 -> 0.2 (see CHANGELOG.md).
+def note_renamed(old: str, new: str) -> None:
+    """One line on stderr: the spelling used is the old one, and which to use instead."""
+    import sys
+
+    print(
+        f"codefocus: warning: {old} is now {new}; the old spelling goes in the next release",
+        file=sys.stderr,
+    )
+
+
+def either_spelling(new: str, value: T, old: str, old_value: T | None, default: T) -> T:
+    """The value of option ``new``, which is also accepted under its old spelling ``old`` (a
+    hidden option whose value is ``None`` unless given)."""
+    if old_value is None:
+        return value
+    if value != default and value != old_value:
+        raise InvalidArgumentError(f"{old} is the old spelling of {new}: give only {new}")
+    note_renamed(old, new)
+    return old_value
+
+
+def old_spelling(name: str, new: str) -> Any:
+    """The hidden option that keeps ``name`` working, for one release, as ``new``."""
+    return typer.Option(name, hidden=True, help=f"The old spelling of {new}.", show_default=False)
 
 
 def check_positive(option: str, value: float | None, allow_zero: bool = False) -> None:

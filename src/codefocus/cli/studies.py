@@ -14,16 +14,20 @@ from codefocus.cli.options import (
     MethodsOption,
     ProtocolOption,
     ScopeOption,
+    VerdictsOption,
     check_choice,
     check_positive,
     check_protocol,
     check_scope,
     console,
+    either_spelling,
     named,
+    old_spelling,
     print_json,
     split,
 )
 from codefocus.errors import InvalidArgumentError
+from codefocus.studies.runner import VERDICT_POLICIES
 
 
 def study_command(
@@ -44,6 +48,7 @@ def study_command(
     max_new_tokens: MaxNewTokensOption = None,
     scope: ScopeOption = None,
     protocol: ProtocolOption = "codefocus",
+    verdicts: VerdictsOption = "all",
     output_format: FormatOption = "text",
     data: DataOption = None,
 ) -> None:
@@ -69,6 +74,7 @@ def study_command(
             max_new_tokens=max_new_tokens is not None,
             scope=scope is not None,
             protocol=protocol != "codefocus",
+            verdicts=verdicts != "all",
         )
         if given:
             raise InvalidArgumentError(
@@ -91,6 +97,7 @@ def study_command(
             max_new_tokens=max_new_tokens,
             scope=scope,
             protocol=protocol,
+            verdicts=check_choice("--verdicts", verdicts, VERDICT_POLICIES),
             data_dir=str(data) if data else None,
         )
     summary = run_study(study, out, executor)
@@ -125,7 +132,6 @@ def demo_command(
         int,
         typer.Option(
             "--prompts",
-            "--tasks",
             help="Labelled prompts for the ten white-box methods, HumanEval and MBPP in the "
             "study's mix (164 : 970).",
         ),
@@ -134,12 +140,16 @@ def demo_command(
         int,
         typer.Option(
             "--perturbation-prompts",
-            "--perturbation-tasks",
             help="Of those, how many (in the same mix, shortest reference first) also get BERT "
             "masking and SHAP.",
         ),
     ] = 10,
+    tasks: Annotated[int | None, old_spelling("--tasks", "--prompts")] = None,
+    perturbation_tasks: Annotated[
+        int | None, old_spelling("--perturbation-tasks", "--perturbation-prompts")
+    ] = None,
     protocol: ProtocolOption = "kou2024",
+    verdicts: VerdictsOption = "attributed",
     data: DataOption = None,
 ) -> None:
     """The main job on the embedded defaults: the study's twelve methods on the packaged model
@@ -152,6 +162,14 @@ def demo_command(
     from codefocus.studies.executors import run_study
     from codefocus.studies.runner import StudyConfig, demo_sample
 
+    prompts = either_spelling("--prompts", prompts, "--tasks", tasks, 100)
+    perturbation_prompts = either_spelling(
+        "--perturbation-prompts",
+        perturbation_prompts,
+        "--perturbation-tasks",
+        perturbation_tasks,
+        10,
+    )
     check_positive("--prompts", prompts)
     check_positive("--perturbation-prompts", perturbation_prompts, allow_zero=True)
     if perturbation_prompts > prompts:
@@ -159,11 +177,13 @@ def demo_command(
             f"--perturbation-prompts: {perturbation_prompts} is more than --prompts {prompts}"
         )
     chosen_protocol = check_protocol(protocol)
+    check_choice("--verdicts", verdicts, VERDICT_POLICIES)
     sample, perturbed = demo_sample(prompts, perturbation_prompts, data, chosen_protocol.labels)
     console.print(
         f"demo: {len(sample)} prompts ({sum(t.startswith('HumanEval') for t in sample)} "
         f"HumanEval, {sum(t.startswith('Mbpp') for t in sample)} MBPP), BERT masking and SHAP "
-        f"on {len(perturbed)} ({', '.join(perturbed)}); protocol {chosen_protocol.name}",
+        f"on {len(perturbed)} ({', '.join(perturbed)}); protocol {chosen_protocol.name}; "
+        f"verdicts: {verdicts}",
         highlight=False,
     )
     study = StudyConfig(
@@ -173,6 +193,7 @@ def demo_command(
         task_ids=tuple(sample),
         perturbation_task_ids=tuple(perturbed),
         protocol=protocol,
+        verdicts=verdicts,
         data_dir=str(data) if data else None,
     )
     summary = run_study(study, out, "local")
