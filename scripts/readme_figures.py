@@ -1,11 +1,14 @@
-"""Write the README's measured figures from ``benchmarks/results/*.json`` (never by hand).
+"""Write the measured figures of the README and the docs from ``benchmarks/results/*.json``.
 
-Each block of the README between ``<!-- figures:NAME -->`` and ``<!-- /figures:NAME -->`` is
-replaced by the table this script renders from ``benchmarks/results/NAME.json``. Run it after a
-benchmark writes its results:
+No figure is typed by hand: each block between ``<!-- figures:NAME -->`` and
+``<!-- /figures:NAME -->`` in ``README.md`` or any ``docs/**/*.md`` page is replaced by what this
+script renders from ``benchmarks/results/NAME.json``. ``NAME:VIEW`` renders a shorter view of the
+same results (``kou2024_live:headline``, ``demo:summary``: the README's front page). A block whose
+name no renderer knows, or whose results file is missing, is an error. Run it after a benchmark
+writes its results:
 
-    .venv/bin/python scripts/readme_figures.py            # rewrite README.md
-    .venv/bin/python scripts/readme_figures.py --check    # exit 1 if README.md is out of date
+    .venv/bin/python scripts/readme_figures.py            # rewrite every file with blocks
+    .venv/bin/python scripts/readme_figures.py --check    # exit 1 if any of them is out of date
 """
 
 from __future__ import annotations
@@ -64,29 +67,10 @@ def kou2024_live(record: dict) -> str:
             if mean
             else f"| {label} | {' | '.join(f1s)} | {alpha} | {spread} | – |"
         )
-    gaps = disagreements(
-        [
-            (
-                label,
-                [live[(method, 10)]["f1_interval"][key] for key in ("estimate", "low", "high")],
-                means[(method, 10)]["f1"],
-                [live[(method, 10)]["alpha_interval"][key] for key in ("estimate", "low", "high")],
-                means[(method, 10)]["alpha"],
-            )
-            for method, label in LABELS.items()
-            if (method, 10) in live and (method, 10) in means
-        ]
-    )
+    gaps = disagreements(_live_against_means(run))
     if gaps:
         lines += ["", "Where the study's mean lies outside the live interval:", "", *gaps]
-    for ranking in run.get("rankings", []):
-        if ranking.get("spearman") is not None:
-            lines += [
-                "",
-                f"Spearman ρ between this ranking of the {len(ranking['methods'])} methods and "
-                f"the study's (F1, K = {ranking['k']}): {ranking['spearman']:.2f} "
-                f"[{ranking['spearman_low']:.2f}, {ranking['spearman_high']:.2f}].",
-            ]
+    lines += _spearman(run)
     speed = ["", "Speed on this machine (" + _machine(record) + "):", ""]
     generation = record.get("generation")
     if generation:
@@ -109,6 +93,109 @@ def kou2024_live(record: dict) -> str:
         f"{run['projected_full_run_minutes']:.0f} min"
     )
     return "\n".join(lines + speed)
+
+
+def _live_against_means(run: dict) -> list[tuple[str, list[float], float, list[float], float]]:
+    """Per method at K = 10: (label, live F1 [estimate, low, high], the five models' mean F1,
+    live α [...], their mean α), in the study's order of methods."""
+    live = {(r["row"]["method"], r["row"]["k"]): r for r in run["table2"]}
+    means = {(r["method"], r["k"]): r for r in run["study_means"]}
+    return [
+        (
+            label,
+            [live[(method, 10)]["f1_interval"][key] for key in ("estimate", "low", "high")],
+            means[(method, 10)]["f1"],
+            [live[(method, 10)]["alpha_interval"][key] for key in ("estimate", "low", "high")],
+            means[(method, 10)]["alpha"],
+        )
+        for method, label in LABELS.items()
+        if (method, 10) in live and (method, 10) in means
+    ]
+
+
+def _spearman(run: dict) -> list[str]:
+    lines = []
+    for ranking in run.get("rankings", []):
+        if ranking.get("spearman") is not None:
+            lines += [
+                "",
+                f"Spearman ρ between this ranking of the {len(ranking['methods'])} methods and "
+                f"the study's (F1, K = {ranking['k']}): {ranking['spearman']:.2f} "
+                f"[{ranking['spearman_low']:.2f}, {ranking['spearman_high']:.2f}].",
+            ]
+    return lines
+
+
+def kou2024_live_headline(record: dict) -> str:
+    """The front page's view of ``kou2024_live``: F1 and α at K = 10 beside the five models, and
+    where the default model disagrees with the study, summed up in three plain lines."""
+    run = record["run"]
+    rows = _live_against_means(run)
+    study = run["study_rows"]
+    lines = [
+        f"{record['model']} under protocol kou2024 on {run['prompts_scored']} prompts "
+        f"({sum(t.startswith('HumanEval') for t in run['task_ids'])} HumanEval, "
+        f"{sum(t.startswith('Mbpp') for t in run['task_ids'])} MBPP), beside the study's five "
+        "models (their Table 2 recomputed; mean = Table 3); F1 in %, 95% bootstrap intervals "
+        f"over prompts ({record['date'][:10]}, commit {str(record['commit'])[:8]}):",
+        "",
+        "| method | F1 K=10 | five models F1 K=10: range (mean) | α K=10 | five models α (mean) |",
+        "|---|---|---|---|---|",
+    ]
+    methods = {label: method for method, label in LABELS.items()}
+    for label, f1, study_f1, alpha, study_alpha in rows:
+        theirs = [r["f1"] for r in study if r["method"] == methods[label] and r["k"] == 10]
+        spread = f"{100 * min(theirs):.1f}–{100 * max(theirs):.1f} " if theirs else ""
+        lines.append(
+            f"| {label} | {100 * f1[0]:.1f} [{100 * f1[1]:.1f}, {100 * f1[2]:.1f}] "
+            f"| {spread}({100 * study_f1:.1f}) "
+            f"| {alpha[0]:.2f} [{alpha[1]:.2f}, {alpha[2]:.2f}] | {study_alpha:.2f} |"
+        )
+    lines += [
+        "",
+        "Where the default model disagrees with the study (the five models' mean outside the "
+        "live 95% interval):",
+        "",
+        *summarise_disagreements(rows),
+    ]
+    return "\n".join(lines + _spearman(run))
+
+
+def summarise_disagreements(
+    rows: list[tuple[str, list[float], float, list[float], float]],
+) -> list[str]:
+    """``disagreements`` in a few lines: per measure, how many methods fall below and above
+    the study's mean, by how much, and the largest gap; then the methods that agree on both."""
+    lines = []
+    agree = {label for label, *_ in rows}
+    for name, index, scale, digits, unit in (("F1", 1, 100, 1, " points"), ("α", 3, 1, 2, "")):
+        sides: dict[str, list[tuple[float, str, float, float]]] = {"below": [], "above": []}
+        for row in rows:
+            label, live, theirs = row[0], row[index], row[index + 1]
+            estimate, low, high = live
+            if low <= theirs <= high:
+                continue
+            agree.discard(label)
+            side = "below" if high < theirs else "above"
+            sides[side].append((abs(scale * (estimate - theirs)), label, estimate, theirs))
+        parts = []
+        for side, found in sides.items():
+            if not found:
+                parts.append(f"{side} the mean for none")
+                continue
+            gaps = sorted(found)
+            gap, label, estimate, theirs = gaps[-1]
+            parts.append(
+                f"{side} the mean for {len(found)} of the {len(rows)} methods, by "
+                f"{gaps[0][0]:.{digits}f} to {gap:.{digits}f}{unit} (most: {label}, "
+                f"{scale * estimate:.{digits}f} against {scale * theirs:.{digits}f})"
+            )
+        lines.append(f"- {name} at K = 10: " + "; ".join(parts) + ".")
+    kept = [label for label, *_ in rows if label in agree]
+    lines.append(
+        "- Within the interval on both: " + (", ".join(kept) if kept else "no method") + "."
+    )
+    return lines
 
 
 def disagreements(rows: list[tuple[str, list[float], float, list[float], float]]) -> list[str]:
@@ -135,14 +222,19 @@ def disagreements(rows: list[tuple[str, list[float], float, list[float], float]]
     return lines
 
 
-def demo(record: dict) -> str:
-    """The main job's wall time and headline, as ``benchmarks/demo_time.py`` measured them."""
-    text = (
+def demo_summary(record: dict) -> str:
+    """The main job's wall time alone (the README's front page)."""
+    return (
         f"On {_machine(record)}, with the model already converted, the whole command took "
         f"{record['seconds'] / 60:.1f} min: {record['prompts']} prompts, "
         f"{record['perturbation_prompts']} of them with BERT masking and SHAP "
         f"({record['units']}; {record['date'][:10]}, commit {str(record['commit'])[:8]})."
     )
+
+
+def demo(record: dict) -> str:
+    """The main job's wall time and headline, as ``benchmarks/demo_time.py`` measured them."""
+    text = demo_summary(record)
     headline = record.get("headline") or {}
     own = next(iter(headline.get("models", {}).values()), None)
     if not own:
@@ -195,7 +287,17 @@ def demo(record: dict) -> str:
     return text + "\n" + "\n".join(table)
 
 
-RENDERERS = {"kou2024_live": kou2024_live, "demo": demo}
+# block name -> (results file in benchmarks/results, renderer)
+RENDERERS = {
+    "kou2024_live": ("kou2024_live", kou2024_live),
+    "kou2024_live:headline": ("kou2024_live", kou2024_live_headline),
+    "demo": ("demo", demo),
+    "demo:summary": ("demo", demo_summary),
+}
+# a block: its opening and closing comments each on a line of their own
+BLOCK = re.compile(
+    r"^(<!-- figures:([\w:.-]+) -->\n)(?:.*?\n)?(<!-- /figures:\2 -->)$", re.DOTALL | re.MULTILINE
+)
 
 
 def _machine(record: dict) -> str:
@@ -206,31 +308,51 @@ def _machine(record: dict) -> str:
 
 
 def render(text: str) -> str:
-    for name, renderer in RENDERERS.items():
-        path = RESULTS / f"{name}.json"
-        pattern = re.compile(
-            rf"(<!-- figures:{name} -->\n)(?:.*?\n)?(<!-- /figures:{name} -->)", flags=re.DOTALL
-        )
-        if not path.is_file() or not pattern.search(text):
-            continue
-        block = renderer(json.loads(path.read_text(encoding="utf-8")))
-        text = pattern.sub(lambda m, b=block: m.group(1) + b + "\n" + m.group(2), text)
-    return text
+    """``text`` with every figures block rendered again from its results file."""
+
+    def block(match: re.Match) -> str:
+        name = match.group(2)
+        if name not in RENDERERS:
+            raise ValueError(f"unknown figures block {name!r}: known are {', '.join(RENDERERS)}")
+        results, renderer = RENDERERS[name]
+        path = RESULTS / f"{results}.json"
+        if not path.is_file():
+            raise ValueError(f"figures block {name!r} needs {path.relative_to(ROOT)}")
+        rendered = renderer(json.loads(path.read_text(encoding="utf-8")))
+        return match.group(1) + rendered + "\n" + match.group(3)
+
+    return BLOCK.sub(block, text)
+
+
+def pages() -> list[Path]:
+    """Every file that may hold figures blocks: the README and each docs page."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if any file's figures are out of date"
+    )
     args = parser.parse_args()
-    readme = ROOT / "README.md"
-    current = readme.read_text(encoding="utf-8")
-    updated = render(current)
-    if args.check:
-        if updated != current:
-            print("README.md figures are out of date: run scripts/readme_figures.py")
+    stale = []
+    for page in pages():
+        current = page.read_text(encoding="utf-8")
+        if not BLOCK.search(current):
+            continue
+        try:
+            updated = render(current)
+        except ValueError as error:
+            print(f"{page.relative_to(ROOT)}: {error}")
             return 1
-        return 0
-    readme.write_text(updated, encoding="utf-8")
+        if updated == current:
+            continue
+        stale.append(str(page.relative_to(ROOT)))
+        if not args.check:
+            page.write_text(updated, encoding="utf-8")
+    if args.check and stale:
+        print(f"figures out of date in {', '.join(stale)}: run scripts/readme_figures.py")
+        return 1
     return 0
 
 

@@ -1,13 +1,29 @@
-"""The README's measured figures are the ones in benchmarks/results (rendered, never typed)."""
+"""The measured figures of the README and the docs are the ones in benchmarks/results (rendered
+by scripts/readme_figures.py, never typed)."""
 
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+BLOCK = re.compile(r"^<!-- figures:([\w:.-]+) -->$", flags=re.MULTILINE)
 
 
-def test_readme_figures_match_the_benchmark_results():
+@pytest.fixture(scope="module")
+def readme_figures():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import readme_figures
+    finally:
+        sys.path.pop(0)
+    return readme_figures
+
+
+def test_readme_and_docs_figures_match_the_benchmark_results():
     done = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "readme_figures.py"), "--check"],
         capture_output=True,
@@ -16,13 +32,59 @@ def test_readme_figures_match_the_benchmark_results():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_a_changed_figure_is_caught(tmp_path, monkeypatch):
-    sys.path.insert(0, str(ROOT / "scripts"))
-    try:
-        import readme_figures
-    finally:
-        sys.path.pop(0)
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert readme_figures.render(readme) == readme
-    tampered = readme.replace("<!-- figures:demo -->\n", "<!-- figures:demo -->\nOn 99 cores, ", 1)
-    assert readme_figures.render(tampered) == readme
+def test_the_blocks_are_where_the_pages_need_them(readme_figures):
+    names = {
+        page.relative_to(ROOT).as_posix(): set(BLOCK.findall(page.read_text(encoding="utf-8")))
+        for page in readme_figures.pages()
+    }
+    assert {"kou2024_live:headline", "demo:summary"} <= names["README.md"]
+    assert {"kou2024_live", "demo"} <= names["docs/benchmarks.md"]
+    used = {name for found in names.values() for name in found}
+    assert used <= set(readme_figures.RENDERERS)
+    results = {results for results, _ in readme_figures.RENDERERS.values()}
+    assert results == {p.stem for p in (ROOT / "benchmarks" / "results").glob("*.json")}
+
+
+def test_a_changed_figure_is_caught_in_every_page(readme_figures):
+    for page in readme_figures.pages():
+        text = page.read_text(encoding="utf-8")
+        for name in set(BLOCK.findall(text)):
+            assert readme_figures.render(text) == text
+            opening = f"<!-- figures:{name} -->\n"
+            tampered = text.replace(opening, opening + "On 99 cores, ", 1)
+            assert tampered != text
+            assert readme_figures.render(tampered) == text, f"{page.name}: {name}"
+
+
+def test_check_reads_the_docs_pages_too(readme_figures, tmp_path, monkeypatch, capsys):
+    shutil.copy(ROOT / "README.md", tmp_path / "README.md")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs")
+    monkeypatch.setattr(readme_figures, "ROOT", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["readme_figures.py", "--check"])
+    assert readme_figures.main() == 0
+    page = tmp_path / "docs" / "benchmarks.md"
+    text = page.read_text(encoding="utf-8")
+    page.write_text(text.replace("| method |", "| typed by hand |", 1), encoding="utf-8")
+    assert readme_figures.main() == 1
+    assert "docs/benchmarks.md" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["readme_figures.py"])
+    assert readme_figures.main() == 0  # rewritten from the results
+    assert page.read_text(encoding="utf-8") == text
+
+
+def test_an_unknown_block_is_an_error(readme_figures):
+    with pytest.raises(ValueError, match="unknown figures block 'nope'"):
+        readme_figures.render("<!-- figures:nope -->\n<!-- /figures:nope -->\n")
+
+
+def test_the_disagreements_are_said_plainly(readme_figures):
+    rows = [
+        ("A", [0.30, 0.28, 0.32], 0.40, [0.10, 0.05, 0.15], 0.12),  # F1 below, α within
+        ("B", [0.50, 0.45, 0.55], 0.40, [0.30, 0.25, 0.35], 0.10),  # F1 above, α above
+        ("C", [0.40, 0.35, 0.45], 0.40, [0.20, 0.15, 0.25], 0.20),  # agrees on both
+    ]
+    lines = readme_figures.summarise_disagreements(rows)
+    assert lines[0].startswith("- F1 at K = 10: below the mean for 1 of the 3 methods, by 10.0")
+    assert "above the mean for 1 of the 3 methods" in lines[0]
+    assert lines[1].startswith("- α at K = 10: below the mean for none; above the mean for 1")
+    assert lines[2] == "- Within the interval on both: C."
