@@ -5,6 +5,7 @@ generation batched across prompts equal to one prompt at a time."""
 import dataclasses
 import gzip
 import json
+import sqlite3
 
 import numpy as np
 import pytest
@@ -14,22 +15,20 @@ from codefocus.attribution import Attribution
 from codefocus.data.labels import study_labels
 from codefocus.data.tasks import load_tasks
 from codefocus.errors import InvalidArgumentError, UnknownNameError
+from codefocus.generation.records import GenerationSettings
 from codefocus.methods.attention import CompatAttention, SelfAttention
 from codefocus.methods.context import AttributionContext
 from codefocus.metrics.alignment import PromptAlignment, pool
-from codefocus.models.base import GenerationSettings, model_input_for
-from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
+from codefocus.models.base import model_input_for
 from codefocus.protocols import BUILTIN, get_protocol
 
 PROMPT = 'def add(a, b):\n    """ Return the sum of a and b.\n    """\n'
 COMPLETION = "    result = a + b\n    return result\n"
 
 
-@pytest.fixture(scope="module", params=["qwen2", "gpt2"])
-def model(request):
-    net, tokenizer = build_tiny_model(request.param, layers=2)
-    return HFModel(net, tokenizer, name=f"tiny-{request.param}", device="cpu")
+@pytest.fixture
+def model(tiny_model):
+    return tiny_model
 
 
 # ---- the protocol object -------------------------------------------------------------------
@@ -151,6 +150,7 @@ def test_live_result_scores_as_the_study_scorer_scores_it(data_dir, model):
                 )
 
 
+@pytest.mark.slow
 def test_study_export_in_the_stored_format(data_dir, tmp_path):
     from codefocus.studies.executors import run_study
     from codefocus.studies.export import stored_results, write_stored
@@ -262,7 +262,7 @@ def test_a_study_verdict_on_mbpp_tests_a_testable_generation(data_dir, tmp_path,
         if t.human_spans
         and _canonical_completion(t, verdict_input(t, model_input_for(t))) is not None
     )
-    from codefocus.models.engine import DraftVerifier
+    from codefocus.generation.draft import DraftVerifier
 
     tiny = load_model("tiny")
     tested = verdict_input(task, model_input_for(task))
@@ -300,9 +300,50 @@ def test_a_study_verdict_on_mbpp_tests_a_testable_generation(data_dir, tmp_path,
     assert verdict["passed"] is True
 
 
+@pytest.mark.slow
+def test_verdict_policies_choose_which_tasks_are_tested(data_dir, tmp_path):
+    """``attributed`` tests HumanEval (its attributed generation is testable) and skips MBPP
+    under kou2024 without generating its evaluable input; ``none`` tests nothing."""
+    from codefocus.studies.executors import run_study
+    from codefocus.studies.runner import StudyConfig
+    from codefocus.studies.store import StudyStore
+
+    mbpp = next(t for t in load_tasks("mbpp", data_dir) if t.human_spans)
+    task_ids = ("HumanEval/0", mbpp.task_id)
+    tested = {}
+    for policy in ("all", "attributed", "none"):
+        out = tmp_path / policy
+        config = StudyConfig(
+            models=("tiny",),
+            methods=("reading_first",),
+            benchmarks=("humaneval", "mbpp"),
+            task_ids=task_ids,
+            protocol="kou2024",
+            verdicts=policy,
+            data_dir=str(data_dir),
+        )
+        run_study(config, out)
+        store = StudyStore(out / "study.sqlite")
+        tested[policy] = {t for t in task_ids if store.get("tiny", t, "verdict") is not None}
+        assert all(store.get("tiny", t, "method:reading_first") for t in task_ids)
+        store.close()
+        with sqlite3.connect(out / "generations.sqlite") as db:
+            (tested[policy, "generations"],) = db.execute(
+                "SELECT COUNT(*) FROM generations_v2"
+            ).fetchone()
+    assert tested["all"] == set(task_ids)
+    assert tested["attributed"] == {"HumanEval/0"}
+    assert tested["none"] == set()
+    # the evaluable MBPP input is generated only when its verdict is asked for
+    assert tested["all", "generations"] == 3
+    assert tested["attributed", "generations"] == tested["none", "generations"] == 2
+    with pytest.raises(InvalidArgumentError, match="verdicts"):
+        StudyConfig(verdicts="some")
+
+
 # ---- generation batched across prompts -----------------------------------------------------
 def test_generation_across_prompts_equals_one_at_a_time(model, data_dir, tmp_path):
-    from codefocus.models.cache import GenerationCache
+    from codefocus.generation.cache import GenerationCache
     from codefocus.studies.runner import generate_ahead
 
     tasks = [t for t in load_tasks("mbpp", data_dir) if t.human_spans][:6]

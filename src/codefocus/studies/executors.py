@@ -159,14 +159,16 @@ def run_study(
 
 
 def _run_local(config, store, tasks, methods, summary, progress, bars) -> None:
-    from codefocus.models.cache import GenerationCache
+    from codefocus.generation.cache import GenerationCache
     from codefocus.models.loading import load_model
 
     cache = GenerationCache(Path(store.path).with_name("generations.sqlite"))
     for model_name in config.models:
         bar = progress.add_task(f"{model_name}", total=len(tasks))
         model = None
-        todos = {t.task_id: todo_for(store, model_name, t, methods[t.task_id]) for t in tasks}
+        todos = {
+            t.task_id: todo_for(store, model_name, t, methods[t.task_id], config) for t in tasks
+        }
         if any(todo and not is_complete(todo) for todo in todos.values()):
             model = load_model(model_name)
             if is_white_box(model):  # many tasks' generations at once, in wide batches
@@ -224,7 +226,7 @@ def _run_ray(config, store, tasks, methods, summary, progress, bars, num_gpus) -
             bar = progress.add_task(f"{model_name}", total=len(tasks))
             pending = {}
             for task in tasks:
-                todo = todo_for(store, model_name, task, methods[task.task_id])
+                todo = todo_for(store, model_name, task, methods[task.task_id], config)
                 if not todo or is_complete(todo):
                     summary.units_skipped += 2 + len(methods[task.task_id])
                     progress.advance(bar)

@@ -18,6 +18,7 @@ from pathlib import Path
 from codefocus.attribution import Attribution
 from codefocus.errors import InvalidArgumentError
 from codefocus.protocols import STUDY_METHOD_NAMES
+from codefocus.storage import file_mode
 from codefocus.studies.runner import STORE_NAME
 from codefocus.studies.store import StudyStore
 
@@ -72,7 +73,7 @@ def write_stored(study_dir: str | Path, out_dir: str | Path) -> list[Path]:
         try:
             with os.fdopen(handle, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as zipped:
                 zipped.write(json.dumps(stored).encode("utf-8"))
-            os.chmod(temporary, 0o644)
+            os.chmod(temporary, file_mode(target))  # as open() would: 0666 less the umask
             os.replace(temporary, target)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)

@@ -25,6 +25,7 @@ from codefocus.studies.store import StudyStore
 
 log = logging.getLogger(__name__)
 STORE_NAME = "study.sqlite"
+VERDICT_POLICIES = ("all", "attributed", "none")
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,10 @@ class StudyConfig(JsonRecord):
     task_ids: tuple[str, ...] = field(default=())
     # perturbation methods on these tasks only (instead of perturbation_tasks' first N)
     perturbation_task_ids: tuple[str, ...] = field(default=())
+    # which tasks get a verdict: all; only those whose attributed generation is itself testable
+    # (no second generation: HumanEval, and MBPP where the protocol's prompt is the testable one);
+    # none
+    verdicts: str = "all"
 
     def __post_init__(self) -> None:
         """Every value checked where the study starts (a TOML file reaches here too)."""
@@ -77,6 +82,10 @@ class StudyConfig(JsonRecord):
             value = getattr(self, key)
             if not isinstance(value, str) and not (value is None and key not in ("shap_l1_reg",)):
                 raise InvalidArgumentError(f"{key} must be a name, got {value!r}")
+        if self.verdicts not in VERDICT_POLICIES:
+            raise InvalidArgumentError(
+                f"verdicts must be one of {', '.join(VERDICT_POLICIES)}, got {self.verdicts!r}"
+            )
         if self.data_dir is not None and not isinstance(self.data_dir, str):
             raise InvalidArgumentError(f"data_dir must be a path, got {self.data_dir!r}")
         from codefocus.data.units import scored_range
@@ -235,8 +244,9 @@ def process_task(
     """
     from codefocus.api import attribute
     from codefocus.execution.sandbox import Limits, run_python
-    from codefocus.models.base import GenerationSettings, model_input_for, study_budget
-    from codefocus.models.cache import CachedGenerator
+    from codefocus.generation.generator import CachedGenerator
+    from codefocus.generation.records import GenerationSettings
+    from codefocus.models.base import model_input_for, study_budget
 
     protocol = config.run_protocol()
     settings = GenerationSettings(max_new_tokens=config.max_new_tokens)
@@ -329,7 +339,22 @@ def process_task(
         yield f"method:{name}", stored.to_dict(), None, seconds
 
 
-def todo_for(store: StudyStore, model: str, task: Task, methods: list[str]) -> dict:
+def wants_verdict(task: Task, config: StudyConfig) -> bool:
+    """Whether ``config.verdicts`` asks for this task's verdict (``attributed``: only where the
+    attributed generation is the tested one, so no second generation is needed)."""
+    from codefocus.models.base import model_input_for
+
+    if config.verdicts == "none":
+        return False
+    if config.verdicts == "attributed":
+        model_input = model_input_for(task, config.declared_protocol().mbpp_header)
+        return verdict_input(task, model_input) == model_input
+    return True
+
+
+def todo_for(
+    store: StudyStore, model: str, task: Task, methods: list[str], config: StudyConfig
+) -> dict:
     todo: dict = {}
     generation = store.get(model, task.task_id, "generation")
     if generation is not None and generation["status"] == "done":
@@ -337,7 +362,7 @@ def todo_for(store: StudyStore, model: str, task: Task, methods: list[str]) -> d
         todo["_completion_ids"] = generation["payload"].get("token_ids")
     elif generation is not None:
         return {}  # failed generation: recorded, nothing more to do for this task
-    todo["verdict"] = not store.has(model, task.task_id, "verdict")
+    todo["verdict"] = wants_verdict(task, config) and not store.has(model, task.task_id, "verdict")
     for name in methods:
         todo[f"method:{name}"] = not store.has(model, task.task_id, f"method:{name}")
     return todo
@@ -382,7 +407,7 @@ def generate_ahead(
     (``tests/test_protocol.py``).
     Inputs that do not fit the model are left to their task, which records the failure. Returns
     how many were generated."""
-    from codefocus.models.base import GenerationSettings
+    from codefocus.generation.records import GenerationSettings
 
     settings = GenerationSettings()
     key = settings.to_dict()
@@ -397,7 +422,7 @@ def generate_ahead(
         except RECOVERABLE:
             continue
         missing.append((text, budget, length))
-    from codefocus.models.engine import DraftVerifier
+    from codefocus.generation.draft import DraftVerifier
 
     engine = DraftVerifier(model, batch_size=8, decode_batch_size=batch_size)
     missing.sort(key=lambda item: (item[2], item[1]))
