@@ -140,7 +140,7 @@ class PromptAlignment:
         n11 = int((h & m).sum())
         n01 = int(m.sum()) - n11
         n10 = self.n_human_units - n11
-        n00 = len(h) - n11 - n01 - n10
+        n00 = len(self.unit_lengths) - n11 - n01 - n10
         category_sum: dict[str, float] = {}
         category_count: dict[str, int] = {}
         for index, category in enumerate(self.prompt.human_categories):
