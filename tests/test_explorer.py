@@ -259,6 +259,7 @@ def test_charts_are_matplotlib_svg_without_script():
     assert likert.count("<svg") == 1
 
 
+@pytest.mark.slow
 def test_attribute_html_shows_the_reference_and_the_verdict(tmp_path, data_dir):
     from test_cli import run
 

@@ -101,6 +101,7 @@ def tiny_dataset(data_dir):
     return load_algorithms(data_dir, per_class=6, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["sigmoid", "softmax"])
 def test_ggnn_trains_saves_and_analyses(tiny_dataset, tmp_path, pooling):
     from codefocus.lab.ggnn import build_classifier, load_classifier
@@ -136,6 +137,7 @@ def test_ggnn_trains_saves_and_analyses(tiny_dataset, tmp_path, pooling):
     assert "partial_mean" in figures and "size_pearson_mean" in figures
 
 
+@pytest.mark.slow
 def test_autofocus_cli_with_the_ggnn(tmp_path, data_dir):
     env = {**os.environ, "CODEFOCUS_DATA": str(data_dir)}
 

@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from codefocus.reports.study_report import write_report
 from codefocus.studies.executors import run_study
 from codefocus.studies.runner import STORE_NAME, StudyConfig
@@ -54,6 +56,7 @@ def _units(out: Path) -> list[tuple]:
         store.close()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, data_dir):
     reference = tmp_path / "reference"
     assert _study(reference, data_dir).wait(timeout=600) == 0
@@ -76,6 +79,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path, data_dir):
     assert _units(resumed) == expected  # nothing lost, nothing duplicated, same results
 
 
+@pytest.mark.slow
 def test_ray_executor_equals_local(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("CODEFOCUS_DATA", str(data_dir))
     config = StudyConfig(
@@ -90,6 +94,8 @@ def test_ray_executor_equals_local(tmp_path, data_dir, monkeypatch):
 HOSTILE = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
+@pytest.mark.slow
+@pytest.mark.browser  # starts Playwright itself
 def test_report_renders_offline_and_runs_no_script_from_the_data(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv("CODEFOCUS_DATA", str(data_dir))
     out = tmp_path / "study"

@@ -311,6 +311,7 @@ def test_holm_and_welch_against_their_definitions():
     assert all(math.isnan(x) for x in welch([3], [4, 5]))
 
 
+@pytest.mark.slow
 def test_create_refuses_what_it_cannot_do(us_dir, tmp_path, data_dir):
     # a study directory with answers keeps them: no new design over it
     again = cli(
@@ -336,6 +337,7 @@ def test_create_refuses_what_it_cannot_do(us_dir, tmp_path, data_dir):
     assert missing.returncode == 2 and "no user study" in missing.stderr
 
 
+@pytest.mark.slow
 def test_create_computes_what_the_study_lacks(tmp_path, data_dir):
     study = tmp_path / "study"
     first = cli(
