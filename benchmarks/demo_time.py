@@ -45,6 +45,7 @@ def main() -> int:
         (line for line in done.stdout.splitlines() if "units done" in line), "units: unknown"
     )
     sample = re.search(r"demo: (\d+) prompts.*?on (\d+)", done.stdout.replace("\n", " "))
+    verdicts = re.search(r"verdicts: (\w+)", done.stdout)
     headline_path = out / "headline.json"
     record = {
         "benchmark": "demo",
@@ -57,6 +58,7 @@ def main() -> int:
         "units": units.strip(),
         "prompts": int(sample.group(1)) if sample else None,
         "perturbation_prompts": int(sample.group(2)) if sample else None,
+        "verdicts": verdicts.group(1) if verdicts else None,
         "headline": json.loads(headline_path.read_text()) if headline_path.is_file() else None,
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "device": "cpu"},
     }
