@@ -273,11 +273,21 @@ def _naive_counts(prompt: PromptUnits, k: int) -> PromptCounts:
     st.integers(0, 25),
     st.integers(0, 6),
     st.sampled_from([1, 3, 5, 10, 40]),
+    st.booleans(),
 )
-def test_prompt_alignment_equals_each_k_from_scratch_bit_for_bit(seed, n_units, n_human, k):
+def test_prompt_alignment_equals_each_k_from_scratch_bit_for_bit(
+    seed, n_units, n_human, k, disjoint
+):
     rng = np.random.default_rng(seed)
-    starts = np.sort(rng.integers(0, 120, n_units))
-    units = [(int(a), int(a + rng.integers(0, 9))) for a in starts]  # overlaps, empty units
+    if disjoint:  # a tokenizer's units: one after another, some empty
+        ends = np.cumsum(rng.integers(0, 6, n_units))
+        units = [
+            (int(e - w), int(e)) for e, w in zip(ends, rng.integers(0, 3, n_units), strict=True)
+        ]
+        units = [(max(a, int(ends[i - 1]) if i else 0), b) for i, (a, b) in enumerate(units)]
+    else:  # overlaps, empty units
+        starts = np.sort(rng.integers(0, 120, n_units))
+        units = [(int(a), int(a + rng.integers(0, 9))) for a in starts]
     scores = rng.choice([0.0, 0.25, 0.5, np.nan, *rng.random(4)], n_units)  # ties and NaN
     human_starts = rng.integers(0, 120, n_human)
     human = [(int(a), int(a + rng.integers(0, 15))) for a in human_starts]  # empty spans too

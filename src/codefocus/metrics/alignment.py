@@ -125,8 +125,7 @@ class PromptAlignment:
         n = len(self.order)
         # rank (position in ``order``) at which each unit / human span is first overlapped by a
         # ranked unit; n when never: "covered at K" is then ``rank < K``
-        unit_hits = (overlap_matrix(prompt.unit_spans, prompt.unit_spans) > 0)[:, self.order]
-        self.unit_cover_rank = _first_true(unit_hits, n)
+        self.unit_cover_rank = _unit_cover_rank(prompt.unit_spans, self.order)
         self.human_cover_rank = _first_true(overlaps[:, self.order] > 0, n)
         self.n_human_units = int(self.human_flags.sum())
 
@@ -156,6 +155,21 @@ class PromptAlignment:
             category_recall_sum=category_sum,
             category_count=category_count,
         )
+
+
+def _unit_cover_rank(spans: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Per unit, the rank of the first ranked unit that overlaps it (len(order) when none).
+
+    Units that follow each other without overlapping (a tokenizer's, the words of a prompt) are
+    overlapped only by themselves, so a unit's rank is its own (a zero-length one never is):
+    the n x n overlap matrix is only needed when units overlap."""
+    n = len(order)
+    starts, ends = spans[:, 0], spans[:, 1]
+    if n and bool(np.all(starts[1:] >= ends[:-1])):
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n)
+        return np.where(ends > starts, rank, n)
+    return _first_true((overlap_matrix(spans, spans) > 0)[:, order], n)
 
 
 def _first_true(matrix: np.ndarray, default: int) -> np.ndarray:
