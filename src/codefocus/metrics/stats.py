@@ -61,15 +61,15 @@ def bootstrap(
     if not 0 < confidence < 1:
         raise InvalidArgumentError("confidence must be between 0 and 1")
     table = _table(counts)
-    resampled = _pooled(_resample_weights(len(table), resamples, seed) @ table)
+    resampled = _pooled(resample_weights(len(table), resamples, seed) @ table)
     point = _pooled(table.sum(axis=0))
     return {
-        name: _percentile_interval(float(point[name]), resampled[name], confidence)
+        name: percentile_interval(float(point[name]), resampled[name], confidence)
         for name in METRICS
     }
 
 
-def _resample_weights(units: int, resamples: int, seed: int) -> np.ndarray:
+def resample_weights(units: int, resamples: int, seed: int) -> np.ndarray:
     """(resamples, units): how often each unit is drawn in each bootstrap resample (drawn with
     replacement, one resample after the other from one seeded generator)."""
     rng = np.random.default_rng(seed)
@@ -78,7 +78,7 @@ def _resample_weights(units: int, resamples: int, seed: int) -> np.ndarray:
     ).astype(np.float64)
 
 
-def _percentile_interval(estimate: float, resampled: np.ndarray, confidence: float) -> Interval:
+def percentile_interval(estimate: float, resampled: np.ndarray, confidence: float) -> Interval:
     """The percentile interval of the resampled statistics (undefined resamples left out)."""
     tail = (1 - confidence) / 2 * 100
     values = resampled[~np.isnan(resampled)]
@@ -99,8 +99,8 @@ def bootstrap_mean(
     if not 0 < confidence < 1:
         raise InvalidArgumentError("confidence must be between 0 and 1")
     column = np.asarray(values, dtype=np.float64)
-    resampled = _resample_weights(len(column), resamples, seed) @ column / len(column)
-    return _percentile_interval(float(column.mean()), resampled, confidence)
+    resampled = resample_weights(len(column), resamples, seed) @ column / len(column)
+    return percentile_interval(float(column.mean()), resampled, confidence)
 
 
 @dataclass(frozen=True)

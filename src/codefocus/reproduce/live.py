@@ -32,7 +32,13 @@ import numpy as np
 from codefocus.data.paths import resolve_data_dir
 from codefocus.errors import DataError, InvalidArgumentError, UnknownNameError
 from codefocus.metrics.alignment import check_k
-from codefocus.metrics.stats import Interval, _pooled, _table
+from codefocus.metrics.stats import (
+    Interval,
+    _pooled,
+    _table,
+    percentile_interval,
+    resample_weights,
+)
 from codefocus.reproduce import kou2024
 from codefocus.reproduce.kou2024 import (
     DEFAULT_KS,
@@ -217,25 +223,6 @@ def merge_added(parts: Sequence[Added]) -> dict[tuple[str, str], Stored]:
 # ---------------------------------------------------------------- the bootstrap
 
 
-def resample_weights(n: int, resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
-    """(resamples, n) counts: how often each of ``n`` prompts is drawn in each resample."""
-    if resamples <= 0:
-        raise InvalidArgumentError(f"resamples must be positive, got {resamples}")
-    rng = np.random.default_rng(seed)
-    return np.stack(
-        [np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(resamples)]
-    ).astype(np.float64)
-
-
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    values = values[~np.isnan(values)]
-    if not len(values):
-        return float("nan"), float("nan")
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
-
-
 def counts_table(
     counts: StoredCounts, k: int, universe: Mapping[str, int], rows_per_prompt: Mapping[str, int]
 ) -> np.ndarray:
@@ -269,17 +256,13 @@ def rank_correlation(
 
     rho = rho_of(live)
     rhos = np.array([rho_of(values) for values in np.asarray(resampled, dtype=np.float64)])
-    low, high = _percentiles(rhos, confidence)
+    interval = percentile_interval(rho, rhos, confidence)
+    low, high = interval.low, interval.high
     return (
         None if math.isnan(rho) else rho,
         None if math.isnan(low) else low,
         None if math.isnan(high) else high,
     )
-
-
-def _interval(estimate: float, values: np.ndarray, confidence: float) -> Interval:
-    low, high = _percentiles(values, confidence)
-    return Interval(float(estimate), low, high)
 
 
 def score_live(
@@ -303,6 +286,8 @@ def score_live(
         text: i
         for i, text in enumerate(dict.fromkeys(t for c in counts.values() for t in c.prompts))
     }
+    if resamples <= 0:
+        raise InvalidArgumentError(f"resamples must be positive, got {resamples}")
     weights = resample_weights(max(len(universe), 1), resamples, seed)[:, : len(universe)]
     rows: list[LiveRow] = []
     ranked: dict[str, tuple[float, np.ndarray]] = {}
@@ -319,10 +304,10 @@ def score_live(
             rows.append(
                 LiveRow(
                     row,
-                    _interval(row.precision, resampled["precision"], confidence),
-                    _interval(row.recall, resampled["recall"], confidence),
-                    _interval(row.f1, resampled["f1"], confidence),
-                    _interval(row.alpha, resampled["alpha"], confidence),
+                    percentile_interval(row.precision, resampled["precision"], confidence),
+                    percentile_interval(row.recall, resampled["recall"], confidence),
+                    percentile_interval(row.f1, resampled["f1"], confidence),
+                    percentile_interval(row.alpha, resampled["alpha"], confidence),
                     resamples,
                 )
             )
