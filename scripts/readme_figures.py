@@ -227,8 +227,9 @@ def demo_summary(record: dict) -> str:
     return (
         f"On {_machine(record)}, with the model already converted, the whole command took "
         f"{record['seconds'] / 60:.1f} min: {record['prompts']} prompts, "
-        f"{record['perturbation_prompts']} of them with BERT masking and SHAP "
-        f"({record['units']}; {record['date'][:10]}, commit {str(record['commit'])[:8]})."
+        f"{record['perturbation_prompts']} of them with BERT masking and SHAP"
+        + (f", verdicts: {record['verdicts']}" if record.get("verdicts") else "")
+        + f" ({record['units']}; {record['date'][:10]}, commit {str(record['commit'])[:8]})."
     )
 
 
