@@ -367,6 +367,9 @@ def test_progress_shows_in_a_log_and_an_interruption_says_how_to_resume(tmp_path
             [sys.executable, "-m", "codefocus", "study", "--model", "tiny", "--methods",
              "reading_first", "--limit", "164", "--max-new-tokens", "64", "--out", "s"],
             cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT,
+            # a shell's background job ignores SIGINT, and Python keeps an ignored SIGINT
+            # ignored: the child must start with the default, as a terminal's command does
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         deadline = time.time() + 240
         # enough work (164 tasks, ~15 s) that the interruption cannot come after the end
