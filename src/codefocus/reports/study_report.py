@@ -108,8 +108,9 @@ def write_report(directory: str | Path, data_dir: str | Path | None = None) -> P
         )
         section, _ = alignment_section(model, own, methods)
         body.append(
-            f"<h2>{html.escape(model)}</h2><p>pass@1 (greedy): {pass_rates[model]:.3f} over "
-            f"{len(verdicts)} tasks{VERDICT_NOTES.get(config.verdicts, '')}</p>{section}"
+            f"<h2>{html.escape(model)}</h2><p>pass@1 (greedy): "
+            + (f"{pass_rates[model]:.3f} over {len(verdicts)} tasks" if verdicts else "no verdicts")
+            + f"{VERDICT_NOTES.get(config.verdicts, '')}</p>{section}"
         )
     if len(pass_rates) > 1:  # a chart of one bar says nothing the text does not
         body.append(
