@@ -45,7 +45,7 @@ from codefocus.generation.batches import (
     select,
 )
 from codefocus.generation.prefix import changed, prefix_cache, repeated_prefix, shared_prefix
-from codefocus.generation.records import Generation, GenerationSettings
+from codefocus.generation.records import Generation, GenerationSettings, finished_generations
 from codefocus.generation.truncation import function_ended
 
 if TYPE_CHECKING:
@@ -171,13 +171,7 @@ class DraftVerifier:
     def _results(
         self, inputs: Sequence[str], finished: dict[int, list[int]], settings: GenerationSettings
     ) -> list[Generation]:
-        results = []
-        for index, text in enumerate(inputs):
-            ids = self.model.finish_ids(finished[index], settings)
-            results.append(
-                Generation(self.model.name, text, self.model.decode(ids), settings, tuple(ids))
-            )
-        return results
+        return finished_generations(self.model, inputs, finished, settings)
 
     def generate_many(
         self, inputs: Sequence[str], budgets: Sequence[int], settings: GenerationSettings

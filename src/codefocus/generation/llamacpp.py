@@ -32,7 +32,7 @@ import numpy as np
 from codefocus.errors import InvalidArgumentError
 from codefocus.generation.draft import DraftVerifier
 from codefocus.generation.prefix import common_prefix
-from codefocus.generation.records import Generation, GenerationSettings
+from codefocus.generation.records import Generation, GenerationSettings, finished_generations
 from codefocus.generation.truncation import function_ended
 
 if TYPE_CHECKING:
@@ -112,13 +112,7 @@ class LlamaCppEngine:
         raw: dict[int, list[int]] = {}
         for index in order:
             raw[index] = self._complete(encoded[index], own, budget)
-        out = []
-        for index, text in enumerate(inputs):
-            ids = self.model.finish_ids(raw[index], settings)
-            out.append(
-                Generation(self.model.name, text, self.model.decode(ids), settings, tuple(ids))
-            )
-        return out
+        return finished_generations(self.model, inputs, raw, settings)
 
     def agrees(
         self, original: str, draft: list[int], budget: int, settings: GenerationSettings

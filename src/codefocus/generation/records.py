@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from codefocus.serialization import JsonRecord
 
@@ -37,3 +39,16 @@ class Generation(JsonRecord):
     completion: str
     settings: GenerationSettings = field(default_factory=GenerationSettings)
     token_ids: tuple[int, ...] | None = None
+
+
+def finished_generations(
+    model: Any, inputs: Sequence[str], raw: dict[int, list[int]], settings: GenerationSettings
+) -> list[Generation]:
+    """The ``Generation`` of each input from its raw decoded ids (``raw[index]``), kept as the
+    model keeps them (``finish_ids``: before end-of-text, up to the function's end): what every
+    engine returns."""
+    results = []
+    for index, text in enumerate(inputs):
+        ids = model.finish_ids(raw[index], settings)
+        results.append(Generation(model.name, text, model.decode(ids), settings, tuple(ids)))
+    return results
