@@ -1,3 +1,4 @@
+import csv
 import gzip
 import json
 import shutil
@@ -139,3 +140,34 @@ def test_fetch_keeps_files_that_are_present_with_the_right_hash(data_dir, tmp_pa
     results = fetch(target)
     assert [r.status for r in results] == ["present"] * len(SOURCES)
     assert all(s.url.startswith("https://") for s in SOURCES)
+
+
+@pytest.mark.parametrize("benchmark", ["humaneval", "mbpp"])
+def test_stored_ranges_read_as_a_python_parser_reads_them(data_dir, benchmark):
+    """The fast reading of "(a, b)" gives what ``ast.literal_eval`` gives, on every stored row."""
+    import ast
+
+    from codefocus.data.labels import _COLUMNS
+
+    range_column = _COLUMNS[benchmark][4]
+    path = data_dir / "programmer-attention" / f"{benchmark}.csv"
+    with open(path, newline="", encoding="utf-8") as handle:
+        texts = [r[range_column] for r in csv.DictReader(handle)]
+    expected = [tuple(int(v) for v in ast.literal_eval(t)[:2]) if t else None for t in texts]
+    rows = read_label_rows(benchmark, data_dir)
+    assert [(r.start, r.end) if r.start is not None else None for r in rows] == expected
+
+
+def test_label_rows_are_read_again_when_the_file_changes(data_dir, tmp_path):
+    shutil.copytree(data_dir / "programmer-attention", tmp_path / "programmer-attention")
+    first = read_label_rows("humaneval", tmp_path)
+    assert read_label_rows("humaneval", tmp_path) == first
+    path = tmp_path / "programmer-attention" / "humaneval.csv"
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        fields, records = reader.fieldnames, list(reader)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(records[:-1])
+    assert len(read_label_rows("humaneval", tmp_path)) == len(first) - 1

@@ -1,5 +1,8 @@
 """The published figures of Kou et al. (FSE 2024), recomputed from the study's stored scores."""
 
+import dataclasses
+import json
+
 import pytest
 
 from codefocus.reproduce import kou2024
@@ -19,6 +22,7 @@ def rows(data_dir):
         models=list(kou2024.OPEN_MODELS),
         methods=["bert_perturbation", "reading_last", "coding_first"],
         ks=[5, 10],
+        cache=False,  # the scorer itself, never a cached result
     )
 
 
@@ -90,3 +94,32 @@ def test_json_line_format(rows):
 def test_gpt4_has_perturbation_methods_only():
     pairs = kou2024.available_pairs(["gpt4"], kou2024.METHODS)
     assert pairs == [("gpt4", "bert_perturbation"), ("gpt4", "shap_perturbation")]
+
+
+def _exact(rows) -> list[str]:
+    return [json.dumps(dataclasses.asdict(r), sort_keys=True) for r in rows]
+
+
+def test_cached_scores_are_the_scored_ones_bit_for_bit(data_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("CODEFOCUS_CACHE", str(tmp_path))
+    choice = {"models": ["codegen", "gpt4"], "methods": ["bert_perturbation"], "ks": [5, 10]}
+    fresh = kou2024.reproduce(data_dir, cache=False, workers=1, **choice)
+    first = kou2024.reproduce(data_dir, workers=1, **choice)  # scores, then keeps them
+    kept = sorted((tmp_path / "kou2024-scores").glob("*.json"))
+    assert len(kept) == 2
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("a cached file was scored again")
+
+    monkeypatch.setattr(kou2024, "score_stored", no_scoring)
+    second = kou2024.reproduce(data_dir, workers=1, **choice)  # read back only
+    assert _exact(fresh) == _exact(first) == _exact(second)
+    with pytest.raises(AssertionError, match="scored again"):  # other Ks: another key
+        kou2024.reproduce(data_dir, workers=1, **{**choice, "ks": [20]})
+
+    monkeypatch.undo()
+    monkeypatch.setenv("CODEFOCUS_CACHE", str(tmp_path))
+    kept[0].write_text("{not json", encoding="utf-8")  # a damaged entry is scored again
+    third = kou2024.reproduce(data_dir, workers=1, **choice)
+    assert _exact(third) == _exact(fresh)
+    assert json.loads(kept[0].read_text(encoding="utf-8"))

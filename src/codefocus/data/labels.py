@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import csv
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable
@@ -88,7 +89,13 @@ _COLUMNS = {
 }
 
 
+_PLAIN_RANGE = re.compile(r"\((\d+), (\d+)\)")
+
+
 def _parse_range(text: str, path: Path, line: int) -> tuple[int, int]:
+    plain = _PLAIN_RANGE.fullmatch(text)  # the stored form, read without a Python parser
+    if plain:
+        return int(plain[1]), int(plain[2])
     try:
         value = ast.literal_eval(text)
         start, end = int(value[0]), int(value[1])
@@ -103,12 +110,16 @@ def read_label_rows(benchmark: str, data_dir: str | Path | None = None) -> list[
         raise DataError(f"no programmer labels for benchmark {benchmark!r}")
     path = data_file(resolve_data_dir(data_dir), "programmer-attention", f"{benchmark}.csv")
     try:
-        return _read_label_file(path, benchmark)
+        stat = path.stat()
+        return list(_read_label_file(path, benchmark, stat.st_mtime_ns, stat.st_size))
     except (OSError, UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"{path}: unreadable label file ({error})") from None
 
 
-def _read_label_file(path: Path, benchmark: str) -> list[LabelRow]:
+@functools.lru_cache(maxsize=8)
+def _read_label_file(path: Path, benchmark: str, mtime_ns: int, size: int) -> tuple[LabelRow, ...]:
+    """The rows of one label file, read once per version of the file (``mtime_ns``, ``size``
+    are the key's part that notices a change): a study report reads them several times."""
     id_col, prompt_col, word_col, type_col, range_col = _COLUMNS[benchmark]
     rows: list[LabelRow] = []
     with open(path, newline="", encoding="utf-8") as handle:
@@ -139,7 +150,7 @@ def _read_label_file(path: Path, benchmark: str) -> list[LabelRow]:
                     end=end,
                 )
             )
-    return rows
+    return tuple(rows)
 
 
 def _non_space_positions(text: str) -> list[int]:

@@ -44,6 +44,7 @@ from codefocus.metrics.alignment import (
     check_k,
     pool,
 )
+from codefocus.reproduce import score_cache
 
 STORED_DIR = "kou2024-attention"
 OPEN_MODELS = ("codegen", "codeparrot", "gptj", "incoder", "polycoder")
@@ -210,25 +211,39 @@ def reproduce(
     methods: Sequence[str] = METHODS,
     ks: Sequence[int] = DEFAULT_KS,
     workers: int | None = None,
+    cache: bool = True,
 ) -> list[ReproductionRow]:
-    """Table 2 rows for every stored (model, method) and K, then Table 3 means (``mean5``)."""
+    """Table 2 rows for every stored (model, method) and K, then Table 3 means (``mean5``).
+
+    With ``cache``, a file scored before (same bytes, labels, Ks and scoring code) is read from
+    ``reproduce.score_cache`` instead of scored again: the same floats, bit for bit."""
     ks = [check_k(k) for k in ks]
     workers = workers if workers is not None else min(4, os.cpu_count() or 1)
     root = resolve_data_dir(data_dir)
     pairs = available_pairs(models, methods)
     paths = [stored_path(root, method, model) for model, method in pairs]
     labels = study_labels(root)
-    if workers <= 1 or len(paths) <= 1:
-        results = [score_stored(p, labels, ks) for p in paths]
+    results: list[list[AlignmentScores] | None] = [None] * len(paths)
+    keys: list[str] = []
+    if cache:
+        labels_key = score_cache.labels_fingerprint(labels)
+        keys = [score_cache.cache_key(p, labels_key, ks) for p in paths]
+        results = [score_cache.read_cached(key) for key in keys]
+    missing = [i for i, r in enumerate(results) if r is None]
+    todo = [paths[i] for i in missing]
+    if workers <= 1 or len(todo) <= 1:
+        scored = [score_stored(p, labels, ks) for p in todo]
     else:  # each file is independent: score them in parallel processes
         with ProcessPoolExecutor(max_workers=workers) as executor:
-            results = list(
-                executor.map(score_stored, paths, [labels] * len(paths), [ks] * len(paths))
-            )
+            scored = list(executor.map(score_stored, todo, [labels] * len(todo), [ks] * len(todo)))
+    for i, scores in zip(missing, scored, strict=True):
+        results[i] = scores
+        if cache:
+            score_cache.write_cached(keys[i], scores)
     rows = [
         ReproductionRow.from_scores(model, method, s)
         for (model, method), scores in zip(pairs, results, strict=True)
-        for s in scores
+        for s in scores or ()
     ]
     return rows + table3(rows)
 
