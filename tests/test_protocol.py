@@ -283,7 +283,7 @@ def test_a_study_verdict_on_mbpp_tests_a_testable_generation(data_dir, tmp_path,
     monkeypatch.setattr(
         DraftVerifier, "generate_many", lambda self, *a, **k: correct(real_many(self, *a, **k))
     )
-    monkeypatch.setattr("codefocus.models.loading.load_model", lambda name: tiny)
+    monkeypatch.setattr("codefocus.models.loading.load_model", lambda name, *a, **k: tiny)
     config = StudyConfig(
         models=("tiny",),
         methods=("reading_first",),

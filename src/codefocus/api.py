@@ -1,12 +1,17 @@
-"""The library's entry point for attribution: ``attribute(model, task, methods)``.
+"""The library's entry point for attribution: ``attribute(model, task, methods, options)``.
 
-It runs in three steps, each a function of its own:
+``options`` (``codefocus.options.AttributionOptions``) are checked where they are made; then each
+step is a function of its own:
 
-1. ``prepare``: the model's input, its completion (generated when not given) and what the
-   methods compute from (``MethodInputs``: the white-box context, the perturbation setup);
-2. ``run_methods``: every method, a failure recorded instead of raised (the perturbed inputs of
+1. ``plan``: the request checked before any model loads: the protocol as it runs here, the method
+   instances, the task and its input, the cache; ``check_model`` checks the loaded model against
+   it (white-box methods, the engine, device and dtype);
+2. ``generate_original``: the model's greedy completion, when none is given;
+3. ``build_inputs``: what the methods compute from (``MethodInputs``: the white-box context, the
+   perturbation setup); ``prepare`` runs ``check_model``, 2 and 3 for one task on one model;
+4. ``run_methods``: every method, a failure recorded instead of raised (the perturbed inputs of
    all perturbation methods are regenerated first, together, in one engine call);
-3. ``to_attribution``: token scores mapped onto words and, per generated statement, onto the
+5. ``to_attribution``: token scores mapped onto words and, per generated statement, onto the
    words again (the word -> statement map), into one typed ``Attribution``.
 """
 
@@ -17,7 +22,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -29,20 +34,35 @@ from codefocus.data.units import scored_range as scored_range_of
 from codefocus.errors import RECOVERABLE, CodefocusError, InvalidArgumentError
 from codefocus.generation.cache import GenerationCache, default_cache
 from codefocus.generation.generator import CachedGenerator
-from codefocus.generation.records import GenerationSettings
+from codefocus.generation.records import Generation, GenerationSettings
 from codefocus.generation.registry import get_engine
 from codefocus.methods import Method, MethodInputs, TokenScores
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.perturbation import prefetch
 from codefocus.methods.setup import PerturbationSetup
-from codefocus.methods.substitutes import check_provider
-from codefocus.metrics.similarity import check_similarity
 from codefocus.models.base import TextGenerator, is_white_box, model_input_for, study_budget
-from codefocus.protocols import Protocol, get_protocol
+from codefocus.options import AttributionOptions, build_options, effective_protocol, placement_of
+from codefocus.protocols import Protocol
 
+__all__ = ["AttributionOptions", "attribute", "effective_protocol", "plan", "prepare"]
 log = logging.getLogger(__name__)
 # a task reference given where a prompt is expected
 TASK_REFERENCE = re.compile(r"(?i)(humaneval|mbpp)/[0-9]+")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A request, checked: the protocol as it runs, the methods, the input; nothing loaded."""
+
+    options: AttributionOptions
+    protocol: Protocol
+    methods: list[Method]
+    task: Task | None
+    prompt: str
+    model_input: str
+    scored: tuple[int, int]
+    settings: GenerationSettings
+    cache: GenerationCache | None
 
 
 @dataclass
@@ -50,124 +70,143 @@ class Prepared:
     """Everything the methods need for one task on one model."""
 
     model: TextGenerator
-    task: Task | None
-    prompt: str
-    model_input: str
+    plan: Plan
     completion: str
     completion_ids: Sequence[int] | None
-    scope: str
-    scored: tuple[int, int]
     inputs: MethodInputs
-    settings: GenerationSettings
     timings: dict[str, float] = field(default_factory=dict)
-    protocol: Protocol = field(default_factory=get_protocol)
 
 
-def _as_model(model) -> TextGenerator:
-    if isinstance(model, str):
-        from codefocus.models.loading import load_model
-
-        return load_model(model)
-    return model
-
-
-def check_arguments(scope: str, similarity: str, engine: str) -> None:
-    """Fail on a bad scope, similarity or engine (before a model loads)."""
-    scored_range_of("", scope)
-    check_similarity(similarity)
-    get_engine(engine)
-
-
-def prepare(
-    model: TextGenerator,
+def plan(
     task_or_prompt: Task | str,
-    methods: list[Method],
-    completion: str | None = None,
-    completion_ids: Sequence[int] | None = None,
+    methods: Sequence[str] | str,
+    options: AttributionOptions,
     settings: GenerationSettings | None = None,
-    protocol: Protocol | str | None = None,
-    cache: GenerationCache | None = None,
-    batch_size: int = 8,
-    engine: str = "draft",
-) -> Prepared:
-    """Step 1: the input, the completion (the model's greedy code when not given) and the
-    methods' inputs, as ``protocol`` defines them. Bad arguments fail here, before any
-    generation."""
-    protocol = get_protocol(protocol)
-    scope, exclude_sink = protocol.scope, protocol.exclude_sink
-    substitutes, similarity = protocol.substitutes, protocol.similarity
-    check_arguments(scope, similarity, engine)
+    cache: GenerationCache | None | str = "default",
+) -> Plan:
+    """Step 1: the request checked before any model loads (``options`` are checked already). A
+    task reference given as the prompt (``"mbpp/11"``) is loaded with the protocol's labels."""
+    protocol = options.run_protocol(methods)
+    chosen = options.methods(methods, protocol)
+    if not chosen:
+        raise InvalidArgumentError("no method given")
+    if isinstance(task_or_prompt, str) and TASK_REFERENCE.fullmatch(task_or_prompt.strip()):
+        from codefocus.data.tasks import get_task
+
+        # "humaneval/0" means the task, not the text
+        task_or_prompt = get_task(task_or_prompt, labels=protocol.labels)
     settings = settings or GenerationSettings()
+    if settings.max_new_tokens is not None and settings.max_new_tokens < 1:
+        raise InvalidArgumentError(
+            f"max_new_tokens must be positive, got {settings.max_new_tokens}"
+        )
+    if cache == "default":
+        cache = default_cache()
+    elif isinstance(cache, str):
+        raise InvalidArgumentError(f"cache must be 'default', a GenerationCache or None: {cache!r}")
     task = task_or_prompt if isinstance(task_or_prompt, Task) else None
     prompt = task.prompt if task else str(task_or_prompt)
     model_input = model_input_for(task, protocol.mbpp_header) if task else prompt
-    scored = scored_range_of(prompt, scope)
-    white_box = is_white_box(model)
-    if not white_box:
-        needing = [m.name for m in methods if m.needs_white_box]
+    scored = scored_range_of(prompt, protocol.scope)
+    return Plan(options, protocol, chosen, task, prompt, model_input, scored, settings, cache)
+
+
+def check_model(model: TextGenerator, planned: Plan) -> None:
+    """The loaded model can run the plan: white-box methods need a white-box model, the engine
+    must take it, and a device or dtype asked for must be the one it is in."""
+    if not is_white_box(model):
+        needing = [m.name for m in planned.methods if m.needs_white_box]
         if needing:
             raise InvalidArgumentError(
                 f"{', '.join(needing)} need a white-box model; {model.name} is an endpoint: "
                 "use the perturbation methods (occlusion, bert_masking, shap, shap_partition)"
             )
-    get_engine(engine).check(model)
-    budget = settings.max_new_tokens or study_budget(
-        model, task.reference_solution if task else None, protocol.budget_extra
-    )
-    generator = CachedGenerator(model, cache, batch_size, engine)
-    timings: dict[str, float] = {}
-    if completion is None:
-        model.check_fits(model.count_tokens(model_input), budget)
-        started = time.perf_counter()
-        generation = generator.generations([model_input], budget, settings)[0]
-        completion, completion_ids = generation.completion, generation.token_ids
-        timings["generate"] = time.perf_counter() - started
-    if completion_ids is not None:
-        generator.suggest_draft(model_input, budget, settings, completion_ids)
+    get_engine(planned.options.engine).check(model)
+    planned.options.check_placement(model)
+
+
+def generate_original(
+    model: TextGenerator,
+    model_input: str,
+    budget: int,
+    settings: GenerationSettings,
+    generator: CachedGenerator,
+) -> Generation:
+    """Step 2: the model's greedy completion of ``model_input`` (checked to fit first)."""
+    model.check_fits(model.count_tokens(model_input), budget)
+    return generator.generations([model_input], budget, settings)[0]
+
+
+def build_inputs(
+    model: TextGenerator,
+    planned: Plan,
+    completion: str,
+    completion_ids: Sequence[int] | None,
+    generator: CachedGenerator,
+    budget: int,
+) -> MethodInputs:
+    """Step 3: the white-box context (white-box models) and the perturbation setup (when a
+    perturbation or likelihood method is asked for)."""
+    protocol = planned.protocol
     context = None
-    if white_box:
+    if is_white_box(model):
         context = AttributionContext(
-            model,  # type: ignore[arg-type]
-            model_input,
+            model,
+            planned.model_input,
             completion,
             completion_ids=completion_ids,
-            scope=scored,
-            exclude_sink=exclude_sink,
+            scope=planned.scored,
+            exclude_sink=protocol.exclude_sink,
         )
     setup = None
-    if any(m.family in ("perturbation", "likelihood") for m in methods):
+    if any(m.family in ("perturbation", "likelihood") for m in planned.methods):
         setup = PerturbationSetup(
-            prompt=prompt,
-            suffix=model_input[len(prompt) :],
+            prompt=planned.prompt,
+            suffix=planned.model_input[len(planned.prompt) :],
             completion=completion,
             generator=generator,
             budget=budget,
-            settings=settings,
-            similarity=similarity,
-            provider=substitutes,
+            settings=planned.settings,
+            similarity=protocol.similarity,
+            provider=protocol.substitutes,
             model=model,
-            scope=scope,
+            scope=protocol.scope,
         )
-    return Prepared(
-        model,
-        task,
-        prompt,
-        model_input,
-        completion,
-        completion_ids,
-        scope,
-        scored,
-        MethodInputs(context, setup),
-        settings,
-        timings,
-        protocol,
+    return MethodInputs(context, setup)
+
+
+def prepare(
+    model: TextGenerator,
+    planned: Plan,
+    completion: str | None = None,
+    completion_ids: Sequence[int] | None = None,
+) -> Prepared:
+    """The model checked against the plan, the completion (the model's greedy code when not
+    given: step 2) and the methods' inputs (step 3)."""
+    check_model(model, planned)
+    task, options = planned.task, planned.options
+    budget = planned.settings.max_new_tokens or study_budget(
+        model, task.reference_solution if task else None, planned.protocol.budget_extra
     )
+    generator = CachedGenerator(model, planned.cache, options.batch_size, options.engine)
+    timings: dict[str, float] = {}
+    if completion is None:
+        started = time.perf_counter()
+        generation = generate_original(
+            model, planned.model_input, budget, planned.settings, generator
+        )
+        completion, completion_ids = generation.completion, generation.token_ids
+        timings["generate"] = time.perf_counter() - started
+    if completion_ids is not None:
+        generator.suggest_draft(planned.model_input, budget, planned.settings, completion_ids)
+    inputs = build_inputs(model, planned, completion, completion_ids, generator, budget)
+    return Prepared(model, planned, completion, completion_ids, inputs, timings)
 
 
 def run_methods(
     methods: list[Method], inputs: MethodInputs
 ) -> tuple[dict[str, TokenScores], dict[str, float], dict[str, str]]:
-    """Step 2: each method's scores and seconds; a method that fails (a codefocus error, out of
+    """Step 4: each method's scores and seconds; a method that fails (a codefocus error, out of
     memory) is recorded in the failures and the others run."""
     results: dict[str, TokenScores] = {}
     timings: dict[str, float] = {}
@@ -193,18 +232,19 @@ def run_methods(
     return results, timings, failures
 
 
-def _recorded_settings(prepared: Prepared, methods: list[Method], aggregation: str) -> dict:
+def _recorded_settings(prepared: Prepared) -> dict:
     """What produced the scores, stored with them (so a result says how it was computed)."""
+    planned, methods = prepared.plan, prepared.plan.methods
+    scored_ids = prepared.completion_ids is not None
     recorded: dict = {
-        "protocol": prepared.protocol.to_dict(),
-        "generation": prepared.settings.to_dict(),
-        "aggregation": aggregation,
-        "scope": prepared.scope,
-        "scored_range": list(prepared.scored),
-        "scored_tokens": "generated ids"
-        if prepared.completion_ids is not None
-        else "tokenised text",
+        "protocol": planned.protocol.to_dict(),
+        "generation": planned.settings.to_dict(),
+        "aggregation": planned.options.aggregation,
+        "scope": planned.protocol.scope,
+        "scored_range": list(planned.scored),
+        "scored_tokens": "generated ids" if scored_ids else "tokenised text",
         "methods": {m.name: m.options() for m in methods},
+        **placement_of(prepared.model),  # device and dtype, for a white-box model
     }
     context, setup = prepared.inputs.white_box, prepared.inputs.perturbation
     if context is not None and any(m.family.startswith("attention") for m in methods):
@@ -242,15 +282,15 @@ def _statement_rows(
 
 def to_attribution(
     prepared: Prepared,
-    methods: list[Method],
     results: dict[str, TokenScores],
     timings: dict[str, float],
     failures: dict[str, str],
-    aggregation: Aggregation = "sum",
 ) -> Attribution:
-    """Step 3: token scores onto words (each token to every word it overlaps) and statements."""
+    """Step 5: token scores onto words (each token to every word it overlaps) and statements."""
+    planned = prepared.plan
     context = prepared.inputs.white_box
-    model_input, prompt = prepared.model_input, prepared.prompt
+    model_input, prompt = planned.model_input, planned.prompt
+    aggregation = cast(Aggregation, planned.options.aggregation)
     tokens: list[Span] = []
     if context is not None:
         tokens = [
@@ -258,7 +298,7 @@ def to_attribution(
             for (s, e), keep in zip(context.prompt_offsets, context.scored, strict=True)
             if keep
         ]
-    words = [w.with_text(prompt) for w in scoped_word_spans(prompt, prepared.scope)]
+    words = [w.with_text(prompt) for w in scoped_word_spans(prompt, planned.protocol.scope)]
     statements = statements_of(model_input, prepared.completion)
     step_lines = (
         [line_of(prepared.completion, start) for start, _ in context.completion_offsets]
@@ -281,7 +321,7 @@ def to_attribution(
             statement_scores[name] = _statement_rows(
                 result.per_step, step_lines, statements, context.scored, tokens, words, aggregation
             )
-    task = prepared.task
+    task = planned.task
     return Attribution(
         model=prepared.model.name,
         task_id=task.task_id if task else None,
@@ -295,85 +335,52 @@ def to_attribution(
         statements=statements,
         statement_word_scores=statement_scores,
         human_spans=list(task.human_spans) if task else [],
-        settings=_recorded_settings(prepared, methods, aggregation),
+        settings=_recorded_settings(prepared),
         timings={**prepared.timings, **timings},
         failures=failures,
     )
-
-
-_SUBSTITUTE_NOTES: set[str] = set()
-
-
-def effective_protocol(protocol: Protocol, methods: Sequence[str] | str) -> Protocol:
-    """The protocol as it can run here: a masked LM that is not installed (codefocus never
-    downloads one) gives way to the embedding provider, said once per process and recorded in
-    the protocol's name (``kou2024+substitutes=embedding``), so every table can mark the rows."""
-    from codefocus.methods.substitutes import masked_lm_available
-
-    if not any(m.family == "perturbation" for m in protocol.methods(methods)):
-        return protocol
-    if masked_lm_available(protocol.substitutes):
-        return protocol
-    if protocol.substitutes not in _SUBSTITUTE_NOTES:
-        _SUBSTITUTE_NOTES.add(protocol.substitutes)
-        log.warning(
-            "substitutes %s: no such masked LM installed here (codefocus downloads none); BERT "
-            "masking and SHAP use the embedding provider instead, recorded as "
-            "substitutes=embedding",
-            protocol.substitutes,
-        )
-    return protocol.derive(substitutes="embedding")
 
 
 def attribute(
     model: TextGenerator | str,
     task_or_prompt: Task | str,
     methods: Sequence[str] | str = "all-whitebox",
+    options: AttributionOptions | None = None,
+    *,
     completion: str | None = None,
     settings: GenerationSettings | None = None,
-    aggregation: Aggregation = "sum",
-    substitutes: str | None = None,
-    similarity: str | None = None,
     cache: GenerationCache | None | str = "default",
-    batch_size: int = 8,
-    scope: str | None = None,
-    exclude_sink: bool | None = None,
-    shap_l1_reg: str = "none",
     completion_ids: Sequence[int] | None = None,
-    engine: str = "draft",
-    method_options: dict | None = None,
-    protocol: Protocol | str | None = None,
+    **keywords: Any,
 ) -> Attribution:
     """Which words of a task the model attended to, by each method.
 
     Args:
         model: a loaded model (``load_model``) or a name: ``default``, ``tiny``, a hub id, a
-            directory, a ``.gguf`` file, or an endpoint URL (perturbation methods only).
-        task_or_prompt: a ``Task`` (``get_task("humaneval/0")``) or a prompt text.
+            directory, a ``.gguf`` file, or an endpoint URL (perturbation methods only). A name
+            is loaded on ``options.device`` in ``options.dtype``.
+        task_or_prompt: a ``Task`` (``get_task("humaneval/0")``) or a prompt text; a task
+            reference (``"mbpp/11"``) is loaded with the protocol's labels.
         methods: method or group names (``all-whitebox``, ``perturbation``, ``shap``, ...).
+        options: how the attribution runs (``AttributionOptions``): the protocol (``codefocus``
+            by default; ``kou2024`` gives the only numbers comparable with the study's Table 2)
+            and the fields of it to change (``scope``, ``exclude_sink``, ``substitutes``,
+            ``similarity``), the aggregation onto words, the regeneration ``engine`` (``draft``:
+            exact, the original completion verified as a draft; ``plain``; ``llama.cpp``) and its
+            ``batch_size``, the ``method_options`` (``shap_samples``, ``shap_l1_reg``,
+            ``ig_steps``, ...), ``device``, ``dtype`` and ``max_memory``. The protocol is
+            recorded in ``settings["protocol"]``, the device and dtype in ``settings``.
         completion: code to explain; without it the model writes one (greedy, the study's token
             budget) and its generated tokens are scored exactly. A completion given as text is
             scored as tokenised (or as ``completion_ids`` when given).
-        protocol: what the study's measurements mean (``codefocus.protocols``): ``codefocus``
-            (default), ``kou2024`` (the study's released code: the only numbers comparable with
-            its Table 2), ``kou2024-paper``, a derived one (``kou2024:exclude_sink=true``) or a
-            ``Protocol``. It is recorded in ``settings["protocol"]``; a task reference
-            (``"mbpp/11"``) is loaded with the protocol's labels.
-        scope, exclude_sink, substitutes, similarity: change these fields of the protocol
-            (``None``: as the protocol says). ``scope``: ``study`` scores the study's part of the
-            prompt (HumanEval: ``def`` to the first ``>>>``), ``prompt`` all of it.
-            ``exclude_sink``: attention methods do not score the first input position.
+        settings: generation settings (default: greedy, the study's token budget).
         cache: where generations are kept between calls (keyed by the model's fingerprint, the
             input and the settings): ``"default"`` (``generation.cache.default_cache``), a
             ``GenerationCache``, or ``None`` for none.
-        shap_l1_reg: SHAP's regularisation (``none``, ``aic``, ``bic``, ``num_features(N)``).
-        engine: ``draft`` regenerates perturbed prompts by verifying the original completion as
-            a draft (exact; ``generation/draft.py``), ``plain`` decodes each one, ``llama.cpp``
-            regenerates on llama.cpp in-process for a model with a GGUF file (the packaged
-            default, a ``.gguf``), checked per task against transformers
-            (``generation/llamacpp.py``). The engines are named in ``generation/registry.py``.
-        method_options: further method options (``shap_samples``, ``partition_evals``,
-            ``ig_steps``, ``gradient_chunk``), recorded in ``settings["methods"]``.
+        **keywords: any field of ``AttributionOptions`` (``scope="prompt"``, ``engine="plain"``),
+            changing ``options``: the keywords ``attribute`` took before the options object, kept
+            working. ``shap_l1_reg=`` still works, with a ``DeprecationWarning``: it is
+            ``method_options={"shap_l1_reg": ...}`` now.
 
     Returns:
         An ``Attribution``; a method that failed is in its ``failures`` and the others ran.
@@ -383,48 +390,9 @@ def attribute(
         InvalidArgumentError: a bad scope, similarity, engine, option or method/model mix.
         ContextTooLongError: the prompt and the token budget do not fit the model.
     """
-    changes: dict[str, Any] = {
-        key: value
-        for key, value in (
-            ("scope", scope),
-            ("exclude_sink", exclude_sink),
-            ("substitutes", substitutes),
-            ("similarity", similarity),
-        )
-        if value is not None
-    }
-    chosen_protocol = effective_protocol(get_protocol(protocol).derive(**changes), methods)
-    chosen = chosen_protocol.methods(methods, shap_l1_reg=shap_l1_reg, **(method_options or {}))
-    check_arguments(chosen_protocol.scope, chosen_protocol.similarity, engine)  # before loading
-    check_provider(chosen_protocol.substitutes)
-    if not chosen:
-        raise InvalidArgumentError("no method given")
-    if isinstance(task_or_prompt, str) and TASK_REFERENCE.fullmatch(task_or_prompt.strip()):
-        from codefocus.data.tasks import get_task
-
-        # "humaneval/0" means the task, not the text
-        task_or_prompt = get_task(task_or_prompt, labels=chosen_protocol.labels)
-    if settings is not None and settings.max_new_tokens is not None:
-        if settings.max_new_tokens < 1:
-            raise InvalidArgumentError(
-                f"max_new_tokens must be positive, got {settings.max_new_tokens}"
-            )
-    if cache == "default":
-        cache = default_cache()
-    elif isinstance(cache, str):
-        raise InvalidArgumentError(f"cache must be 'default', a GenerationCache or None: {cache!r}")
-    model = _as_model(model)
-    prepared = prepare(
-        model,
-        task_or_prompt,
-        chosen,
-        completion=completion,
-        completion_ids=completion_ids,
-        settings=settings,
-        protocol=chosen_protocol,
-        cache=cache,
-        batch_size=batch_size,
-        engine=engine,
-    )
-    results, timings, failures = run_methods(chosen, prepared.inputs)
-    return to_attribution(prepared, chosen, results, timings, failures, aggregation)
+    options = build_options(options, **keywords)
+    planned = plan(task_or_prompt, methods, options, settings, cache)  # before any model loads
+    loaded = options.load_model(model) if isinstance(model, str) else model
+    prepared = prepare(loaded, planned, completion, completion_ids)
+    results, timings, failures = run_methods(planned.methods, prepared.inputs)
+    return to_attribution(prepared, results, timings, failures)

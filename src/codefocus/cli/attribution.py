@@ -9,19 +9,21 @@ import typer
 
 from codefocus.cli.options import (
     DataOption,
+    DeviceOption,
+    DtypeOption,
     ForceOption,
+    MaxMemoryOption,
     MaxNewTokensOption,
     MethodsOption,
     ModelOption,
     ProtocolOption,
     ScopeOption,
     ShapRegOption,
+    attribution_options,
     check_choice,
     check_output_file,
     check_positive,
-    check_protocol,
     check_range,
-    check_scope,
     console,
     either_spelling,
     named,
@@ -76,6 +78,9 @@ def attribute_command(
             "llama.cpp (in-process, for a GGUF model; checked per task against transformers)."
         ),
     ] = "draft",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    max_memory: MaxMemoryOption = None,
     data: DataOption = None,
 ) -> None:
     """Which words of a task the model attended to, by each method."""
@@ -83,9 +88,7 @@ def attribute_command(
     from codefocus.data.tasks import Task, get_task
     from codefocus.generation.records import GenerationSettings
     from codefocus.methods import resolve_methods
-    from codefocus.methods.substitutes import check_provider
     from codefocus.metrics.alignment import check_k
-    from codefocus.metrics.similarity import check_similarity
 
     # every value is checked before the model loads (minutes for the default model)
     output_format = check_choice("--format", output_format, FORMATS, OLD_FORMATS)
@@ -94,18 +97,19 @@ def attribute_command(
     check_positive("--max-new-tokens", max_new_tokens)
     if (task is None) == (prompt_file is None):
         raise InvalidArgumentError("give exactly one of --task or --prompt-file")
-    check_scope(scope)
-    from codefocus.generation.registry import ENGINE_NAMES
-
-    check_choice("--engine", engine, ENGINE_NAMES)
+    options = attribution_options(
+        protocol=protocol,
+        scope=scope,
+        substitutes=substitutes,
+        similarity=similarity,
+        engine=engine,
+        method_options={"shap_l1_reg": shap_l1_reg} if shap_l1_reg != "none" else None,
+        device=device,
+        dtype=dtype,
+        max_memory=max_memory,
+    )
     if not named("--methods", resolve_methods, methods):
         raise InvalidArgumentError(f"--methods: no method given ({methods!r})")
-    named("--shap-l1-reg", resolve_methods, "shap", shap_l1_reg=shap_l1_reg)
-    if similarity is not None:
-        named("--similarity", check_similarity, similarity)
-    if substitutes is not None:
-        named("--substitutes", check_provider, substitutes)
-    chosen_protocol = check_protocol(protocol)
     if output_format != "text":
         check_output_file(out, force)
     elif out is not None:
@@ -114,7 +118,7 @@ def attribute_command(
     if prompt_file is not None:
         subject = read_prompt_file(prompt_file)
     else:
-        subject = get_task(task or "", data, labels=chosen_protocol.labels)
+        subject = get_task(task or "", data, labels=options.declared_protocol().labels)
     from codefocus.generation.cache import default_cache
 
     generations = default_cache() if cache else None
@@ -123,14 +127,9 @@ def attribute_command(
             model,
             subject,
             methods,
+            options,
             settings=GenerationSettings(max_new_tokens=max_new_tokens),
-            substitutes=substitutes,
-            similarity=similarity,
             cache=generations,
-            scope=scope,
-            protocol=chosen_protocol,
-            shap_l1_reg=shap_l1_reg,
-            engine=engine,
         )
     if output_format == "text":
         result.show(k=k, console=console)
@@ -203,14 +202,15 @@ def serve_command(
     model: ModelOption = "default",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8000,
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
 ) -> None:
     """Serve a white-box model over an OpenAI-compatible API (/v1/completions, chat)."""
-    from codefocus.models.loading import load_model
-
     check_range("--port", port, 0, 65535)
+    options = attribution_options(device=device, dtype=dtype)
     from codefocus.models.server import make_server
 
-    loaded = load_model(model)
+    loaded = options.load_model(model)
     try:
         server = make_server(loaded, host, port)
     except OSError as error:

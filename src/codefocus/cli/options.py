@@ -46,6 +46,27 @@ ShapRegOption = Annotated[
     str, typer.Option(help="SHAP regularisation: none (every word), aic, bic, num_features(N).")
 ]
 MethodsOption = Annotated[str, typer.Option(help="Method names or groups, comma-separated.")]
+DeviceOption = Annotated[
+    str,
+    typer.Option(
+        help="Where the model runs: auto (CUDA when available, spread over the GPUs and the CPU "
+        "when the model needs it; else the CPU), cpu, cuda, cuda:N or mps."
+    ),
+]
+DtypeOption = Annotated[
+    str,
+    typer.Option(
+        help="The model's precision: auto (float32 on the CPU, bfloat16 or float16 on a GPU), "
+        "float32, bfloat16 or float16."
+    ),
+]
+MaxMemoryOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Memory budget for the methods' batches, e.g. 4GB, 512MB or 2GiB (default: none).",
+        show_default=False,
+    ),
+]
 VerdictsOption = Annotated[
     str,
     typer.Option(
@@ -104,6 +125,23 @@ def check_protocol(protocol: str):
     from codefocus.protocols import get_protocol
 
     return named("--protocol", get_protocol, protocol)
+
+
+def attribution_options(**fields: Any):
+    """``AttributionOptions(**fields)`` (``None``: the option's default); a bad value is one
+    error line naming its flag (``--dtype: unknown dtype 'float8' ...``)."""
+    from codefocus.options import build_options, check_device_here
+
+    try:
+        options = build_options(None, **fields)
+        check_device_here(options.device)  # before any work starts
+        return options
+    except CodefocusError as error:
+        option = getattr(error, "option", None)
+        if option is None:
+            raise
+        message = str(error).removeprefix(f"{option}: ")
+        raise type(error)(f"--{option.replace('_', '-')}: {message}") from None
 
 
 def check_range(option: str, value: int | None, low: int, high: int) -> None:

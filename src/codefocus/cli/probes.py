@@ -10,12 +10,15 @@ import typer
 from codefocus.cli.options import (
     BenchmarkOption,
     DataOption,
+    DeviceOption,
+    DtypeOption,
     FormatOption,
+    MaxMemoryOption,
     ModelOption,
     ProtocolOption,
+    attribution_options,
     check_choice,
     check_positive,
-    check_protocol,
     console,
     named,
     parse_ints,
@@ -45,12 +48,14 @@ def probe_command(
     random_seeds: Annotated[str, typer.Option(help="Seeds of the random control.")] = "0,1,2",
     protocol: ProtocolOption = "codefocus",
     output_format: FormatOption = "text",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    max_memory: MaxMemoryOption = None,
     data: DataOption = None,
 ) -> None:
     """Substitute the words a method ranks highest, regenerate, run the tests: break rates
     against random words, lowest-ranked words and the programmers' words."""
     from codefocus.methods import REGISTRY, method_names
-    from codefocus.methods.substitutes import check_provider
     from codefocus.probes.analysis import write_outputs
     from codefocus.probes.runner import ProbeConfig, ProbeRun
     from codefocus.progress import make_progress
@@ -60,8 +65,13 @@ def probe_command(
     check_positive("--limit", limit)
     ks = parse_ks(k)
     seeds = parse_ints(random_seeds, "--random-seeds", "seeds must be integers")
-    named("--substitutes", check_provider, substitutes)
-    check_protocol(protocol)
+    options = attribution_options(
+        protocol=protocol,
+        substitutes=substitutes,
+        device=device,
+        dtype=dtype,
+        max_memory=max_memory,
+    )
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
     rankings: list[str] = []
@@ -81,10 +91,9 @@ def probe_command(
         limit=limit,
         rank_by=tuple(dict.fromkeys(rankings)),
         ks=tuple(ks),
-        substitutes=substitutes,
         random_seeds=tuple(seeds),
         data_dir=str(data) if data else None,
-        protocol=protocol,
+        options=options,
     )
     run = ProbeRun(config, out)
     with make_progress(console) as progress:

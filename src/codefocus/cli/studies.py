@@ -9,16 +9,18 @@ import typer
 
 from codefocus.cli.options import (
     DataOption,
+    DeviceOption,
+    DtypeOption,
     FormatOption,
+    MaxMemoryOption,
     MaxNewTokensOption,
     MethodsOption,
     ProtocolOption,
     ScopeOption,
     VerdictsOption,
+    attribution_options,
     check_choice,
     check_positive,
-    check_protocol,
-    check_scope,
     console,
     either_spelling,
     named,
@@ -50,6 +52,9 @@ def study_command(
     protocol: ProtocolOption = "codefocus",
     verdicts: VerdictsOption = "all",
     output_format: FormatOption = "text",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    max_memory: MaxMemoryOption = None,
     data: DataOption = None,
 ) -> None:
     """Run (or resume) a study: models x tasks x methods, stored in OUT/study.sqlite.
@@ -75,6 +80,9 @@ def study_command(
             scope=scope is not None,
             protocol=protocol != "codefocus",
             verdicts=verdicts != "all",
+            device=device != "auto",
+            dtype=dtype != "auto",
+            max_memory=max_memory is not None,
         )
         if given:
             raise InvalidArgumentError(
@@ -86,17 +94,17 @@ def study_command(
     else:
         check_positive("--limit", limit)
         check_positive("--max-new-tokens", max_new_tokens)
-        check_scope(scope)
-        chosen_protocol = check_protocol(protocol)
-        named("--methods", chosen_protocol.methods, methods)  # before any model loads
+        options = attribution_options(
+            protocol=protocol, scope=scope, device=device, dtype=dtype, max_memory=max_memory
+        )
+        named("--methods", options.methods, methods)  # before any model loads
         study = StudyConfig(
             models=tuple(split(model)),
             methods=tuple(split(methods)),
             benchmarks=tuple(split(benchmark)),
             limit=limit,
             max_new_tokens=max_new_tokens,
-            scope=scope,
-            protocol=protocol,
+            options=options,
             verdicts=check_choice("--verdicts", verdicts, VERDICT_POLICIES),
             data_dir=str(data) if data else None,
         )
@@ -150,6 +158,9 @@ def demo_command(
     ] = None,
     protocol: ProtocolOption = "kou2024",
     verdicts: VerdictsOption = "attributed",
+    device: DeviceOption = "auto",
+    dtype: DtypeOption = "auto",
+    max_memory: MaxMemoryOption = None,
     data: DataOption = None,
 ) -> None:
     """The main job on the embedded defaults: the study's twelve methods on the packaged model
@@ -176,7 +187,10 @@ def demo_command(
         raise InvalidArgumentError(
             f"--perturbation-prompts: {perturbation_prompts} is more than --prompts {prompts}"
         )
-    chosen_protocol = check_protocol(protocol)
+    options = attribution_options(
+        protocol=protocol, device=device, dtype=dtype, max_memory=max_memory
+    )
+    chosen_protocol = options.declared_protocol()
     check_choice("--verdicts", verdicts, VERDICT_POLICIES)
     sample, perturbed = demo_sample(prompts, perturbation_prompts, data, chosen_protocol.labels)
     console.print(
@@ -192,7 +206,7 @@ def demo_command(
         benchmarks=("humaneval", "mbpp"),
         task_ids=tuple(sample),
         perturbation_task_ids=tuple(perturbed),
-        protocol=protocol,
+        options=options,
         verdicts=verdicts,
         data_dir=str(data) if data else None,
     )

@@ -37,7 +37,8 @@ class HFModel:
     """A causal LM with its tokenizer; eager attention so attention weights can be read.
 
     float32 on CPU; on GPU the caller's dtype (default bfloat16 is *not* assumed: float32 unless
-    given) and device.
+    given) and device. ``device="auto"`` on a CUDA machine loads with ``device_map="auto"``
+    (``codefocus.models.placement``).
     """
 
     def __init__(self, model, tokenizer, name: str, device: str | None = None) -> None:
@@ -46,8 +47,12 @@ class HFModel:
         self.model = model
         self.tokenizer = tokenizer
         self.name = name
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model.to(self.device)
+        if getattr(model, "hf_device_map", None):  # placed by accelerate (device="auto")
+            self.device = model.get_input_embeddings().weight.device
+        else:
+            default = "cuda" if torch.cuda.is_available() else "cpu"
+            self.device = torch.device(device if device and device != "auto" else default)
+            self.model.to(self.device)
         self.model.eval()
         for parameter in self.model.parameters():  # attribution needs input gradients only
             parameter.requires_grad_(False)
@@ -79,6 +84,8 @@ class HFModel:
         torch_dtype = getattr(torch, dtype) if dtype else torch.float32
         path = Path(spec).expanduser()
         kwargs: dict = {"dtype": torch_dtype, "attn_implementation": "eager"}
+        if device == "auto" and torch.cuda.is_available():
+            kwargs["device_map"] = "auto"  # one GPU when the model fits, else spread (accelerate)
         try:
             if path.suffix == ".gguf":
                 if not path.is_file():

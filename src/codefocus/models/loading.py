@@ -17,8 +17,10 @@ def load_model(
             cached), ``tiny`` / ``tiny-gpt2`` (random-weight test models built in code), a hub
             id, a model directory, a ``.gguf`` file, or ``http(s)://host:port[/v1][#model]`` /
             ``openai:<model>`` for an OpenAI-compatible endpoint (perturbation methods only).
-        device: ``cpu``, ``cuda``, ...; default: CUDA when available.
-        dtype: ``float32`` (default on CPU), ``bfloat16``, ``float16``.
+        device: ``cpu``, ``cuda``, ``cuda:N``, ``mps``, or ``auto`` (``device_map="auto"``
+            where CUDA is available, else the CPU); default: CUDA when available.
+        dtype: ``float32`` (the default), ``bfloat16``, ``float16``, or ``auto`` (float32 on the
+            CPU, half precision on a GPU): ``codefocus.models.placement``.
 
     Raises:
         ModelLoadError: the model cannot be found or loaded (``PackagedModelError`` for the
@@ -26,6 +28,11 @@ def load_model(
     """
     if not isinstance(spec, str) or not spec.strip():
         raise InvalidArgumentError(f"a model name is a non-empty string, got {spec!r}")
+    if "auto" in (device, dtype) and not spec.startswith(("http://", "https://", "openai:")):
+        from codefocus.models.placement import resolve_device, resolve_dtype
+
+        device = resolve_device(device or "auto")
+        dtype = resolve_dtype(dtype or "float32", device)
     if spec == "default":
         from codefocus.models.packaged import DEFAULT_MODEL_NAME, ensure_default_model, ensure_gguf
 
@@ -42,5 +49,9 @@ def load_model(
 
         architecture = "gpt2" if spec == "tiny-gpt2" else "qwen2"
         model, tokenizer = build_tiny_model(architecture)
+        if dtype:  # built in float32
+            import torch
+
+            model = model.to(getattr(torch, dtype))
         return HFModel(model, tokenizer, name=spec, device=device)
     return HFModel.load(spec, device=device, dtype=dtype)

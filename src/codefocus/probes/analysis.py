@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from codefocus.metrics.stats import bootstrap_mean, paired_mean_test
+from codefocus.probes.rankings import Ranking
 from codefocus.probes.runner import ProbeConfig, ProbeRecord, load_probes
 from codefocus.serialization import JsonRecord
 from codefocus.storage import write_text_atomic
@@ -43,8 +44,8 @@ class ProbeAnalysis(JsonRecord):
     substitutions: int
     provider: str
 
-    def rate(self, ranking: str, k: int) -> BreakRate:
-        return next(r for r in self.rates if r.ranking == ranking and r.k == k)
+    def rate(self, ranking: str | Ranking, k: int) -> BreakRate:
+        return next(r for r in self.rates if r.ranking == str(ranking) and r.k == k)
 
 
 BOOTSTRAP_RESAMPLES = 2000
@@ -74,7 +75,7 @@ def analyze_probes(
     broke: dict[tuple[str, int, str], bool] = {
         (r.ranking, r.k, r.task_id): r.broke for r in counted
     }
-    randoms = sorted({r.ranking for r in records if r.ranking.startswith("random:")})
+    randoms = sorted({r.ranking for r in records if r.rank.kind == "random"})
     rankings = list(dict.fromkeys(r.ranking for r in records))
     rates = []
     for ranking in rankings:
@@ -83,7 +84,7 @@ def analyze_probes(
             values = np.array([float(broke[(ranking, k, t)]) for t in tasks])
             flipped = sum(1 for r in records if r.ranking == ranking and r.k == k and not r.counted)
             difference, p_value = None, None
-            if not ranking.startswith("random:") and randoms:
+            if Ranking.parse(ranking).kind != "random" and randoms:
                 own, base = [], []  # per task: this ranking, and the mean of the random ones
                 for t in tasks:
                     draws = [broke[(rr, k, t)] for rr in randoms if (rr, k, t) in broke]
@@ -165,7 +166,7 @@ def section_html(config: ProbeConfig, analysis: ProbeAnalysis, records: list[Pro
     )
     examples = []
     chosen = sorted(
-        (r for r in records if r.broke and r.counted and not r.ranking.startswith("random:")),
+        (r for r in records if r.broke and r.counted and r.rank.kind != "random"),
         key=lambda r: (r.k, len(r.changed), r.task_id, r.ranking),
     )[:8]  # the most informative: the fewest words changed
     for r in chosen:
