@@ -28,11 +28,25 @@ alone. The result equals plain greedy decoding up to floating-point differences 
 teacher-forced and an incremental forward, which could only matter where the two best logits
 (nearly) tie; the tests compare both on every perturbation of several prompts, on tiny models and
 the packaged one, and the benchmark compares the scores.
+
+Half precision: in bfloat16 or float16 logits are coarse (bfloat16 keeps 8 significant bits), so
+two of them tie, or nearly, far more often, and a teacher-forced forward may round where an
+incremental one does not. Where the two best logits of a token this engine settles are within
+``tie_margin`` (relative to the best, 4 machine epsilons of the model's dtype by default; off in
+float32, whose results stay as they always were), the engine does not decide: that input is
+decoded plainly (``raw_ids``: one ``generate``, batch of one), so its completion is plain greedy
+decoding's by construction. The tests compare the engine with plain decoding in bfloat16.
+
+Memory: with ``max_memory`` (bytes) the prefill batches, the decoding batches, and how many rows
+wait between the two (each holding its keys and values) are the most whose estimated memory fits
+(``generation/memory.py``): rows are then prefilled and decoded in waves. Without one, every
+first batch runs before the rows still open decode together, as above.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from codefocus.generation.batches import (
@@ -44,6 +58,7 @@ from codefocus.generation.batches import (
     merge,
     select,
 )
+from codefocus.generation.memory import ModelShape, rows_within
 from codefocus.generation.prefix import changed, prefix_cache, repeated_prefix, shared_prefix
 from codefocus.generation.records import Generation, GenerationSettings, finished_generations
 from codefocus.generation.truncation import function_ended
@@ -64,6 +79,8 @@ class DraftVerifier:
         decode_batch_size: int = 64,
         lookup: int = 8,
         step_tokens: int = 32,
+        max_memory: int | None = None,
+        tie_margin: float | None = None,
     ) -> None:
         self.model = model
         self.batch_size = batch_size  # rows per first (prefill + verification) forward
@@ -77,12 +94,18 @@ class DraftVerifier:
         # ``step_tokens`` tokens (beyond that a CPU step is compute-bound: drafts cost time)
         self.lookup = lookup
         self.step_tokens = step_tokens
+        self.max_memory = max_memory  # bytes, for calls that give none; None: no budget
+        # near ties settled by plain decoding: best two logits closer than this share of the
+        # best (None: 4 machine epsilons in half precision, 0 = never in float32 and wider)
+        self.tie_margin = tie_margin if tie_margin is not None else default_tie_margin(model)
         self.decoded = 0  # inputs decoded without the original as a draft (too different)
         self.accepted = 0  # inputs whose greedy completion is the original one: no decoding
         self.diverged = 0  # inputs decoded from their first divergence on
         self.looked_up = 0  # tokens settled from lookup drafts after a divergence
         self.steps = 0  # forwards run
         self.compactions = 0  # caches rewritten without their holes
+        self.tied = 0  # inputs decoded plainly because a token they settled nearly tied
+        self._tied: set[int] = set()  # this call's inputs with a near tie
 
     def engine_used(self) -> str:
         return "draft"
@@ -94,9 +117,11 @@ class DraftVerifier:
         budget: int,
         settings: GenerationSettings,
         draft: Sequence[int] | None = None,
+        max_memory: int | None = None,
     ) -> list[Generation]:
         """``draft``: the original's completion tokens where the caller has them (any guess
-        keeps the results exact; without one the original is generated first)."""
+        keeps the results exact; without one the original is generated first). ``max_memory``:
+        a budget in bytes for this call (default: the engine's)."""
         if settings.do_sample:
             raise ValueError("draft verification is for greedy decoding only")
         # only the model's own greedy tokens may answer for the original itself unverified
@@ -123,13 +148,19 @@ class DraftVerifier:
         # near and far inputs batched apart, each sorted so that a batch shares as long a prefix
         # of the original as possible
         rows.sort(key=lambda r: (r.cached, len(r.prompt)))
+        self._tied = set()
+        kinds = [r for r in rows if near[r.index]], [r for r in rows if not near[r.index]]
+        sizes = self._sizes(kinds, len(original_ids), budget, max_memory)
         groups = [
             group
-            for kind in ([r for r in rows if near[r.index]], [r for r in rows if not near[r.index]])
-            for group in even_split(kind, self.batch_size)
+            for kind, size in zip(kinds, sizes.prefill, strict=True)
+            for group in even_split(kind, size)
         ]
         waiting: list[Batch] = []
         for group in groups:
+            if sum(len(b.rows) for b in waiting) + len(group) > sizes.wave:  # a wave is full
+                self._decode_rest(waiting, finished, budget, draft, sizes.decode)
+                waiting = []
             batch = self._open(group, cache)
             for row, first in zip(group, self._step(batch, budget), strict=True):
                 if first is not None:
@@ -142,17 +173,52 @@ class DraftVerifier:
             if batch.rows:
                 waiting.append(batch)
         # rows still decoding, from all first batches, go on together in wide batches
-        self._decode_rest(waiting, finished, budget, draft)
-        return self._results(inputs, finished, settings)
+        self._decode_rest(waiting, finished, budget, draft, sizes.decode)
+        return self._results(inputs, finished, settings, [budget] * len(inputs))
+
+    def _sizes(
+        self, kinds: Sequence[list[Row]], original: int, budget: int, max_memory: int | None
+    ) -> Sizes:
+        """Rows per prefill batch (for each kind of rows), per wave (rows prefilled before the
+        open ones decode) and per decoding batch: the engine's sizes, or within a memory budget
+        (module doc). A row's prefill feeds its tokens past the shared prefix and its draft."""
+        max_memory = self.max_memory if max_memory is None else max_memory
+        count = sum(len(kind) for kind in kinds)
+        if max_memory is None or count == 0:
+            return Sizes(tuple(self.batch_size for _ in kinds), count, self.decode_batch_size)
+        shape = ModelShape.of_model(self.model)
+        fixed = shape.cache(original)  # the original prompt's keys and values, kept throughout
+        prefill, largest = [], 0
+        for kind in kinds:
+            if not kind:
+                prefill.append(self.batch_size)
+                continue
+            cached = max(r.cached for r in kind)
+            new = max(len(r.prompt) - r.cached + len(r.draft) for r in kind)
+            row = shape.forward_row(new, cached, max(len(r.draft) for r in kind) + 1)
+            prefill.append(rows_within(max_memory, row, fixed, self.batch_size))
+            largest = max(largest, prefill[-1] * row)
+        longest = max(len(r.prompt) for kind in kinds for r in kind)
+        decoding = shape.decoding_row(longest + budget + self.lookup + 1, self.lookup + 1)
+        wave = rows_within(max_memory, decoding, fixed + largest, count)
+        return Sizes(tuple(min(p, wave) for p in prefill), wave, min(self.decode_batch_size, wave))
 
     def _decode_rest(
-        self, waiting: list[Batch], finished: dict[int, list[int]], budget: int, draft: list[int]
+        self,
+        waiting: list[Batch],
+        finished: dict[int, list[int]],
+        budget: int,
+        draft: list[int],
+        size: int | None = None,
     ) -> None:
-        """Decode every row still open, in wide batches that drop finished rows and holes as
-        they go; each step feeds a row's lookup draft from ``draft`` (none when it is empty)."""
+        """Decode every row still open, in wide batches (``size`` rows, default
+        ``decode_batch_size``) that drop finished rows and holes as they go; each step feeds a
+        row's lookup draft from ``draft`` (none when it is empty)."""
+        size = size or self.decode_batch_size
         merged = merge(waiting)
-        for begin in range(0, len(merged.rows), self.decode_batch_size):
-            end = min(begin + self.decode_batch_size, len(merged.rows))
+        waiting.clear()  # the merged batch holds the rows now: the parts can go
+        for begin in range(0, len(merged.rows), size):
+            end = min(begin + size, len(merged.rows))
             batch = select(merged, list(range(begin, end)), self.model.device)
             while batch.rows:
                 for row in batch.rows:
@@ -169,12 +235,25 @@ class DraftVerifier:
         return compacted
 
     def _results(
-        self, inputs: Sequence[str], finished: dict[int, list[int]], settings: GenerationSettings
+        self,
+        inputs: Sequence[str],
+        finished: dict[int, list[int]],
+        settings: GenerationSettings,
+        budgets: Sequence[int],
     ) -> list[Generation]:
+        """The generations; an input with a near tie is decoded plainly instead (module doc)."""
+        for index in sorted(self._tied):
+            finished[index] = list(self.model.raw_ids(inputs[index], settings, budgets[index]))
+        self.tied += len(self._tied)
+        self._tied = set()
         return finished_generations(self.model, inputs, finished, settings)
 
     def generate_many(
-        self, inputs: Sequence[str], budgets: Sequence[int], settings: GenerationSettings
+        self,
+        inputs: Sequence[str],
+        budgets: Sequence[int],
+        settings: GenerationSettings,
+        max_memory: int | None = None,
     ) -> list[Generation]:
         """Greedy completions of unrelated inputs, each with its own budget: the decoding loop
         above without a draft or a shared prefix — prefills in batches of ``batch_size``
@@ -192,8 +271,13 @@ class DraftVerifier:
         ]
         finished: dict[int, list[int]] = {}
         rows.sort(key=lambda r: len(r.prompt))
+        self._tied = set()
+        sizes = self._sizes([rows], 0, max(budgets), max_memory)
         waiting: list[Batch] = []
-        for group in even_split(rows, self.batch_size):
+        for group in even_split(rows, sizes.prefill[0]):
+            if sum(len(b.rows) for b in waiting) + len(group) > sizes.wave:  # a wave is full
+                self._decode_rest(waiting, finished, max(budgets), [], sizes.decode)
+                waiting = []
             batch = self._open(group, None)
             for row, done in zip(group, self._step(batch, max(budgets)), strict=True):
                 if done is not None:
@@ -201,8 +285,8 @@ class DraftVerifier:
             batch = keep_open(batch, finished, self.model.device)
             if batch.rows:
                 waiting.append(batch)
-        self._decode_rest(waiting, finished, max(budgets), [])
-        return self._results(inputs, finished, settings)
+        self._decode_rest(waiting, finished, max(budgets), [], sizes.decode)
+        return self._results(inputs, finished, settings, budgets)
 
     def _stops(self, prefix: list[int], budget: int) -> bool:
         eos = self.model.tokenizer.eos_token_id
@@ -244,7 +328,8 @@ class DraftVerifier:
     def _step(self, batch: Batch, budget: int) -> list[list[int] | None]:
         """One forward over every row's pending tokens and draft. Settles, per row, the draft's
         longest prefix that greedy agrees with plus greedy's next token; returns a row's raw
-        completion where decoding has stopped, else None."""
+        completion where decoding has stopped, else None. A row that would settle a token on a
+        near tie stops there, noted for plain decoding (``_results``)."""
         import torch
 
         model = self.model
@@ -276,7 +361,9 @@ class DraftVerifier:
             rows_at = torch.tensor([i for i, _ in where])
             columns_at = torch.tensor([j for _, j in where])
             hidden = states[rows_at.to(model.device), columns_at.to(model.device)]
-            predicted = model.logits(hidden).argmax(-1).tolist()
+            logits = model.logits(hidden)
+            predicted = logits.argmax(-1).tolist()
+            ties = near_ties(logits, self.tie_margin) if self.tie_margin > 0 else None
         self.steps += 1
         results: list[list[int] | None] = []
         offset = 0
@@ -291,13 +378,46 @@ class DraftVerifier:
             block[i, len(row.pending) + accepted :] = 0  # rejected draft tokens become holes
             row.cached += len(row.pending) + accepted
             done = None
-            for token in row.draft[:accepted] + [guesses[accepted]]:
+            for settled, token in enumerate(row.draft[:accepted] + [guesses[accepted]]):
+                if ties is not None and ties[offset - len(row.draft) - 1 + settled]:
+                    self._tied.add(row.index)  # decoded plainly instead (``_results``)
+                    done = row.out
+                    break
                 row.out.append(token)
                 if self._stops(row.out, row.budget or budget):
                     done = row.out
                     break
-            row.pending = [row.out[-1]]
+            row.pending = row.out[-1:]  # (none for a row left to plain decoding)
             row.draft = []
             results.append(done)
         batch.mask = torch.cat([batch.mask, block], dim=1)
         return results
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Rows per prefill batch (per kind of rows), per wave and per decoding batch
+    (``DraftVerifier._sizes``)."""
+
+    prefill: tuple[int, ...]
+    wave: int
+    decode: int
+
+
+def default_tie_margin(model: WhiteBoxModel) -> float:
+    """4 machine epsilons of a half-precision model's dtype (bfloat16: 1/32, float16: 1/256);
+    0 (no tie check) in float32 and wider."""
+    import torch
+
+    dtype = getattr(model.model, "dtype", torch.float32)
+    if dtype not in (torch.bfloat16, torch.float16):
+        return 0.0
+    return 4 * torch.finfo(dtype).eps
+
+
+def near_ties(logits, margin: float) -> list[bool]:
+    """Per row of ``logits``: whether its two best values are within ``margin`` times the best
+    one's magnitude (at least 1), in float32."""
+    top = logits.float().topk(2, dim=-1).values
+    gap = top[:, 0] - top[:, 1]
+    return (gap <= margin * top[:, 0].abs().clamp(min=1.0)).tolist()

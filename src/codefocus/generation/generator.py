@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from codefocus.generation.cache import GenerationCache, cache_key
+from codefocus.generation.memory import generation_rows
 from codefocus.generation.records import Generation, GenerationSettings
 from codefocus.generation.registry import get_engine
 from codefocus.models.base import is_white_box
@@ -23,7 +24,9 @@ class CachedGenerator:
     through the named engine (``registry.py``): ``draft`` verifies the original completion as a
     draft (identical output, most of it without decoding); ``plain`` decodes every input (the
     baseline the benchmark compares with). Other inputs are decoded by the model's ``generate``.
-    A ``CompletionGenerator``.
+    A ``CompletionGenerator``, and ``MemoryBounded``: ``max_memory`` (bytes; None: no budget)
+    bounds the batches of the model's ``generate`` and of the engine; a method with a budget of
+    its own sets it while it runs (``memory.memory_budget``).
     """
 
     remembers = True  # what it generated is answered again from memory (see ``prefetch``)
@@ -34,10 +37,12 @@ class CachedGenerator:
         cache: GenerationCache | None = None,
         batch_size: int = 8,
         engine: str = "draft",
+        max_memory: int | None = None,
     ) -> None:
         self.model = model
         self.cache = cache
         self.batch_size = batch_size
+        self.max_memory = max_memory
         self.engine = engine
         self._kind = get_engine(engine)
         self.generated = 0
@@ -74,13 +79,16 @@ class CachedGenerator:
     ) -> list[Generation]:
         model = self.model
         if original is None or settings.do_sample or not is_white_box(model):
-            return model.generate(
-                missing, settings, max_new_tokens=budget, batch_size=self.batch_size
-            )
+            rows = self.batch_size
+            if is_white_box(model):
+                rows = generation_rows(model, missing, budget, self.max_memory, rows)
+            return model.generate(missing, settings, max_new_tokens=budget, batch_size=rows)
         if self._regenerator is None:
             self._regenerator = self._kind.build(model, self.batch_size)
         draft = self._drafts.get(cache_key("", original, settings.to_dict(), budget))
-        return self._regenerator.regenerate(missing, original, budget, settings, draft)
+        return self._regenerator.regenerate(
+            missing, original, budget, settings, draft, max_memory=self.max_memory
+        )
 
     def generations(
         self,

@@ -94,14 +94,16 @@ class LlamaCppEngine:
         budget: int,
         settings: GenerationSettings,
         draft: Sequence[int] | None = None,
+        max_memory: int | None = None,
     ) -> list[Generation]:
         """``draft`` is not used: llama.cpp verifies the model's own greedy tokens, which it
-        must compare with its own decoding of ``original`` anyway."""
+        must compare with its own decoding of ``original`` anyway. ``max_memory`` bounds the
+        transformers fallback (llama.cpp decodes one input at a time in its own context)."""
         if settings.do_sample:
             raise ValueError("the llama.cpp engine regenerates greedy completions only")
         own = self.model.stopped_ids(self.model.raw_ids(original, settings, budget))
         if not self.agrees(original, own, budget, settings):
-            return self._transformers(inputs, original, budget, settings)
+            return self._transformers(inputs, original, budget, settings, max_memory)
         encoded = [self._encode(text) for text in inputs]
         original_ids = self._encode(original)
         # latest first change first: each input then shares the longest prefix with the last
@@ -193,11 +195,16 @@ class LlamaCppEngine:
         return out
 
     def _transformers(
-        self, inputs: Sequence[str], original: str, budget: int, settings: GenerationSettings
+        self,
+        inputs: Sequence[str],
+        original: str,
+        budget: int,
+        settings: GenerationSettings,
+        max_memory: int | None = None,
     ) -> list[Generation]:
         if self._fallback is None:
             self._fallback = DraftVerifier(self.model)
-        return self._fallback.regenerate(inputs, original, budget, settings)
+        return self._fallback.regenerate(inputs, original, budget, settings, max_memory=max_memory)
 
 
 def _threads() -> int:

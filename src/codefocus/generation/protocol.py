@@ -2,7 +2,8 @@
 
 * ``Regenerator``: an engine (``draft``, ``plain``, ``llama.cpp``; ``registry.py``) regenerates
   the greedy completions of inputs that perturb one original input. ``DraftVerifier`` and
-  ``LlamaCppEngine`` share this contract; ``CachedGenerator`` calls only it.
+  ``LlamaCppEngine`` share this contract; ``CachedGenerator`` calls only it. ``max_memory``
+  (bytes) bounds its batches (``memory.py``); it never changes an answer.
 * ``CompletionGenerator``: what the perturbation methods regenerate through
   (``CachedGenerator``, or any callable wrapped by ``as_completion_generator``). Whether it
   remembers what it generated, and which engine it used, are members rather than flags probed
@@ -34,11 +35,20 @@ class Regenerator(Protocol):
         budget: int,
         settings: GenerationSettings,
         draft: Sequence[int] | None = None,
+        max_memory: int | None = None,
     ) -> list[Generation]: ...
 
     def engine_used(self) -> str:
         """How this engine regenerated, for the record kept with the scores."""
         ...
+
+
+@runtime_checkable
+class MemoryBounded(Protocol):
+    """A generator whose batches keep within a memory budget (bytes; None: no budget), which
+    the methods that generate through it may set while they run (``memory.memory_budget``)."""
+
+    max_memory: int | None
 
 
 @runtime_checkable

@@ -30,7 +30,7 @@ class PlainEngine:
 
     def __init__(self, model: WhiteBoxModel, batch_size: int = 8) -> None:
         self.model = model
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # at most; fewer where ``max_memory`` says so
 
     def engine_used(self) -> str:
         return "plain"
@@ -42,10 +42,12 @@ class PlainEngine:
         budget: int,
         settings: GenerationSettings,
         draft: Sequence[int] | None = None,
+        max_memory: int | None = None,
     ) -> list[Generation]:
-        return self.model.generate(
-            list(inputs), settings, max_new_tokens=budget, batch_size=self.batch_size
-        )
+        from codefocus.generation.memory import generation_rows
+
+        rows = generation_rows(self.model, list(inputs), budget, max_memory, self.batch_size)
+        return self.model.generate(list(inputs), settings, max_new_tokens=budget, batch_size=rows)
 
 
 def _draft(model: WhiteBoxModel, batch_size: int) -> Regenerator:

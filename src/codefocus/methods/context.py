@@ -15,6 +15,16 @@ Attention sink: every causal LM parks most of each row's attention on the first 
 whatever its word (the first word of every MBPP task is "Write"). That mass says nothing about the
 word, so attention methods do not score position 0 by default (``exclude_sink``); its word keeps
 the scores of its other tokens. Gradient and perturbation methods score it as any other token.
+
+Precision: whatever the model's dtype, every sum and norm here is taken in float32 or wider —
+heads are summed after the cast to float32, target logits are dot products in float32, gradient
+norms and integrated gradients' path sums are float32, and the scores leave as float64. A model
+in float32 runs exactly as it always has (every cast is then a no-op).
+
+Memory: ``max_memory`` (bytes) chooses how many rows the batched backward passes of the
+coding-stage gradients and the interpolation steps of integrated gradients hold at once, from the
+estimates in ``generation/memory.py``; None keeps ``gradient_chunk`` and one batch of every
+step. Each row is computed on its own, so the scores do not depend on the rows per batch.
 """
 
 from __future__ import annotations
@@ -24,7 +34,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codefocus.generation.memory import ModelShape, rows_within
 from codefocus.models.base import WhiteBoxModel
+
+
+def _wide(dtype):
+    """The dtype reductions are taken in: the model's own where it is float32 or wider, else
+    float32 (bfloat16 keeps 8 significant bits; a sum of thousands of terms in it loses most)."""
+    import torch
+
+    return dtype if dtype in (torch.float32, torch.float64) else torch.float32
 
 
 @dataclass
@@ -110,7 +129,8 @@ class AttributionContext:
                 weights = output[1] if isinstance(output, tuple) and len(output) > 1 else None
                 if weights is None:
                     return
-                captured[index] = weights[0].sum(0)[:, :P].detach().float().cpu()
+                # heads summed in float32 (a no-op cast for a float32 model)
+                captured[index] = weights[0].float().sum(0)[:, :P].detach().cpu()
                 if index == 0 and layer0_heads:
                     heads.append(weights[0][:, :, :P].detach().float().cpu())
 
@@ -188,9 +208,10 @@ class AttributionContext:
 
         index = torch.tensor(targets, device=hidden.device)
         rows = hidden[torch.tensor(positions, device=hidden.device)]
-        logits = (rows * head.weight[index]).sum(-1)
+        wide = _wide(rows.dtype)  # the dot products in float32 whatever the model's dtype
+        logits = (rows.to(wide) * head.weight[index].to(wide)).sum(-1)
         if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[index]
+            logits = logits + head.bias[index].to(wide)
         return logits
 
     def first_step_gradients(self) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +239,7 @@ class AttributionContext:
         keep: bool = True,
         chunk: int | None = None,
         only: list[int] | None = None,
+        max_memory: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Per generated step: saliency and input×gradient over the prompt tokens, (G', P).
 
@@ -226,8 +248,10 @@ class AttributionContext:
         output gradients, chunked). Causality makes this equal to one forward per step on its
         own prefix. Each step's vector is L2 over the embedding dimension, normalised to sum 1
         over that step's inputs (prompt + earlier generated tokens), then cut to the prompt.
-        ``chunk`` (default ``gradient_chunk``) bounds the memory of one batched backward.
-        ``only`` keeps just those steps (one row each, in that order) out of the first ``steps``.
+        ``chunk`` (default ``gradient_chunk``) bounds the memory of one batched backward;
+        ``max_memory`` (bytes), where given, chooses it instead: the most rows whose estimated
+        memory (``ModelShape.gradient_graph`` + rows x ``gradient_row``) fits. ``only`` keeps
+        just those steps (one row each, in that order) out of the first ``steps``.
         """
         if self._gradients is not None and keep:
             return self._gradients
@@ -248,6 +272,12 @@ class AttributionContext:
         input_x_gradient = np.zeros((steps, self.P))
         eye = torch.eye(steps, device=logits.device, dtype=logits.dtype)
         chunk = chunk or self.gradient_chunk
+        if max_memory is not None:
+            shape = ModelShape.of_model(self.model)
+            length = ids.shape[1]
+            chunk = rows_within(
+                max_memory, shape.gradient_row(length), shape.gradient_graph(length), steps
+            )
         for begin in range(0, steps, chunk):
             rows = eye[begin : begin + chunk]
             last = begin + len(rows) >= steps
@@ -262,9 +292,10 @@ class AttributionContext:
                         for row in rows
                     ]
                 )
-            grads = grads[:, 0]  # (chunk, S', d)
+            wide = _wide(grads.dtype)  # norms in float32 whatever the model's dtype
+            grads = grads[:, 0].to(wide)  # (chunk, S', d)
             sal = grads.norm(dim=-1)
-            ixg = (grads * embeds[0].detach()).norm(dim=-1)
+            ixg = (grads * embeds[0].detach().to(wide)).norm(dim=-1)
             for offset in range(len(rows)):
                 step = begin + offset
                 for store, values in ((saliency, sal), (input_x_gradient, ixg)):
@@ -283,28 +314,39 @@ class AttributionContext:
         """Rows of an (S, P) matrix of query positions that produced generated tokens 0..G-1."""
         return matrix[self.P - 1 : self.P - 1 + self.G]
 
-    def integrated_gradients(self, n_steps: int = 20) -> np.ndarray:
+    def integrated_gradients(self, n_steps: int = 20, max_memory: int | None = None) -> np.ndarray:
         """Integrated gradients of the first generated token's logit w.r.t. the prompt embeddings,
         from an all-zero baseline (trapezoid rule), summed over the embedding dimension;
-        |value| normalised to sum 1."""
+        |value| normalised to sum 1. The path's points and weights, the logit and the sums are
+        float32 (or wider); ``max_memory`` (bytes) bounds how many of the ``n_steps`` points one
+        forward and backward hold (default: all of them)."""
         import torch
 
         target = self.target_ids()[0]
         embedding = self.model.model.get_input_embeddings()
         with torch.no_grad():
             inputs = embedding(self._ids()[:, : self.P]).detach()
-        alphas = torch.linspace(0, 1, n_steps, device=inputs.device, dtype=inputs.dtype)
-        weights = torch.full(
-            (n_steps,), 1.0 / (n_steps - 1), device=inputs.device, dtype=inputs.dtype
-        )
+        wide = _wide(inputs.dtype)
+        alphas = torch.linspace(0, 1, n_steps, device=inputs.device, dtype=wide)
+        weights = torch.full((n_steps,), 1.0 / (n_steps - 1), device=inputs.device, dtype=wide)
         weights[0] = weights[-1] = 0.5 / (n_steps - 1)
-        scaled = (alphas[:, None, None] * inputs).requires_grad_(True)  # (n_steps, P, d)
+        rows = n_steps
+        if max_memory is not None:  # each point is a row: its own forward graph and backward
+            shape = ModelShape.of_model(self.model)
+            per_row = shape.gradient_graph(self.P) + shape.gradient_row(self.P)
+            rows = rows_within(max_memory, per_row, most=n_steps)
         base = self.model.model.base_model
-        hidden = base(inputs_embeds=scaled, use_cache=False).last_hidden_state[:, -1]
         head = self.model.model.get_output_embeddings()
-        logits = (hidden * head.weight[target]).sum(-1)
-        if getattr(head, "bias", None) is not None:
-            logits = logits + head.bias[target]
-        (grads,) = torch.autograd.grad(logits.sum(), scaled)
-        averaged = (weights[:, None, None] * grads).sum(0)
-        return self.normalised((inputs[0] * averaged).sum(-1).abs().double().cpu().numpy())
+        parts = []
+        for begin in range(0, n_steps, rows):
+            points = alphas[begin : begin + rows, None, None] * inputs.to(wide)
+            scaled = points.to(inputs.dtype).requires_grad_(True)  # (rows, P, d)
+            hidden = base(inputs_embeds=scaled, use_cache=False).last_hidden_state[:, -1]
+            logits = (hidden.to(wide) * head.weight[target].to(wide)).sum(-1)
+            if getattr(head, "bias", None) is not None:
+                logits = logits + head.bias[target].to(wide)
+            (grads,) = torch.autograd.grad(logits.sum(), scaled)
+            parts.append(grads)
+        grads = parts[0] if len(parts) == 1 else torch.cat(parts)
+        averaged = (weights[:, None, None] * grads.to(wide)).sum(0)
+        return self.normalised((inputs[0].to(wide) * averaged).sum(-1).abs().double().cpu().numpy())

@@ -8,7 +8,13 @@
 * Integrated Gradients (new): first generated token, zero baseline, ``ig_steps`` trapezoid steps.
 
 Options: ``coding_steps``, ``gradient_chunk`` (backward passes batched per chunk of generated
-tokens: memory, not values) and ``ig_steps``.
+tokens: memory, not values), ``ig_steps`` and ``max_memory`` (bytes: where given, the chunk of
+backward passes, and the interpolation steps run together, are the most that fit in it by the
+estimates of ``generation/memory.py``, instead of ``gradient_chunk`` and all ``ig_steps``). Like
+``gradient_chunk``, ``max_memory`` never changes a score; it is not recorded among the options.
+
+Precision: gradients are taken in the model's dtype, their norms and sums in float32 or wider
+(``methods/context.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from codefocus.errors import InvalidArgumentError
+from codefocus.generation.memory import check_max_memory, options_without_budget
 from codefocus.methods.base import Method, MethodInputs, TokenScores
 
 
@@ -28,6 +35,7 @@ class Gradient(Method):
     which: int = 0
     coding_steps: str = "summed"  # summed | one (the last generated token only)
     gradient_chunk: int = 16
+    max_memory: int | None = None  # bytes; chooses the chunk instead of gradient_chunk
     family: ClassVar[str] = "gradient"
 
     def __post_init__(self) -> None:
@@ -39,6 +47,10 @@ class Gradient(Method):
             raise InvalidArgumentError(
                 f"gradient_chunk must be positive, got {self.gradient_chunk}"
             )
+        check_max_memory(self.max_memory)
+
+    def options(self) -> dict:
+        return options_without_budget(super().options())
 
     @property
     def description(self) -> str:  # type: ignore[override]
@@ -51,7 +63,8 @@ class Gradient(Method):
             return TokenScores(context.first_step_gradients()[self.which][0].copy())
         if self.coding_steps == "one":
             return TokenScores(context.last_step_gradients()[self.which][0].copy())
-        per_step = context.gradients(chunk=self.gradient_chunk)[self.which]
+        both = context.gradients(chunk=self.gradient_chunk, max_memory=self.max_memory)
+        per_step = both[self.which]
         rows = per_step[: context.G] if context.G else per_step[:0]
         return TokenScores(rows.sum(axis=0), rows)
 
@@ -61,15 +74,21 @@ class IntegratedGradients(Method):
     """Integrated gradients of the first generated token (new)."""
 
     ig_steps: int = 20
+    max_memory: int | None = None  # bytes; bounds the interpolation steps run together
     family: ClassVar[str] = "gradient"
     description: ClassVar[str] = "integrated gradients of the first generated token (new)"
 
     def __post_init__(self) -> None:
         if self.ig_steps < 2:
             raise InvalidArgumentError(f"ig_steps must be at least 2, got {self.ig_steps}")
+        check_max_memory(self.max_memory)
+
+    def options(self) -> dict:
+        return options_without_budget(super().options())
 
     def compute(self, inputs: MethodInputs) -> TokenScores:
-        return TokenScores(inputs.context(self.name).integrated_gradients(self.ig_steps))
+        context = inputs.context(self.name)
+        return TokenScores(context.integrated_gradients(self.ig_steps, self.max_memory))
 
 
 saliency_reading = Gradient("saliency_reading", stage="reading", which=0)

@@ -13,7 +13,11 @@ changes when words of the task change — no regeneration, one teacher-forced pa
 ``log p(code | input)`` is the sum over the generated tokens of their log-softmax at the
 positions that produce them (``completion_logprobs``), computed for a batch of inputs in one
 right-padded forward each. Both are checked against one unbatched forward per prompt with the
-full logits (``tests/test_likelihood.py``).
+full logits (``tests/test_likelihood.py``). The log-softmax and its sum are taken in float64
+whatever the model's dtype. ``max_memory`` (bytes, a method option) bounds the rows of each
+forward by the estimates of ``generation/memory.py`` (at most ``batch_size``); a batch's
+composition changes a log-probability only by float rounding (the padding differs), never the
+ranking the methods compare.
 """
 
 from __future__ import annotations
@@ -25,6 +29,12 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 
 from codefocus.errors import InvalidArgumentError
+from codefocus.generation.memory import (
+    ModelShape,
+    check_max_memory,
+    options_without_budget,
+    rows_within,
+)
 from codefocus.methods.base import Method, MethodInputs, TokenScores
 
 if TYPE_CHECKING:
@@ -37,10 +47,12 @@ def completion_logprobs(
     completion_ids: Sequence[int],
     batch_size: int = 8,
     original: str | None = None,
+    max_memory: int | None = None,
 ) -> np.ndarray:
     """``log p(completion_ids | input)`` for each input, teacher-forced, batched. With
     ``original`` (the unperturbed input), each input's common prefix with it is read from the
-    original's keys and values instead of being recomputed (``generation/prefix.py``)."""
+    original's keys and values instead of being recomputed (``generation/prefix.py``). With
+    ``max_memory``, at most as many rows per forward as fit in it (and ``batch_size``)."""
     import torch
 
     from codefocus.generation.prefix import forward_from_prefix, prefix_cache, shared_prefix
@@ -56,6 +68,15 @@ def completion_logprobs(
         original_ids = model.tokenizer(original, add_special_tokens=False)["input_ids"]
         cache = prefix_cache(model, original_ids)
         shared = [shared_prefix(ids, original_ids) for ids in encoded]
+    if max_memory is not None:
+        shape = ModelShape.of_model(model)
+        longest = max(len(ids) for ids in encoded) + len(completion)
+        least = min(shared) if original is not None else 0
+        # per row: its forward past the shared prefix; fixed: the original's keys and values,
+        # and one row's completion logits in the model's dtype and two float64 copies
+        per_row = shape.forward_row(longest - least, least, predicted=0)
+        fixed = shape.cache(longest) + len(completion) * shape.vocab * (shape.element + 16)
+        batch_size = rows_within(max_memory, per_row, fixed, batch_size)
     totals = np.zeros(len(inputs))
     # neighbours in this order share the longest prefixes with the original
     order = sorted(range(len(inputs)), key=lambda i: (shared[i], len(encoded[i])))
@@ -75,10 +96,18 @@ def completion_logprobs(
     return totals
 
 
+@dataclass(frozen=True)
 class Likelihood(Method):
     """Needs the model's weights (a teacher-forced pass) and the words of the task."""
 
+    max_memory: int | None = None  # bytes; bounds the rows of each teacher-forced forward
     family: ClassVar[str] = "likelihood"
+
+    def __post_init__(self) -> None:
+        check_max_memory(self.max_memory)
+
+    def options(self) -> dict:
+        return options_without_budget(super().options())
 
     def compute(self, inputs: MethodInputs) -> TokenScores:
         context = inputs.context(self.name)
@@ -90,7 +119,9 @@ class Likelihood(Method):
         def logprobs(prompts: list[str]) -> np.ndarray:
             texts = [p + setup.suffix for p in prompts]
             original = setup.prompt + setup.suffix
-            return completion_logprobs(context.model, texts, ids, original=original)
+            return completion_logprobs(
+                context.model, texts, ids, original=original, max_memory=self.max_memory
+            )
 
         return TokenScores(self.word_scores(setup, logprobs), word_level=True)
 
@@ -104,6 +135,7 @@ class LeaveOneOut(Likelihood):
     description: ClassVar[str] = "leave-one-out change of the code's log-likelihood (new)"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.loo_mode not in ("substitute", "delete"):
             raise InvalidArgumentError(
                 f"unknown loo_mode {self.loo_mode!r}: use substitute or delete"
@@ -123,6 +155,7 @@ class ContextCite(Likelihood):
     description: ClassVar[str] = "sparse linear surrogate of random word ablations (new)"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.contextcite_samples < 2:
             raise InvalidArgumentError(
                 f"contextcite_samples must be at least 2, got {self.contextcite_samples}"

@@ -17,6 +17,10 @@ study's similarity (NLTK sentence BLEU on whitespace tokens) by default.
 * ``shap_partition``: shap's Partition explainer over a hierarchy of words (absent = deleted):
   exact Owen values of that hierarchy for a fixed budget — faster and steadier than Kernel.
 
+``max_memory`` (bytes, an option of each): the generator's batches (the engine's prefill and
+decoding batches, the model's ``generate``) keep within it while the method runs
+(``generation/memory.py``); it never changes a score and is not recorded among the options.
+
 They work for any model that can generate, white-box or behind an endpoint. All perturbed inputs
 go through one batched, cached generator; ``WordTemplate`` (``methods/setup.py``) is the one place
 a word mask becomes a prompt (captum's ``TextTemplateInput`` plays that part there).
@@ -32,6 +36,7 @@ from typing import ClassVar
 import numpy as np
 
 from codefocus.errors import InvalidArgumentError
+from codefocus.generation.memory import check_max_memory, memory_budget, options_without_budget
 from codefocus.methods.base import Method, MethodInputs, TokenScores
 from codefocus.methods.setup import PerturbationSetup, WordTemplate
 
@@ -119,17 +124,24 @@ class _Recorder:
 class Perturbation(Method):
     """Scores words by regenerating from perturbed prompts; any text generator will do."""
 
+    max_memory: int | None = None  # bytes; the generator's batches keep within it
     family: ClassVar[str] = "perturbation"
     needs_white_box: ClassVar[bool] = False
     # whether the inputs a method asks for are known before any is generated (see ``planned``)
     plannable: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        check_max_memory(self.max_memory)
+
+    def options(self) -> dict:
+        return options_without_budget(super().options())
 
     def compute(self, inputs: MethodInputs) -> TokenScores:
         setup = inputs.setup(self.name)
         words = setup.words
         if not words:
             return TokenScores(np.zeros(0), word_level=True)
-        with _seeded():
+        with _seeded(), memory_budget(setup.generator, self.max_memory):
             return TokenScores(self.word_scores(setup), word_level=True)
 
     def planned(self, setup: PerturbationSetup) -> list[str]:
@@ -171,8 +183,11 @@ def prefetch(methods: Sequence[Method], setup: PerturbationSetup) -> dict[str, f
     unique = list(dict.fromkeys(text for inputs in planned.values() for text in inputs))
     if len(planned) == 0 or not unique:
         return {}
+    budgets = [m.max_memory for m in methods if isinstance(m, Perturbation) and m.max_memory]
     started = time.perf_counter()
-    setup.generator(unique, setup.budget, setup.settings, original=setup.prompt + setup.suffix)
+    with memory_budget(setup.generator, min(budgets) if budgets else None):
+        original = setup.prompt + setup.suffix
+        setup.generator(unique, setup.budget, setup.settings, original=original)
     seconds = time.perf_counter() - started
     total = sum(len(inputs) for inputs in planned.values())
     return {name: seconds * len(inputs) / total for name, inputs in planned.items()}
@@ -233,6 +248,7 @@ class KernelShap(Perturbation):
     description: ClassVar[str] = "shap KernelExplainer over word coalitions (50 samples), |value|"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.shap_samples < 1:
             raise InvalidArgumentError(f"shap_samples must be positive, got {self.shap_samples}")
         shap_l1_reg(self.shap_l1_reg)
@@ -280,6 +296,7 @@ class PartitionShap(Perturbation):
     plannable: ClassVar[bool] = False  # which coalitions it evaluates depends on the outputs
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.partition_evals < 0:
             raise InvalidArgumentError(
                 f"partition_evals must be 0 (automatic) or positive, got {self.partition_evals}"
