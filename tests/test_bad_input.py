@@ -189,6 +189,7 @@ BAD = [
     (["autofocus", "analyze", "adir"], "no trained model"),
     (["autofocus", "show", "adir"], "no analysis"),
     (["autofocus", "show", "adir", "--format", "pdf"], "--format"),
+    (["autofocus", "show", "adir", "--grey", "log"], "--grey"),
     (["autofocus", "train", "--out", "a", "--encoder", "gnn"], "--encoder"),
     (["autofocus", "train", "--out", "a", "--pooling", "max"], "--pooling"),
     (["autofocus", "train", "--out", "a", "--language", "go"], "--language"),

@@ -288,6 +288,19 @@ def test_demo_prompts_are_the_old_tasks(tmp_path, monkeypatch, capsys):
     assert new == old and new["args"][:2] == (6, 2)
 
 
+def test_autofocus_pooling_takes_the_old_names(tmp_path, capsys):
+    common = ["autofocus", "train", "--out", str(tmp_path / "a"), "--language", "go"]
+    for old, new in (("sigmoid", "sigmoid-gate"), ("softmax", "softmax-gate")):
+        status, _, err = _main([*common, "--pooling", old], capsys)
+        # the old name passes (with a note); the bad --language after it stops the command
+        assert status == 2 and f"--pooling {old} is now --pooling {new}" in err, err
+        assert "--language" in err
+    status, _, err = _main([*common, "--pooling", "softmax-dot"], capsys)
+    assert status == 2 and "warning" not in err and "--language" in err
+    status, _, err = _main([*common[:4], "--pooling", "max"], capsys)
+    assert status == 2 and "use softmax-dot, sigmoid-gate, softmax-gate" in err
+
+
 def test_autofocus_show_takes_text_and_the_old_terminal():
     from codefocus.cli.options import check_choice
     from codefocus.errors import InvalidArgumentError

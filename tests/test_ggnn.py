@@ -101,8 +101,77 @@ def tiny_dataset(data_dir):
     return load_algorithms(data_dir, per_class=6, seed=0)
 
 
+def _untrained(pooling: str | None = None, **options):
+    """A small GGNN on a vocabulary of two Java programs (no data, no training)."""
+    from codefocus.lab.ggnn import GraphClassifier, GraphVocabulary
+
+    other = JAVA.replace("swap(a, i);", "a[i] = a[i + 1] * 2;")
+    graphs = [program_graph(JAVA, "java"), program_graph(other, "java")]
+    vocabulary = GraphVocabulary.build(graphs, min_count=1)
+    kwargs = {} if pooling is None else {"pooling": pooling}
+    model = GraphClassifier(vocabulary, ["a", "b", "c"], "java", dim=16, steps=2, **kwargs)
+    return model, graphs
+
+
+def test_the_default_pooling_is_the_papers_softmax_of_h_dot_a():
+    """alpha_i = softmax_i(h_i^T a) over each graph's nodes, y = sum alpha_i h_i (Bui et al.),
+    checked against a naive per-graph computation from the final node states."""
+    import torch
+
+    model, graphs = _untrained()
+    assert model.pooling == "softmax-dot"
+    probabilities, attentions = model.predict_graphs(graphs)
+    batch = model.batch(graphs)
+    with torch.no_grad():
+        h, _ = model.net.states(batch.types, batch.subtokens, batch.edge_index, batch.edge_type)
+        a = model.net.attention
+        for index, graph in enumerate(graphs):
+            states = h[batch.batch == index].double()
+            scores = [float(state @ a.double()) for state in states]
+            top = max(scores)
+            weights = np.array([np.exp(s - top) for s in scores])
+            weights /= weights.sum()
+            assert len(attentions[index]) == graph.size
+            assert np.allclose(attentions[index], weights, atol=1e-6)
+            assert attentions[index].sum() == pytest.approx(1.0, abs=1e-5)
+            # the program vector is the attention-weighted sum of the node states
+            y = (torch.tensor(weights)[:, None] * states).sum(0).float()
+            expected = torch.softmax(model.net.head(y), -1).numpy()
+            assert np.allclose(probabilities[index], expected, atol=1e-5)
+
+
+def test_every_pooling_has_a_descriptive_name_and_the_old_ones_warn(tmp_path):
+    import json
+
+    from codefocus.errors import InvalidArgumentError
+    from codefocus.lab.ggnn import DEFAULT_POOLING, POOLINGS, load_classifier, resolve_pooling
+
+    assert DEFAULT_POOLING == "softmax-dot"
+    assert set(POOLINGS) == {"softmax-dot", "sigmoid-gate", "softmax-gate"}
+    for old, new in (("sigmoid", "sigmoid-gate"), ("softmax", "softmax-gate")):
+        with pytest.warns(DeprecationWarning, match=f"{old!r} is now {new!r}"):
+            assert resolve_pooling(old) == new
+    with pytest.raises(InvalidArgumentError, match="softmax-dot, sigmoid-gate, softmax-gate"):
+        resolve_pooling("max")
+    gated, graphs = _untrained("sigmoid-gate")
+    attention = gated.predict_graphs(graphs)[1]
+    assert all(((a > 0) & (a < 1)).all() for a in attention)  # a gate, not a distribution
+    softly, _ = _untrained("softmax-gate")
+    assert all(a.sum() == pytest.approx(1.0, abs=1e-5) for a in softly.predict_graphs(graphs)[1])
+    # a checkpoint saved under the old name still loads, as the new one
+    gated.save(tmp_path / "m")
+    meta_path = tmp_path / "m" / "classifier.json"
+    meta = json.loads(meta_path.read_text())
+    assert meta["pooling"] == "sigmoid-gate"
+    meta_path.write_text(json.dumps({**meta, "pooling": "sigmoid"}))
+    with pytest.warns(DeprecationWarning):
+        again = load_classifier(tmp_path / "m")
+    assert again.pooling == "sigmoid-gate"
+    assert np.allclose(again.predict_graphs(graphs)[0], gated.predict_graphs(graphs)[0])
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("pooling", ["sigmoid", "softmax"])
+@pytest.mark.parametrize("pooling", ["softmax-dot", "sigmoid-gate", "softmax-gate"])
 def test_ggnn_trains_saves_and_analyses(tiny_dataset, tmp_path, pooling):
     from codefocus.lab.ggnn import build_classifier, load_classifier
 
@@ -114,7 +183,7 @@ def test_ggnn_trains_saves_and_analyses(tiny_dataset, tmp_path, pooling):
     assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
     for code, attention in zip(codes, attentions, strict=True):
         assert len(attention) == model.graph(code).size
-        if pooling == "softmax":
+        if pooling.startswith("softmax"):
             assert attention.sum() == pytest.approx(1.0, abs=1e-4)
         else:
             assert ((attention > 0) & (attention < 1)).all()
@@ -162,5 +231,90 @@ def test_autofocus_cli_with_the_ggnn(tmp_path, data_dir):
                 str(tmp_path / "p.html"))  # fmt: skip
     assert shown.returncode == 0, shown.stderr
     assert "rgb(" in (tmp_path / "p.html").read_text()
+    absolute = run("autofocus", "show", str(out), "--index", "0", "--format", "html", "--out",
+                   str(tmp_path / "a.html"), "--grey", "absolute")  # fmt: skip
+    assert absolute.returncode == 0, absolute.stderr
+    assert "rgb(" in (tmp_path / "a.html").read_text()
     bad = run("autofocus", "train", "--out", str(tmp_path / "x"), "--encoder", "gcn")
     assert bad.returncode == 2 and "--encoder" in bad.stderr
+
+
+@pytest.fixture()
+def autofocus_run():
+    """benchmarks/autofocus_run.py as a module."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "autofocus_run.py"
+    spec = importlib.util.spec_from_file_location("autofocus_run", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_reports_across_seeds_and_resumes(
+    autofocus_run, monkeypatch, tmp_path, capsys
+):
+    """Mean ± sd across seeds, the last line's format, one entry per encoder/pooling/seed
+    written after each, and a rerun that skips what is done (training is faked)."""
+    import re
+    from types import SimpleNamespace
+
+    import codefocus.lab.datasets
+
+    trained = []
+
+    def fake(dataset, encoder, pooling, seed, settings):
+        trained.append((encoder, pooling, seed))
+        figures = {name: 0.1 * (seed + 1) for name in autofocus_run.ACROSS}
+        figures["pearson_mean"] = None if seed == 2 else 0.5 + seed  # no correlation: skipped
+        return {"settings": settings, "test_accuracy": 0.8 + 0.1 * seed, "summary": figures}
+
+    dataset = SimpleNamespace(train=[1], valid=[1], test=[1])
+    monkeypatch.setattr(codefocus.lab.datasets, "load_algorithms", lambda **_: dataset)
+    monkeypatch.setattr(autofocus_run, "train_and_analyse", fake)
+    out = tmp_path / "af.json"
+    argv = ["--seeds", "3", "--out", str(out), "--encoder", "ggnn,transformer"]
+    autofocus_run.main([*argv, "--pooling", "softmax-dot,sigmoid-gate"])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(trained) == 9
+    assert lines[-2] == (
+        "ggnn: test accuracy 0.900±0.100 pearson mean 1.000±0.707 partial 0.200±0.100 seeds 3"
+    )
+    assert re.fullmatch(
+        r"transformer: test accuracy \S+±\S+ pearson mean \S+±\S+ partial \S+±\S+ seeds 3",
+        lines[-1],
+    )
+    record = json.loads(out.read_text())
+    assert sorted(record["runs"]) == sorted(
+        f"{e}/{p}/seed{s}"
+        for e, p in [
+            ("ggnn", "softmax-dot"),
+            ("ggnn", "sigmoid-gate"),
+            ("transformer", "softmax-dot"),
+        ]
+        for s in range(3)
+    )
+    stats = record["across_seeds"]["ggnn/softmax-dot"]
+    assert stats["pearson_mean"] == {"mean": 1.0, "sd": pytest.approx(0.7071, abs=1e-4), "seeds": 2}
+    # resumed: nothing trained again; other settings or --fresh: trained again
+    trained.clear()
+    autofocus_run.main([*argv, "--pooling", "softmax-dot,sigmoid-gate"])
+    assert trained == [] and "skipped" in capsys.readouterr().out
+    autofocus_run.main([*argv, "--limit", "5"])
+    assert len(trained) == 6
+    trained.clear()
+    autofocus_run.main(["--seeds", "1", "--out", str(out), "--fresh"])
+    assert trained == [("ggnn", "softmax-dot", 0)]
+    assert list(json.loads(out.read_text())["runs"]) == ["ggnn/softmax-dot/seed0"]
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("ggnn: test accuracy 0.800±nan") and last.endswith("seeds 1")
+
+
+def test_the_benchmark_takes_the_old_pooling_names(autofocus_run):
+    with pytest.warns(DeprecationWarning):
+        args = autofocus_run.parse_arguments(["--pooling", "sigmoid"])
+    assert args.pooling == ["sigmoid-gate"] and args.encoder == ["ggnn"]
+    assert args.minimal_limit == autofocus_run.DEFAULT_MINIMAL_LIMIT
+    with pytest.raises(SystemExit):
+        autofocus_run.parse_arguments(["--encoder", "gcn"])

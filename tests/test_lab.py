@@ -10,6 +10,7 @@ from codefocus.lab.autofocus import (
     _correlations,
     analyse,
     deletion_effects,
+    grey_levels,
     minimal_program,
     summary,
 )
@@ -90,6 +91,81 @@ def test_deletion_effects_and_backtracking_minimal_program():
     assert kept == [1, 2, 3]
     assert "swap" in smallest and "println" not in smallest and "int n" not in smallest
     assert rule_classifier([smallest])[0].argmax() == 1
+
+
+class RuleModel:
+    """``rule_classifier`` behind the transformer classifier's interface (uniform attention)."""
+
+    language, max_len = "java", 400
+
+    def __init__(self) -> None:
+        self.vocabulary = Vocabulary([])
+
+    def predict(self, codes):
+        attention = [
+            np.full(n, 1 / n)
+            for n in (len(self.vocabulary.encode(c, "java", 400).ids) or 1 for c in codes)
+        ]
+        return rule_classifier(codes), attention
+
+
+def test_minimal_program_statistics():
+    model = RuleModel()
+    right = analyse(JAVA, 1, model)  # predicted 1: the search keeps class 1
+    assert right.predicted == 1 and right.kept_statements == [1, 2, 3]
+    assert right.kept_share == pytest.approx(3 / 5) and right.minimal_predicted == 1
+    # the search keeps the true class: on a misclassified program its minimal program is
+    # classified as the label, no longer as the whole program was
+    wrong = analyse(JAVA, 0, model)
+    assert wrong.predicted == 1 and wrong.kept_statements == [0]
+    assert wrong.minimal_predicted == 0 and wrong.kept_share == pytest.approx(1 / 5)
+    skipped = analyse(JAVA, 1, model, minimal=False)
+    assert skipped.minimal_predicted is None and skipped.kept_share is None
+    assert skipped.minimal_program == "" and skipped.delta == right.delta
+    figures = summary([right, wrong, skipped])
+    assert figures["minimal_programs"] == 2
+    assert figures["minimal_kept_share_mean"] == pytest.approx(0.4)
+    assert figures["minimal_keeps_prediction"] == pytest.approx(0.5)
+    assert figures["minimal_true_class"] == pytest.approx(1.0)
+    again = type(right).from_dict(right.to_dict())
+    assert again.minimal_predicted == 1 and again.kept_share == right.kept_share
+    assert summary([skipped])["minimal_keeps_prediction"] is None
+
+
+def test_grey_levels_per_program_and_absolute():
+    from codefocus.errors import InvalidArgumentError
+
+    scores = [0.05, -0.2, 0.1, 0.0]
+    # per program (the default): |score| over the largest |score|, the darkest is black
+    assert np.allclose(grey_levels(scores), [0.25, 1.0, 0.5, 0.0])
+    # absolute: |score| on the fixed 0-1 scale, clipped at 1 (a gate's sum can pass 1)
+    assert np.allclose(grey_levels(scores, "absolute"), [0.05, 0.2, 0.1, 0.0])
+    assert np.allclose(grey_levels([0.5, 3.0], "absolute"), [0.5, 1.0])
+    # the same scores halved: per program the picture is the same, absolute it is paler
+    half = [s / 2 for s in scores]
+    assert np.allclose(grey_levels(half), grey_levels(scores))
+    assert np.allclose(grey_levels(half, "absolute"), grey_levels(scores, "absolute") / 2)
+    assert np.allclose(grey_levels([0.0, 0.0]), [0.0, 0.0]) and len(grey_levels([])) == 0
+    with pytest.raises(InvalidArgumentError, match="program, absolute"):
+        grey_levels(scores, "log")
+
+
+def test_the_page_draws_program_or_absolute_grey_levels():
+    import re
+
+    analysis = analyse(JAVA, 1, RuleModel())  # uniform token attention: a(s) well below 1
+    shades = {
+        scale: {
+            int(v)
+            for v in re.findall(r"rgb\((\d+),", analysis_html(analysis, "java", ["x", "y"], scale))
+        }
+        for scale in ("program", "absolute")
+    }
+    # per program the statement with the most attention is drawn at full strength (255 - 200)
+    assert min(shades["program"]) == 55
+    # absolute: a(s) on the 0-1 scale, so these small shares stay pale
+    expected = {int(255 - 200 * v) for v in grey_levels(analysis.attention, "absolute")}
+    assert min(shades["absolute"]) == min(expected) > 55
 
 
 def test_correlations():

@@ -46,8 +46,12 @@ def autofocus_train(
         str, typer.Option(help="transformer (tokens) or ggnn (program graphs, as AutoFocus)")
     ] = "transformer",
     pooling: Annotated[
-        str, typer.Option(help="GGNN node attention: sigmoid (AutoFocus's gate) or softmax")
-    ] = "sigmoid",
+        str,
+        typer.Option(
+            help="GGNN pooling: softmax-dot (AutoFocus's softmax of h_i.a), sigmoid-gate or "
+            "softmax-gate (a learned score of h_T and h_0)."
+        ),
+    ] = "softmax-dot",
     language: Annotated[
         str, typer.Option(help="java (bi-tbcnn-java) or cpp (bi-tbcnn-cpp)")
     ] = "java",
@@ -57,7 +61,9 @@ def autofocus_train(
     check_positive("--epochs", epochs)
     check_positive("--per-class", per_class)
     check_choice("--encoder", encoder, ENCODERS)
-    check_choice("--pooling", pooling, ("sigmoid", "softmax"))
+    from codefocus.lab.ggnn import OLD_POOLING_NAMES, POOLINGS
+
+    pooling = check_choice("--pooling", pooling, tuple(POOLINGS), OLD_POOLING_NAMES)
     check_choice("--language", language, ("java", "cpp"))
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"--out: {out} is a file, not a directory")
@@ -93,9 +99,14 @@ def autofocus_train(
 def autofocus_analyze(
     directory: Annotated[Path, typer.Argument(help="A directory written by autofocus train.")],
     limit: Annotated[int | None, typer.Option(help="Only the first N test programs.")] = None,
+    minimal_limit: Annotated[
+        int | None,
+        typer.Option(help="Search the minimal program of the first N only (default: all)."),
+    ] = None,
 ) -> None:
     """Attention vs statement deletion on the test programs; writes analysis.json."""
     check_positive("--limit", limit)
+    check_positive("--minimal-limit", minimal_limit, allow_zero=True)
     from codefocus.lab.autofocus import analyse, summary
     from codefocus.lab.datasets import LabDataset
     from codefocus.lab.ggnn import load_classifier
@@ -109,8 +120,9 @@ def autofocus_analyze(
     analyses = []
     with make_progress(console) as progress:
         bar = progress.add_task("analysing", total=len(programs))
-        for sample in programs:
-            analyses.append(analyse(sample.code, sample.label, model))
+        for index, sample in enumerate(programs):
+            search = minimal_limit is None or index < minimal_limit
+            analyses.append(analyse(sample.code, sample.label, model, minimal=search))
             progress.advance(bar)
     result = summary(analyses)
     write_text_atomic(
@@ -125,6 +137,13 @@ def autofocus_analyze(
         f"over {result['with_correlation']} programs; size alone "
         f"{_fmt(result['size_pearson_mean'])}, partial given size {_fmt(result['partial_mean'])}"
     )
+    if result["minimal_programs"]:
+        console.print(
+            f"minimal programs ({result['minimal_programs']}): keep "
+            f"{_fmt(result['minimal_kept_share_mean'])} of the statements; keep the prediction "
+            f"{_fmt(result['minimal_keeps_prediction'])}, the true class "
+            f"{_fmt(result['minimal_true_class'])}"
+        )
 
 
 @autofocus_app.command("show")
@@ -133,14 +152,22 @@ def autofocus_show(
     index: Annotated[int, typer.Option(help="Which analysed program.")] = 0,
     output_format: Annotated[str, typer.Option("--format", help="text or html")] = "text",
     out: Annotated[Path | None, typer.Option(help="Write the HTML here.")] = None,
+    grey: Annotated[
+        str,
+        typer.Option(
+            help="Grey levels: program (the program's largest score is black) or absolute "
+            "(scores on the fixed 0-1 scale, as AutoFocus)."
+        ),
+    ] = "program",
     force: ForceOption = False,
 ) -> None:
     """A program in grey scale by attention and by deletion effect, side by side."""
-    from codefocus.lab.autofocus import ProgramAnalysis
+    from codefocus.lab.autofocus import GREY_SCALES, ProgramAnalysis
     from codefocus.lab.datasets import LabDataset
     from codefocus.reports.autofocus import analysis_html, print_analysis
 
     output_format = check_choice("--format", output_format, ("text", "html"), {"terminal": "text"})
+    grey = check_choice("--grey", grey, GREY_SCALES)
     if output_format == "html":
         check_output_file(out, force)
     elif out is not None:
@@ -159,9 +186,9 @@ def autofocus_show(
     analysis = ProgramAnalysis.from_dict(programs[index])
     dataset = LabDataset.load(directory / "dataset")
     if output_format == "html":
-        write_output(analysis_html(analysis, dataset.language, dataset.classes), out)
+        write_output(analysis_html(analysis, dataset.language, dataset.classes, grey), out)
     else:
-        print_analysis(analysis, dataset.language, console)
+        print_analysis(analysis, dataset.language, console, grey)
 
 
 def memorization_command(
@@ -169,7 +196,10 @@ def memorization_command(
     dataset: Annotated[
         str, typer.Option(help="algorithms, methodnames, or a saved dataset directory")
     ] = "algorithms",
-    model: Annotated[str, typer.Option(help="transformer or attention-bag")] = "transformer",
+    model: Annotated[
+        str,
+        typer.Option(help="transformer, transformer-large (10x its parameters) or attention-bag"),
+    ] = "transformer",
     noise: Annotated[str, typer.Option(help="Noise levels in percent, comma-separated.")] = (
         "0,25,50,75,100"
     ),
@@ -181,6 +211,10 @@ def memorization_command(
     per_class: Annotated[int | None, typer.Option(help="algorithms: files per class.")] = None,
     csr_programs: Annotated[
         int | None, typer.Option(help="Test programs used for the critical sample ratio.")
+    ] = None,
+    renamings: Annotated[
+        int | None,
+        typer.Option(help="CSR: variables renamed per test program (default: each variable)."),
     ] = None,
     data: DataOption = None,
 ) -> None:
@@ -202,6 +236,7 @@ def memorization_command(
         seed=seed,
         per_class=per_class,
         csr_programs=csr_programs,
+        renamings=renamings,
     )
     columns = (
         TextColumn("{task.description}"),

@@ -4,14 +4,27 @@ changes its decision when a statement is deleted?
 * a(s): the attention of the tokens inside statement s (nested statements included); for display a
   token takes the score of its innermost statement.
 * delta(s) = c(p without s) - c(p): the change of the true class's probability when s (with its
-  nested statements) is deleted, statements taken one at a time in post-order.
+  nested statements) is deleted, statements taken one at a time in post-order. Negative when the
+  deletion costs confidence.
 * minimal program: greedy multi-deletion in post-order that backtracks one step whenever the
-  prediction flips, keeping the class with as few statements as possible.
-* Pearson (and Spearman) correlation between a and -delta per program: high attention should go
-  with a large drop in confidence.
+  prediction flips, keeping the class with as few statements as possible. Its statistics: the
+  share of statements it keeps, and whether the model, given the minimal program as source text
+  (re-parsed, for the GGNN a graph built afresh), still predicts what it predicted for the whole.
+* Pearson (and Spearman) correlation between a and -delta per program.
 * the size control: a big statement has both more attention mass and a bigger deletion effect,
   so per program also the correlation of -delta with the statement's size alone (AST nodes for
   the GGNN, tokens for the transformer) and the partial correlation of a and -delta given size.
+
+The sign convention: we correlate a(s) with -delta(s) = c(p) - c(p without s), the *drop* in
+confidence, so that a positive correlation means "attention goes with what the classifier needs"
+(statements whose deletion costs confidence carry attention), which is the claim AutoFocus makes
+and the reading under which its reported positive correlation makes sense. The paper's literal
+definition of the deletion effect has the opposite sign to this -delta; correlating a with it as
+written would flip the sign of every correlation here.
+
+Grey levels (``grey_levels``): ``program`` scales |score| by the program's largest |score| (the
+darkest statement is black in every program); ``absolute`` draws |score| on the fixed 0-1 scale,
+clipped at 1, as the paper does, so shades compare across programs.
 
 Two encoders: the token transformer (``classifier.py``) deletes statements from the text and
 re-parses; the GGNN (``ggnn.py``) deletes a statement's subgraph from the program graph, as
@@ -46,6 +59,38 @@ class ProgramAnalysis(JsonRecord):
     size_pearson: float | None = None  # Pearson(size, -delta)
     partial: float | None = None  # partial correlation of a and -delta given size
     encoder: str = "transformer"
+    # the class predicted for the minimal program as source text; None: no search was run (then
+    # minimal_program is "" and kept_statements empty)
+    minimal_predicted: int | None = None
+
+    @property
+    def minimal_searched(self) -> bool:
+        return self.minimal_predicted is not None
+
+    @property
+    def kept_share(self) -> float | None:
+        """The share of statements the minimal program keeps (None: not searched, or none)."""
+        if not self.minimal_searched or not self.statements:
+            return None
+        return len(self.kept_statements) / len(self.statements)
+
+
+GREY_SCALES = ("program", "absolute")
+
+
+def grey_levels(scores, scale: str = "program") -> np.ndarray:
+    """Grey levels in [0, 1] (0 white, 1 black) for per-statement scores: ``program`` is
+    |score| / the program's largest |score|; ``absolute`` is |score| clipped at 1 (the paper's
+    fixed 0-1 scale: a(s) and -delta(s) are probabilities or their differences)."""
+    values = np.abs(np.asarray(scores, dtype=float))
+    if scale == "absolute":
+        return np.minimum(values, 1.0)
+    if scale != "program":
+        from codefocus.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"unknown grey scale {scale!r}: use {', '.join(GREY_SCALES)}")
+    top = values.max() if len(values) and values.max() > 0 else 1.0
+    return values / top
 
 
 def statement_attention(parsed: Parsed, token_attention: np.ndarray, token_spans) -> np.ndarray:
@@ -120,8 +165,10 @@ def _size_control(a: np.ndarray, d: np.ndarray, sizes: np.ndarray):
     return size_r, partial_correlation(a, -d, sizes.astype(float))
 
 
-def analyse(code: str, label: int, model) -> ProgramAnalysis:
-    """AutoFocus on one program, with the model's own encoder."""
+def analyse(code: str, label: int, model, minimal: bool = True) -> ProgramAnalysis:
+    """AutoFocus on one program, with the model's own encoder; ``minimal=False`` skips the
+    minimal-program search (one classification per statement, one after the other: the slow
+    part on long programs)."""
     parsed = parse(code, model.language)
     if getattr(model, "encoder", "transformer") == "ggnn":
         # on the program graph: a(s) is the node attention summed over the statement's subtree;
@@ -150,8 +197,12 @@ def analyse(code: str, label: int, model) -> ProgramAnalysis:
     confidence, delta = _effects(len(parsed.statements), label, classify_deleted)
     pearson, spearman = _correlations(attention, delta)
     size_r, partial = _size_control(attention, delta, sizes)
-    kept = _minimal(len(parsed.statements), label, classify_deleted)
-    deleted = set(range(len(parsed.statements))) - set(kept)
+    smallest, kept, minimal_predicted = "", [], None
+    if minimal:
+        kept = _minimal(len(parsed.statements), label, classify_deleted)
+        deleted = set(range(len(parsed.statements))) - set(kept)
+        smallest = delete(parsed, deleted) if deleted else code
+        minimal_predicted = int(model.predict([smallest])[0][0].argmax())
     return ProgramAnalysis(
         code,
         label,
@@ -162,12 +213,13 @@ def analyse(code: str, label: int, model) -> ProgramAnalysis:
         delta.tolist(),
         pearson,
         spearman,
-        delete(parsed, deleted),
+        smallest,
         kept,
         sizes.tolist(),
         size_r,
         partial,
         getattr(model, "encoder", "transformer"),
+        minimal_predicted,
     )
 
 
@@ -182,6 +234,8 @@ def summary(analyses: list[ProgramAnalysis]) -> dict:
     sized = np.array([a.size_pearson for a in analyses if a.size_pearson is not None])
     deltas = np.array([d for a in analyses for d in a.delta])
     partial = np.array([a.partial for a in analyses if a.partial is not None])
+    searched = [a for a in analyses if a.minimal_searched]
+    shares = [a.kept_share for a in searched if a.kept_share is not None]
     return {
         "programs": len(analyses),
         "with_correlation": int(len(values)),
@@ -197,4 +251,24 @@ def summary(analyses: list[ProgramAnalysis]) -> dict:
         if analyses
         else None,
         "histogram": {"counts": histogram.tolist(), "edges": edges.tolist()},
+        **minimal_summary(searched, shares),
+    }
+
+
+def minimal_summary(searched: list[ProgramAnalysis], shares: list[float]) -> dict:
+    """Over the programs whose minimal program was searched: the mean share of statements kept,
+    the share whose minimal program keeps the whole program's prediction, and the share whose
+    minimal program is classified as the true class."""
+    count = len(searched)
+    return {
+        "minimal_programs": count,
+        "minimal_kept_share_mean": float(np.mean(shares)) if shares else None,
+        "minimal_keeps_prediction": (
+            float(np.mean([a.minimal_predicted == a.predicted for a in searched]))
+            if count
+            else None
+        ),
+        "minimal_true_class": (
+            float(np.mean([a.minimal_predicted == a.label for a in searched])) if count else None
+        ),
     }

@@ -57,6 +57,19 @@ class LabDataset:
     valid: list[Sample]
     test: list[Sample]
     report: dict = field(default_factory=dict)
+    # where the samples came from (method names: each package with its version), for a reader
+    # to rebuild or compare the same set
+    manifest: dict = field(default_factory=dict)
+
+    def sha256(self) -> str:
+        """A digest of the classes and every split's samples, in order: equal digests, same data."""
+        digest = hashlib.sha256(json.dumps(self.classes).encode())
+        for split in ("train", "valid", "test"):
+            for sample in getattr(self, split):
+                digest.update(
+                    json.dumps([split, sample.label, sample.code, sample.source]).encode()
+                )
+        return digest.hexdigest()
 
     def save(self, directory: str | Path) -> None:
         directory = Path(directory)
@@ -66,6 +79,7 @@ class LabDataset:
             "language": self.language,
             "classes": self.classes,
             "report": self.report,
+            "manifest": self.manifest,
         }
         write_text_atomic(directory / "dataset.json", json.dumps(meta, indent=1))
         for split in ("train", "valid", "test"):
@@ -83,7 +97,12 @@ class LabDataset:
                 for split in ("train", "valid", "test")
             }
             return cls(
-                meta["name"], meta["language"], meta["classes"], **splits, report=meta["report"]
+                meta["name"],
+                meta["language"],
+                meta["classes"],
+                **splits,
+                report=meta["report"],
+                manifest=meta.get("manifest", {}),
             )
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise DataError(

@@ -1,11 +1,20 @@
-"""A gated graph neural network over program graphs, with AutoFocus's node attention pooling.
+"""A gated graph neural network over program graphs, pooled by attention over the nodes.
 
 GGNN (Li et al., ICLR 2016; Allamanis et al., ICLR 2018 for code): node states start from the
-node's type and sub-token embeddings; for T steps each node sums a message per incoming edge,
-one linear map per edge type, and updates its state with a GRU cell. Node attention pooling as
-AutoFocus: a learned score per node — a sigmoid gate (AutoFocus's description) or a softmax over
-the graph's nodes — weighs the nodes' transformed states into the program vector; a linear head
-classifies it. Built on torch-geometric (``MessagePassing``, batching, ``scatter``/``softmax``).
+node's type and sub-token embeddings (h_0); for T steps each node sums a message per incoming
+edge, one linear map per edge type, and updates its state with a GRU cell (h_T). A pooling turns
+the node states into the program vector y, and a linear head classifies it. Poolings, by what
+they compute (``POOLINGS``; h_i is node i's final state, sums run over one graph's nodes):
+
+* ``softmax-dot`` (the default; AutoFocus's, Bui et al., ASE 2019): global attention
+  alpha_i = softmax_i(h_i^T a) with a learned vector a, and y = sum_i alpha_i h_i.
+* ``sigmoid-gate``: alpha_i = sigmoid(w^T [h_i, h0_i] + b), y = sum_i alpha_i tanh(W [h_i, h0_i])
+  (GGNN's gated graph-level output; AutoFocus mentions such a gate only where it visualises).
+* ``softmax-gate``: as ``sigmoid-gate`` with alpha_i = softmax_i(w^T [h_i, h0_i] + b).
+
+The old names ``sigmoid`` and ``softmax`` (before 0.2) still resolve, to ``sigmoid-gate`` and
+``softmax-gate``, with a ``DeprecationWarning``. Built on torch-geometric (``MessagePassing``,
+batching, ``scatter``/``softmax``).
 
 ``GraphClassifier`` has the transformer classifier's interface (fit, predict, accuracy, save,
 load), with ``predict_graphs`` for AutoFocus's deletions on the graph itself.
@@ -14,6 +23,7 @@ load), with ``predict_graphs`` for AutoFocus's deletions on the graph itself.
 from __future__ import annotations
 
 import json
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -23,8 +33,32 @@ from codefocus.lab.classifier import accuracy_of, early_stopping, save_weights
 from codefocus.lab.datasets import LabDataset, Sample
 from codefocus.lab.graphs import NUM_EDGE_TYPES, ProgramGraph, program_graph
 
-POOLINGS = ("sigmoid", "softmax")
+POOLINGS: dict[str, str] = {
+    "softmax-dot": "alpha_i = softmax_i(h_i^T a), y = sum alpha_i h_i (AutoFocus's attention)",
+    "sigmoid-gate": "alpha_i = sigmoid(w^T [h_i, h0_i] + b), y = sum alpha_i tanh(W [h_i, h0_i])",
+    "softmax-gate": "alpha_i = softmax_i(w^T [h_i, h0_i] + b), y = sum alpha_i tanh(W [h_i, h0_i])",
+}
+DEFAULT_POOLING = "softmax-dot"
+OLD_POOLING_NAMES: dict[str, str] = {"sigmoid": "sigmoid-gate", "softmax": "softmax-gate"}
 MAX_SUBTOKENS = 4
+
+
+def resolve_pooling(name: str) -> str:
+    """The pooling's name; an old name (``sigmoid``, ``softmax``) gives its new one with a
+    ``DeprecationWarning``, an unknown one raises ``InvalidArgumentError``."""
+    if name in OLD_POOLING_NAMES:
+        warnings.warn(
+            f"the GGNN pooling {name!r} is now {OLD_POOLING_NAMES[name]!r}; "
+            "the old name goes in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return OLD_POOLING_NAMES[name]
+    if name not in POOLINGS:
+        from codefocus.errors import InvalidArgumentError
+
+        raise InvalidArgumentError(f"unknown pooling {name!r}: use {', '.join(POOLINGS)}")
+    return name
 
 
 class GraphVocabulary:
@@ -101,30 +135,45 @@ def _network(n_types: int, n_subtokens: int, classes: int, dim: int, steps: int,
             self.type_embedding = nn.Embedding(n_types, dim)
             self.subtoken_embedding = nn.Embedding(n_subtokens, dim, padding_idx=0)
             self.step = TypedGatedConv()  # the same weights every step, as GGNN
-            self.gate = nn.Linear(2 * dim, 1)  # scores [h_T, h_0]
-            self.transform = nn.Linear(2 * dim, dim)
+            if pooling == "softmax-dot":
+                self.attention = nn.Parameter(torch.randn(dim) / dim**0.5)  # the global vector a
+            else:
+                self.gate = nn.Linear(2 * dim, 1)  # scores [h_T, h_0]
+                self.transform = nn.Linear(2 * dim, dim)
             self.head = nn.Linear(dim, classes)
 
-        def forward(self, types, subtokens, edge_index, edge_type, batch, num_graphs):
+        def states(self, types, subtokens, edge_index, edge_type):
+            """(h_T, h_0): every node's state after the T steps, and before them."""
             mask = (subtokens > 0).float().unsqueeze(-1)
             words = (self.subtoken_embedding(subtokens) * mask).sum(1) / mask.sum(1).clamp(min=1)
             h0 = self.type_embedding(types) + words
             h = h0
             for _ in range(steps):
                 h = self.step(h, edge_index, edge_type)
-            both = torch.cat([h, h0], dim=-1)
-            score = self.gate(both).squeeze(-1)
-            if pooling == "sigmoid":
-                attention = torch.sigmoid(score)
+            return h, h0
+
+        def pool(self, h, h0, batch, num_graphs):
+            """(y per graph, alpha per node), by the pooling's formula (see ``POOLINGS``)."""
+            if pooling == "softmax-dot":
+                attention = softmax(h @ self.attention, batch, num_nodes=h.shape[0])
+                values = h
             else:
-                attention = softmax(score, batch, num_nodes=h.shape[0])
+                both = torch.cat([h, h0], dim=-1)
+                score = self.gate(both).squeeze(-1)
+                attention = (
+                    torch.sigmoid(score)
+                    if pooling == "sigmoid-gate"
+                    else softmax(score, batch, num_nodes=h.shape[0])
+                )
+                values = torch.tanh(self.transform(both))
             pooled = scatter(
-                attention.unsqueeze(-1) * torch.tanh(self.transform(both)),
-                batch,
-                dim=0,
-                dim_size=num_graphs,
-                reduce="sum",
+                attention.unsqueeze(-1) * values, batch, dim=0, dim_size=num_graphs, reduce="sum"
             )
+            return pooled, attention
+
+        def forward(self, types, subtokens, edge_index, edge_type, batch, num_graphs):
+            h, h0 = self.states(types, subtokens, edge_index, edge_type)
+            pooled, attention = self.pool(h, h0, batch, num_graphs)
             return self.head(pooled), attention
 
     return GGNNClassifier()
@@ -142,15 +191,12 @@ class GraphClassifier:
         language: str,
         dim: int = 64,
         steps: int = 6,
-        pooling: str = "sigmoid",
+        pooling: str = DEFAULT_POOLING,
         seed: int = 0,
     ) -> None:
         import torch
 
-        if pooling not in POOLINGS:
-            from codefocus.errors import InvalidArgumentError
-
-            raise InvalidArgumentError(f"unknown pooling {pooling!r}: use sigmoid or softmax")
+        pooling = resolve_pooling(pooling)  # an old checkpoint's name too
         torch.manual_seed(seed)
         self.vocabulary, self.classes, self.language = vocabulary, classes, language
         self.dim, self.steps, self.pooling, self.seed = dim, steps, pooling, seed
@@ -164,13 +210,17 @@ class GraphClassifier:
             self._graphs[code] = program_graph(code, self.language)
         return self._graphs[code]
 
-    def _forward(self, graphs: list[ProgramGraph], labels: list[int] | None = None):
+    def batch(self, graphs: list[ProgramGraph], labels: list[int] | None = None):
+        """The graphs as one torch-geometric ``Batch`` (its ``batch`` maps node -> graph)."""
         from torch_geometric.data import Batch
 
         labels = labels or [0] * len(graphs)
-        batch = Batch.from_data_list(
+        return Batch.from_data_list(
             [self.vocabulary.data(g, y) for g, y in zip(graphs, labels, strict=True)]
         )
+
+    def _forward(self, graphs: list[ProgramGraph], labels: list[int] | None = None):
+        batch = self.batch(graphs, labels)
         logits, attention = self.net(
             batch.types,
             batch.subtokens,
@@ -290,7 +340,7 @@ def load_classifier(directory: str | Path):
     return CodeClassifier.load(directory)
 
 
-def build_classifier(dataset: LabDataset, encoder: str, seed: int, pooling: str = "sigmoid"):
+def build_classifier(dataset: LabDataset, encoder: str, seed: int, pooling: str = DEFAULT_POOLING):
     """A fresh classifier of the given encoder (``transformer`` or ``ggnn``) for a dataset."""
     if encoder == "ggnn":
         graphs = [program_graph(s.code, dataset.language) for s in dataset.train]

@@ -4,8 +4,12 @@ A model that fits random labels as well as real ones has memorized; held-out acc
 not show it. For every noise level the same classifier (same initialisation, same batch order) is
 trained for a fixed number of epochs, and after each epoch we record train/test accuracy and F1,
 the test predicted scores, the Gini coefficient of the per-sample training loss and the critical
-sample ratio under single-variable renaming. Each finished level is written at once; a re-run
-skips finished levels.
+sample ratio under single-variable renaming (each variable of each test program renamed on its
+own, as the paper does, unless ``renamings`` bounds it). Predicted scores are read two ways: the
+paper's (each epoch's scores sorted, then averaged rank by rank over all epochs) and the last
+epoch's. Two model sizes of clearly different capacity (``transformer`` and ``transformer-large``,
+over 10x the parameters) test the paper's Observation 1 on the same data. Each finished level is
+written at once; a re-run skips finished levels.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import numpy as np
 
 from codefocus.errors import InvalidArgumentError, UnknownNameError
 from codefocus.lab.classifier import CodeClassifier, EncodedPrograms, Vocabulary
-from codefocus.lab.datasets import LabDataset, load_algorithms
+from codefocus.lab.datasets import LabDataset, Sample, load_algorithms
 from codefocus.lab.methodnames import build_methodnames
 from codefocus.lab.noise import input_noise, label_noise
 from codefocus.lab.renaming import single_renamings
@@ -30,9 +34,16 @@ from codefocus.serialization import JsonRecord
 from codefocus.storage import write_text_atomic
 
 NOISE_KINDS = ("label", "input")
-# Classifier sizes: the AutoFocus-style attention-pooled transformer, and attention pooling over
-# token embeddings alone (no encoder) as a lower-capacity contrast.
-MODELS = {"transformer": {"dim": 64, "layers": 2}, "attention-bag": {"dim": 64, "layers": 0}}
+# Classifier sizes: the AutoFocus-style attention-pooled transformer; attention pooling over
+# token embeddings alone (no encoder) as a lower-capacity contrast; and a wider, deeper encoder
+# with more than 10x the transformer's parameters at any vocabulary size up to the 5,000 tokens
+# of ``Vocabulary.build`` (4.71M against 0.45M there; the ratio grows as the vocabulary shrinks,
+# since the embeddings are the small model's largest part). ``parameter_count`` gives the count.
+MODELS = {
+    "transformer": {"dim": 64, "layers": 2},
+    "attention-bag": {"dim": 64, "layers": 0},
+    "transformer-large": {"dim": 256, "layers": 6},
+}
 
 
 # ---------------------------------------------------------------- results
@@ -49,7 +60,7 @@ class MemorizationConfig:
     batch_size: int = 16
     learning_rate: float = 1e-3
     max_len: int = 400
-    renamings: int = 5  # variants per test program for the critical sample ratio
+    renamings: int | None = None  # variables renamed per test program for CSR (None: each)
     csr_programs: int | None = None  # test programs used for CSR (None: all)
     per_class: int | None = None  # algorithms: files read per class (a subset)
 
@@ -82,6 +93,20 @@ class LevelResult(JsonRecord):
     noised_samples: int
     epochs: list[EpochRecord]
     config_key: str
+    parameters: int | None = None  # trainable parameters of the model, sum(p.numel())
+
+    def scores_over_epochs(self) -> list[float]:
+        """The paper's predicted-score distribution: each epoch's test scores sorted from highest
+        to lowest, then averaged rank by rank over all epochs."""
+        if not self.epochs:
+            return []
+        ranked = -np.sort(-np.array([e.test_scores for e in self.epochs], dtype=float), axis=1)
+        return [float(x) for x in ranked.mean(axis=0)]
+
+    def scores_last_epoch(self) -> list[float]:
+        """The last epoch's test scores sorted from highest to lowest (a snapshot, not the paper's
+        view)."""
+        return sorted(self.epochs[-1].test_scores, reverse=True) if self.epochs else []
 
 
 @dataclass
@@ -110,6 +135,14 @@ class MemorizationResult(JsonRecord):
 
 
 # ---------------------------------------------------------------- training
+
+
+def parameter_count(model: str, vocabulary: Vocabulary, classes: list[str], language: str) -> int:
+    """Trainable parameters of ``model`` (a ``MODELS`` name) on this vocabulary and these classes:
+    sum(p.numel()) over the network."""
+    spec = MODELS[model]
+    built = CodeClassifier(vocabulary, classes, language, spec["dim"], spec["layers"])
+    return sum(p.numel() for p in built.net.parameters() if p.requires_grad)
 
 
 def _evaluate(
@@ -223,14 +256,16 @@ def train_level(
         records.append(record)
         if on_epoch:
             on_epoch(record)
-    return LevelResult(noise, config.noise_kind, int(noised), records, config.key())
+    parameters = sum(p.numel() for p in model.net.parameters() if p.requires_grad)
+    return LevelResult(noise, config.noise_kind, int(noised), records, config.key(), parameters)
 
 
 def load_lab_dataset(
     name: str, data_dir=None, per_class: int | None = None, seed: int = 0
 ) -> LabDataset:
     """A lab dataset by name: ``algorithms`` (the Java algorithm data), ``methodnames`` (built
-    from the Python source installed here), or a directory a ``LabDataset`` was saved to."""
+    from the sources of codefocus's pinned packages), or a directory a ``LabDataset`` was saved
+    to."""
     if name == "algorithms":
         return load_algorithms(data_dir, per_class, seed)
     if name == "algorithms-cpp":
@@ -263,6 +298,30 @@ def validate(config: MemorizationConfig) -> None:
             raise InvalidArgumentError(f"{name.replace('_', '-')} must be at least 1, got {value}")
 
 
+def csr_variants(samples: list[Sample], language: str, limit: int | None = None) -> list[list[str]]:
+    """For each program, its single renamings: each variable renamed on its own, one copy per
+    variable (at most ``limit`` copies when bounded)."""
+    return [single_renamings(s.code, language, limit) for s in samples]
+
+
+def prepare(config: MemorizationConfig, dataset: LabDataset) -> tuple[Vocabulary, list[list[str]]]:
+    """What every model and noise level shares: the vocabulary of the clean training programs and
+    the renamed test programs of the critical sample ratio."""
+    if len(dataset.classes) < 2 or not dataset.train or not dataset.test:
+        raise InvalidArgumentError("the dataset needs two classes and non-empty train and test")
+    vocabulary = Vocabulary.build(dataset.train, dataset.language)
+    tests = dataset.test[: config.csr_programs]
+    return vocabulary, csr_variants(tests, dataset.language, config.renamings)
+
+
+def sizes_of(dataset: LabDataset, renamed: list[list[str]]) -> dict[str, int]:
+    sizes = {"train": len(dataset.train), "valid": len(dataset.valid), "test": len(dataset.test)}
+    sizes["csr_programs"] = len(renamed)
+    sizes["csr_programs_with_variables"] = sum(1 for group in renamed if group)
+    sizes["csr_variants"] = sum(len(group) for group in renamed)
+    return sizes
+
+
 def run_memorization(
     config: MemorizationConfig,
     out: str | Path,
@@ -280,15 +339,10 @@ def run_memorization(
     except OSError as error:
         raise InvalidArgumentError(f"cannot write results to {out}: {error.strerror}") from None
     dataset = dataset or load_lab_dataset(config.dataset, data_dir, config.per_class, config.seed)
-    if len(dataset.classes) < 2 or not dataset.train or not dataset.test:
-        raise InvalidArgumentError("the dataset needs two classes and non-empty train and test")
     if on_dataset:
         on_dataset(dataset)
+    vocabulary, renamed = prepare(config, dataset)
     write_text_atomic(out / "config.json", json.dumps(asdict(config), indent=1))
-    # the vocabulary comes from the clean training programs, so every level shares it
-    vocabulary = Vocabulary.build(dataset.train, dataset.language)
-    csr_tests = dataset.test[: config.csr_programs]
-    renamed = [single_renamings(s.code, dataset.language, config.renamings) for s in csr_tests]
     levels = []
     for noise in config.noise:
         path = out / "levels" / f"{config.noise_kind}_{noise}.json"
@@ -310,9 +364,6 @@ def run_memorization(
         )
         write_text_atomic(path, json.dumps(level.to_dict()))  # a crash never leaves half a level
         levels.append(level)
-    sizes = {"train": len(dataset.train), "valid": len(dataset.valid), "test": len(dataset.test)}
-    sizes["csr_programs"] = len(renamed)
-    sizes["csr_programs_with_variables"] = sum(1 for group in renamed if group)
-    result = MemorizationResult(config, dataset.classes, sizes, levels)
+    result = MemorizationResult(config, dataset.classes, sizes_of(dataset, renamed), levels)
     result.save(out / "memorization.json")  # its CSVs, plots and page: reports.memorization
     return result

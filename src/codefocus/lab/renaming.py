@@ -230,8 +230,10 @@ def rename_java(code: str, old: str, new: str | None = None) -> str | None:
     return None if parser_for("java").parse(renamed.encode()).root_node.has_error else renamed
 
 
-def single_renamings(code: str, language: str, limit: int | None = 5) -> list[str]:
-    """Programs that differ from ``code`` by renaming one variable to ``varN`` (up to ``limit``)."""
+def single_renamings(code: str, language: str, limit: int | None = None) -> list[str]:
+    """Programs that differ from ``code`` by renaming one variable to ``varN``: one program per
+    variable that can be renamed safely, in order of first binding (the first ``limit`` of them
+    when bounded; None, the default, renames each variable, as the memorization study does)."""
     variables = python_variables(code) if language == "python" else java_variables(code)
     rename = rename_python if language == "python" else rename_java
     variants: list[str] = []

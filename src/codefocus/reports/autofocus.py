@@ -7,20 +7,17 @@ import html
 
 import numpy as np
 
-from codefocus.lab.autofocus import ProgramAnalysis
+from codefocus.lab.autofocus import ProgramAnalysis, grey_levels
 from codefocus.lab.parsing import Parsed, parse
 
 
-def _grey(code: bytes, parsed: Parsed, scores: list[float]) -> str:
-    values = np.abs(np.array(scores, dtype=float))
-    top = values.max() if len(values) and values.max() > 0 else 1.0
+def _grey(code: bytes, parsed: Parsed, scores: list[float], scale: str = "program") -> str:
+    levels = grey_levels(scores, scale)  # 0 white .. 1 black
     level = np.zeros(len(code))
     for statement, value in sorted(
-        zip(parsed.statements, values, strict=True), key=lambda x: x[0].start - x[0].end
+        zip(parsed.statements, levels, strict=True), key=lambda x: x[0].start - x[0].end
     ):
-        level[statement.start : statement.end] = (
-            value / top
-        )  # innermost statement wins (drawn last)
+        level[statement.start : statement.end] = value  # innermost statement wins (drawn last)
     out, cursor = [], 0
     while cursor < len(code):
         end = cursor
@@ -35,9 +32,12 @@ def _grey(code: bytes, parsed: Parsed, scores: list[float]) -> str:
     return "".join(out)
 
 
-def analysis_html(analysis: ProgramAnalysis, language: str, classes: list[str]) -> str:
+def analysis_html(
+    analysis: ProgramAnalysis, language: str, classes: list[str], scale: str = "program"
+) -> str:
     """One program's analysis as a page: attention and deletion effect per statement, drawn as
-    grey-scale code side by side, and the minimal program that keeps the class."""
+    grey-scale code side by side (``scale``: ``program`` or ``absolute`` grey levels, see
+    ``grey_levels``), and the minimal program that keeps the class."""
     from codefocus.reports.page import escaped_fragment, render_page
 
     parsed = parse(analysis.source, language)
@@ -47,12 +47,16 @@ def analysis_html(analysis: ProgramAnalysis, language: str, classes: list[str]) 
         heading=f"{classes[analysis.label]} (predicted {classes[analysis.predicted]}, "
         f"confidence {analysis.confidence:.2f})",
         analysis=analysis,
-        attention=escaped_fragment(_grey(parsed.source, parsed, analysis.attention)),
-        deletion=escaped_fragment(_grey(parsed.source, parsed, [-d for d in analysis.delta])),
+        attention=escaped_fragment(_grey(parsed.source, parsed, analysis.attention, scale)),
+        deletion=escaped_fragment(
+            _grey(parsed.source, parsed, [-d for d in analysis.delta], scale)
+        ),
     )
 
 
-def print_analysis(analysis: ProgramAnalysis, language: str, console=None) -> None:
+def print_analysis(
+    analysis: ProgramAnalysis, language: str, console=None, scale: str = "program"
+) -> None:
     from rich.console import Console
     from rich.text import Text
 
@@ -62,13 +66,12 @@ def print_analysis(analysis: ProgramAnalysis, language: str, console=None) -> No
         ("attention a(s)", analysis.attention),
         ("deletion effect -δ(s)", [-d for d in analysis.delta]),
     ):
-        values = np.abs(np.array(scores))
-        top = values.max() if len(values) and values.max() > 0 else 1.0
+        levels = grey_levels(scores, scale)
         text = Text(analysis.source)
         for statement, value in sorted(
-            zip(parsed.statements, values, strict=True), key=lambda x: x[0].start - x[0].end
+            zip(parsed.statements, levels, strict=True), key=lambda x: x[0].start - x[0].end
         ):
-            grey = int(232 + 23 * (1 - value / top))
+            grey = int(232 + 23 * (1 - value))
             start = len(parsed.source[: statement.start].decode(errors="replace"))
             end = len(parsed.source[: statement.end].decode(errors="replace"))
             text.stylize(f"on color({max(232, min(255, grey))})", start, end)

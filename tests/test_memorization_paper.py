@@ -1,0 +1,308 @@
+"""The memorization study as Rabin et al. ran it (issue #28): predicted scores averaged over all
+epochs, CSR over each variable, two model capacities, a method-name dataset built from the pinned
+packages only, and the benchmark's JSON and last lines."""
+
+import importlib.metadata
+import importlib.util
+import json
+import re
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from codefocus.errors import InvalidArgumentError
+from codefocus.lab.classifier import Vocabulary
+from codefocus.lab.datasets import LabDataset, Sample
+from codefocus.lab.memorization import (
+    MODELS,
+    EpochRecord,
+    LevelResult,
+    MemorizationConfig,
+    csr_variants,
+    parameter_count,
+    prepare,
+    run_memorization,
+)
+from codefocus.lab.methodnames import build_methodnames, pinned_packages
+from codefocus.lab.renaming import java_variables, python_variables, single_renamings
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# ---------------------------------------------------------------- predicted scores
+
+
+def _level(scores: list[list[float]]) -> LevelResult:
+    epochs = [
+        EpochRecord(e + 1, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, list(s))
+        for e, s in enumerate(scores)
+    ]
+    return LevelResult(0, "label", 0, epochs, "key")
+
+
+def test_scores_over_epochs_are_sorted_then_averaged_like_a_naive_loop():
+    rng = np.random.default_rng(3)
+    scores = [[float(x) for x in rng.random(17)] for _ in range(6)]
+    level = _level(scores)
+    expected = []
+    for rank in range(17):
+        total = 0.0
+        for epoch in scores:
+            total += sorted(epoch, reverse=True)[rank]
+        expected.append(total / len(scores))
+    assert level.scores_over_epochs() == pytest.approx(expected, abs=1e-12)
+    assert level.scores_last_epoch() == sorted(scores[-1], reverse=True)
+    # not the same thing as averaging each program's score over epochs, then sorting
+    per_program = sorted(np.mean(scores, axis=0), reverse=True)
+    assert not np.allclose(level.scores_over_epochs(), per_program)
+    assert _level([[0.2, 0.9]]).scores_over_epochs() == [0.9, 0.2]  # one epoch: that epoch
+
+
+def test_a_run_records_parameters_and_both_score_views(tmp_path):
+    dataset = _tiny_dataset()
+    config = MemorizationConfig(dataset="tiny", noise=[0], epochs=2, batch_size=8)
+    level = run_memorization(config, tmp_path, dataset=dataset).levels[0]
+    vocabulary, _ = prepare(config, dataset)
+    assert level.parameters == parameter_count("transformer", vocabulary, dataset.classes, "python")
+    assert len(level.scores_over_epochs()) == len(level.scores_last_epoch()) == len(dataset.test)
+    again = LevelResult.from_dict(json.loads(json.dumps(level.to_dict())))
+    assert again.parameters == level.parameters
+    assert again.scores_over_epochs() == pytest.approx(level.scores_over_epochs())
+
+
+# ---------------------------------------------------------------- critical sample ratio
+
+PYTHON = """
+def area(shapes, /, *extra):
+    total = 0.0
+    for kind, size in shapes:
+        side = size
+        total += side * side if kind == "square" else 3.14 * size * size
+    count = len(shapes)
+    label = "n=" + str(count)
+    return total, label, extra
+"""
+
+JAVA = """class Sorter {
+  void sort(int[] data) {
+    int n = data.length;
+    for (int i = 0; i < n; i++) {
+      for (int j = 0; j + 1 < n - i; j++) {
+        if (data[j] > data[j + 1]) { int tmp = data[j]; data[j] = data[j + 1]; data[j + 1] = tmp; }
+      }
+    }
+  }
+}
+"""
+
+
+def test_by_default_the_critical_sample_ratio_renames_each_variable_once():
+    config = MemorizationConfig(dataset="tiny")
+    assert config.renamings is None  # the default is "all"
+    variables = python_variables(PYTHON)
+    assert len(variables) > 5  # more than the old bound of 5
+    (variants,) = csr_variants([Sample(PYTHON, 0, "")], "python", config.renamings)
+    assert len(variants) == len(variables)
+    renamed = []
+    for variant in variants:
+        after = python_variables(variant)
+        gone = [name for name in variables if name not in after]
+        assert len(gone) == 1 and "var0" in after  # one variable, renamed to var0
+        assert after == [("var0" if name == gone[0] else name) for name in variables]
+        renamed.append(gone[0])
+    assert sorted(renamed) == sorted(variables)  # each variable once, none twice
+
+    java = java_variables(JAVA)
+    (variants,) = csr_variants([Sample(JAVA, 0, "")], "java", config.renamings)
+    assert len(variants) == len(java) == 5
+    assert [next(n for n in java if n not in java_variables(v)) for v in variants] == java
+    assert single_renamings(PYTHON, "python") == variants_of(PYTHON)
+    assert len(single_renamings(PYTHON, "python", limit=2)) == 2  # the bound, when asked
+
+
+def variants_of(code):
+    return csr_variants([Sample(code, 0, "")], "python", None)[0]
+
+
+def test_prepare_renames_each_variable_of_each_test_program(tmp_path):
+    dataset = _tiny_dataset()
+    _, renamed = prepare(MemorizationConfig(dataset="tiny"), dataset)
+    assert [len(group) for group in renamed] == [
+        len(python_variables(s.code)) for s in dataset.test
+    ]
+    _, bounded = prepare(MemorizationConfig(dataset="tiny", renamings=1), dataset)
+    assert [len(group) for group in bounded] == [min(1, len(g)) for g in renamed]
+
+
+# ---------------------------------------------------------------- capacity
+
+
+def test_the_large_model_has_over_ten_times_the_parameters_at_any_vocabulary_size():
+    for size in (10, 500, 5000):  # Vocabulary.build keeps at most 5,000 tokens
+        vocabulary = Vocabulary([f"t{i}" for i in range(size)])
+        classes = [f"c{i}" for i in range(10)]
+        small = parameter_count("transformer", vocabulary, classes, "java")
+        large = parameter_count("transformer-large", vocabulary, classes, "java")
+        assert large >= 10 * small, (size, small, large)
+    assert MODELS["transformer"] == {"dim": 64, "layers": 2}  # the study's model is unchanged
+
+
+# ---------------------------------------------------------------- method-name dataset
+
+
+def test_the_pins_are_those_of_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = {}
+    for requirement in project["dependencies"]:
+        name, _, version = requirement.partition("==")
+        if version:
+            pins[name.strip().lower()] = version.strip()
+    assert dict(pinned_packages()) == pins
+    assert "torch" in pins and "numpy" not in pins  # a range is not a pin
+
+
+def test_method_names_are_built_deterministically_from_pinned_packages(tmp_path):
+    first = build_methodnames(top=3, per_name=20, packages=["shap"])
+    second = build_methodnames(top=3, per_name=20, packages=["SHAP"])
+    assert first.classes == second.classes and len(first.classes) == 3
+    for split in ("train", "valid", "test"):
+        assert [s.to_dict() for s in getattr(first, split)] == [
+            s.to_dict() for s in getattr(second, split)
+        ]
+    assert first.manifest == second.manifest
+    manifest = first.manifest
+    version = importlib.metadata.version("shap")
+    assert manifest["packages"] == [
+        {"name": "shap", "version": version, "pinned": dict(pinned_packages())["shap"],
+         "python_files": manifest["packages"][0]["python_files"]}
+    ]  # fmt: skip
+    assert manifest["packages"][0]["python_files"] > 10
+    samples = first.train + first.valid + first.test
+    assert manifest["size"]["samples"] == len(samples) == first.report["kept"]
+    assert manifest["sha256"] == first.sha256() == second.sha256()
+    # sources name the package and version and a path inside it: no machine's own folders
+    assert all(s.source.startswith(f"shap=={version}:shap/") for s in samples)
+    first.save(tmp_path / "names")
+    loaded = LabDataset.load(tmp_path / "names")
+    assert loaded.manifest == manifest and loaded.sha256() == manifest["sha256"]
+    other_seed = build_methodnames(top=3, per_name=20, packages=["shap"], seed=1)
+    assert other_seed.sha256() != first.sha256()
+    with pytest.raises(InvalidArgumentError, match="not a pinned package"):
+        build_methodnames(packages=["numpy"])
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def _tiny_dataset() -> LabDataset:
+    templates = {
+        0: "def _(items):\n    total = 0\n    for item in items:\n        total += item\n"
+        "    return total{i}\n",
+        1: "def _(text):\n    parts = text.split()\n    joined = '-'.join(parts)\n"
+        "    return joined{i}\n",
+    }
+    samples = [
+        Sample(templates[i % 2].format(i=f" + {i}" if i % 2 == 0 else f".strip() * {i}"), i % 2, "")
+        for i in range(36)
+    ]
+    return LabDataset("tiny", "python", ["sum", "join"], samples[:24], samples[24:28], samples[28:])
+
+
+@pytest.fixture()
+def benchmark():
+    path = ROOT / "benchmarks" / "memorization_run.py"
+    spec = importlib.util.spec_from_file_location("memorization_run", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PROGRESS = re.compile(r"^\s+\S+\s+\d+% epoch\s+\d+: train acc")
+LAST = re.compile(
+    r"^(?:(transformer|attention-bag) )?noise (\d+)%: gini \d\.\d{3} test_f1 \d\.\d{3} "
+    r"csr \d\.\d{3} mean_score \d\.\d{3}$"
+)
+
+
+def test_the_benchmark_writes_json_resumes_and_ends_with_one_line_per_level(
+    benchmark, tmp_path, capsys, monkeypatch
+):
+    _tiny_dataset().save(tmp_path / "data")
+    out = tmp_path / "results" / "memorization.json"
+    args = ["--dataset", str(tmp_path / "data"), "--epochs", "2", "--noise", "0,100"]
+    args += ["--model", "transformer,attention-bag", "--out", str(out)]
+    benchmark.main(args)
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [LAST.match(line).groups() for line in lines[-4:]] == [
+        ("transformer", "0"), ("transformer", "100"), ("attention-bag", "0"),
+        ("attention-bag", "100"),
+    ]  # fmt: skip
+    assert any(re.match(r"model transformer: [\d,]+ parameters", line) for line in lines)
+    assert sum(bool(PROGRESS.match(line)) for line in lines) == 2 * 2 * 2  # models, levels, epochs
+    document = json.loads(out.read_text())
+    assert sorted(document["entries"]) == [
+        "attention-bag/label/0", "attention-bag/label/100",
+        "transformer/label/0", "transformer/label/100",
+    ]  # fmt: skip
+    entry = document["entries"]["transformer/label/100"]
+    assert entry["parameters"] == document["models"]["transformer"]["parameters"] > 0
+    level = LevelResult.from_dict(entry["level"])
+    assert entry["summary"]["mean_score"] == pytest.approx(np.mean(level.scores_over_epochs()))
+    assert entry["summary"]["scores_last_epoch"] == level.scores_last_epoch()
+    assert document["dataset"]["sizes"]["test"] == 8
+    assert document["dataset_sha256"] == _tiny_dataset().sha256()
+
+    # a rerun resumes every finished entry and prints the same last lines
+    benchmark.main(args)
+    again = capsys.readouterr().out.strip().splitlines()
+    assert again[-4:] == lines[-4:] and not any(PROGRESS.match(line) for line in again)
+    assert sum("reused" in line for line in again) == 4
+
+    # other settings are never mixed into the file; --fresh starts over
+    with pytest.raises(SystemExit, match="other settings or data"):
+        benchmark.main([*args[:3], "3", *args[4:]])
+    capsys.readouterr()
+
+    # each finished level is written at once: a crash keeps what was done
+    calls = []
+    real = benchmark.train_level
+
+    def crash_on_second(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(benchmark, "train_level", crash_on_second)
+    one_model = [*args[:6], "--model", "transformer", "--out", str(out), "--fresh"]
+    with pytest.raises(KeyboardInterrupt):
+        benchmark.main(one_model)
+    assert list(json.loads(out.read_text())["entries"]) == ["transformer/label/0"]
+    monkeypatch.setattr(benchmark, "train_level", real)
+    benchmark.main(one_model[:-1])  # resumes: only the missing level trains
+    single = capsys.readouterr().out.strip().splitlines()
+    assert [LAST.match(line).group(1) for line in single[-2:]] == [None, None]  # no prefix
+    assert sum("reused" in line for line in single) == 1
+    assert not list(out.parent.glob(".*.tmp"))  # no temporary file left behind
+
+
+class _Called(Exception):
+    pass
+
+
+def test_the_command_line_bounds_renamings_only_when_asked(tmp_path, monkeypatch, capsys):
+    from codefocus.cli import main
+
+    seen = []
+
+    def record(config, *args, **kwargs):
+        seen.append(config)
+        raise _Called
+
+    monkeypatch.setattr("codefocus.lab.memorization.run_memorization", record)
+    for extra in ([], ["--renamings", "3"]):
+        with pytest.raises(_Called):
+            main(["memorization", "--out", str(tmp_path / "m"), *extra])
+    capsys.readouterr()
+    assert [config.renamings for config in seen] == [None, 3]
