@@ -21,6 +21,11 @@ from pathlib import Path
 
 from codefocus.reproduce.kou2024 import METHOD_LABELS
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from lab_figures import autofocus, memorization  # noqa: E402  (this folder, not a package)
+
+sys.path.pop(0)
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 LABELS = METHOD_LABELS  # the study's names for its methods, as the reproduction prints them
@@ -294,6 +299,8 @@ RENDERERS = {
     "kou2024_live:headline": ("kou2024_live", kou2024_live_headline),
     "demo": ("demo", demo),
     "demo:summary": ("demo", demo_summary),
+    "memorization": ("memorization", memorization),
+    "autofocus": ("autofocus", autofocus),
 }
 # a block: its opening and closing comments each on a line of their own
 BLOCK = re.compile(

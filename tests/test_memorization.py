@@ -293,6 +293,10 @@ def test_tiny_end_to_end_run_writes_csvs_resumes_and_reads(tmp_path):
         assert (out / f"{name}.csv").is_file()
     final = list(csv.reader(open(out / "test_scores_final.csv")))
     assert len(final) == 1 + len(_tiny_dataset().test)
+    over_epochs = list(csv.reader(open(out / "test_scores_over_epochs.csv")))
+    assert [float(v) for v in over_epochs[1][1:]] == pytest.approx(
+        [level.scores_over_epochs()[0] for level in result.levels], abs=1e-6
+    )
     for level in result.levels:
         for record in level.epochs:
             assert 0 <= record.gini <= 1 and 0 <= record.csr <= 1

@@ -39,13 +39,19 @@ def write_csvs(result: MemorizationResult, out: str | Path) -> list[Path]:
         path = out / f"{name}.csv"
         write_text_atomic(path, "\n".join(lines) + "\n")
         written.append(path)
-    lines = [",".join(["rank", *header[1:]])]
-    finals = [sorted(level.epochs[-1].test_scores, reverse=True) for level in result.levels]
-    for rank in range(len(finals[0]) if finals else 0):
-        lines.append(",".join([str(rank + 1), *(f"{scores[rank]:.6f}" for scores in finals)]))
-    path = out / "test_scores_final.csv"
-    write_text_atomic(path, "\n".join(lines) + "\n")
-    return [*written, path]
+    # the paper's view (sorted, averaged over all epochs) and the last epoch's snapshot
+    for name, view in (
+        ("test_scores_over_epochs", lambda level: level.scores_over_epochs()),
+        ("test_scores_final", lambda level: level.scores_last_epoch()),
+    ):
+        lines = [",".join(["rank", *header[1:]])]
+        ranked = [view(level) for level in result.levels]
+        for rank in range(len(ranked[0]) if ranked else 0):
+            lines.append(",".join([str(rank + 1), *(f"{scores[rank]:.6f}" for scores in ranked)]))
+        path = out / f"{name}.csv"
+        write_text_atomic(path, "\n".join(lines) + "\n")
+        written.append(path)
+    return written
 
 
 def reading(result: MemorizationResult) -> list[str]:
@@ -154,13 +160,13 @@ def write_plots(result: MemorizationResult, out: str | Path) -> dict[str, Path]:
 
     plt, figure, axes = _figure()
     for colour, level in zip(colours, result.levels, strict=True):
-        scores = sorted(level.epochs[-1].test_scores, reverse=True)
+        scores = level.scores_over_epochs()  # the paper's view
         axes.plot(np.arange(1, len(scores) + 1), scores, color=colour, label=f"{level.noise}%")
     axes.set(
-        xlabel="test program (sorted)",
+        xlabel="test program (sorted by score)",
         ylabel="predicted score",
         ylim=(0, 1.02),
-        title="Predicted-label probability, last epoch",
+        title="Predicted-label probability, sorted, mean over all epochs",
     )
     axes.legend(fontsize=8)
     paths["scores"] = _save(plt, figure, out / "scores.png")

@@ -1,0 +1,90 @@
+"""Renderers of the lab studies' figures (``readme_figures.RENDERERS`` uses them):
+``benchmarks/results/memorization.json`` and ``benchmarks/results/autofocus.json``."""
+
+from __future__ import annotations
+
+import math
+
+
+def _value(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def memorization(record: dict) -> str:
+    """Rabin et al.'s measures per model and label-noise level, as the run measured them."""
+    settings = record["settings"]
+    sizes = record["dataset"]["sizes"]
+    models = record["models"]
+    lines = [
+        f"Dataset {settings['dataset']} ({record['dataset'].get('language', '?')}): train "
+        f"{sizes['train']}, valid {sizes['valid']}, test {sizes['test']} programs; "
+        f"{settings['noise_kind']} noise; {settings['epochs']} epochs; programs cut at "
+        f"{settings['max_len']} tokens; CSR over {sizes['csr_programs']} test programs "
+        f"({sizes['csr_variants']} single renamings, "
+        + ("every variable" if settings.get("renamings") is None else f"≤{settings['renamings']}")
+        + f" per program); seed {settings['seed']}. Models: "
+        + ", ".join(f"{name} ({spec['parameters']:,} parameters)" for name, spec in models.items())
+        + ".",
+        "",
+        "| model | noise | fit (train acc., noised labels) | train acc., true labels | "
+        "test macro-F1 | Gini of loss | CSR | mean score, all epochs | mean score, last epoch | "
+        "first epoch ≥95% fit |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    entries = sorted(record["entries"].values(), key=lambda e: (e["parameters"], e["noise"]))
+    for entry in entries:
+        s = entry["summary"]
+        first = s.get("first_epoch_95_percent_fit")
+        lines.append(
+            f"| {entry['model']} | {entry['noise']}% | {_value(s['train_accuracy'])} | "
+            f"{_value(s['train_accuracy_clean'])} | {_value(s['test_f1'])} | {_value(s['gini'])} | "
+            f"{_value(s['csr'])} | {_value(s['mean_score'])} | "
+            f"{_value(s['mean_score_last_epoch'])} | {first if first is not None else 'never'} |"
+        )
+    return "\n".join(lines)
+
+
+_AUTOFOCUS_ROWS = (
+    ("test_accuracy", "test accuracy"),
+    ("pearson_mean", "Pearson of a(s) and −δ(s), mean per program"),
+    ("partial_mean", "… partial, given statement size"),
+    ("size_pearson_mean", "Pearson of size alone"),
+    ("spearman_mean", "Spearman, mean per program"),
+    ("minimal_kept_share_mean", "minimal program: share of statements kept"),
+    ("minimal_keeps_prediction", "minimal program keeps the prediction"),
+)
+
+
+def autofocus(record: dict) -> str:
+    """Mean ± sd over seeds of each encoder's accuracy and attention-deletion correlation."""
+    groups = record.get("across_seeds", {})
+    if not groups:
+        return "No run has finished all its seeds yet."
+    names = list(groups)
+    runs = list(record.get("runs", {}).values())
+    minutes = sum(r["seconds"]["training"] + r["seconds"]["analysis"] for r in runs) / 60
+    settings = runs[0]["settings"] if runs else {}
+    data = runs[0]["data"] if runs else {}
+    lines = [
+        f"{groups[names[0]]['seeds']} seeds (split, initialisation and batch order), "
+        f"{settings.get('language', '?')} programs: train {data.get('train', '?')}, test "
+        f"{data.get('test', '?')}; minimal-program search on the first "
+        f"{settings.get('minimal_limit', '?')} test programs; {len(runs)} runs, "
+        f"{minutes:.0f} min of training and analysis in all. Mean ± sd over seeds:",
+        "",
+        "| | " + " | ".join(names) + " |",
+        "|---|" + "---|" * len(names),
+    ]
+    for key, label in _AUTOFOCUS_ROWS:
+        cells = []
+        for name in names:
+            stat = groups[name].get(key)
+            if not stat or stat["mean"] is None or math.isnan(stat["mean"]):
+                cells.append("n/a")
+                continue
+            sd = "" if stat["sd"] is None or math.isnan(stat["sd"]) else f" ± {stat['sd']:.3f}"
+            cells.append(f"{stat['mean']:.3f}{sd}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
