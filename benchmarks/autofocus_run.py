@@ -207,7 +207,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--encoder", default="ggnn", help="ggnn, transformer or ggnn,transformer")
     parser.add_argument("--pooling", default=DEFAULT_POOLING, help="GGNN poolings, comma-separated")
-    parser.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds F..F+N-1 (F: --first-seed)")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="the first seed (to run seeds in parallel)"
+    )
     parser.add_argument("--language", default="java", choices=["java", "cpp"])
     parser.add_argument("--epochs", type=int, default=0, help="0: 60 for ggnn, 30 transformer")
     parser.add_argument("--limit", type=int, default=0, help="test programs analysed (0: all)")
@@ -229,7 +232,7 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--pooling: {error}")
     if not args.pooling:
         parser.error("--pooling: give at least one")
-    for option in ("seeds", "epochs", "limit", "minimal_limit"):
+    for option in ("seeds", "first_seed", "epochs", "limit", "minimal_limit"):
         if getattr(args, option) < (1 if option == "seeds" else 0):
             parser.error(f"--{option.replace('_', '-')} is too small")
     return args
@@ -251,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
     record = load_results(args.out, args.fresh)
     record["command"] = " ".join(["benchmarks/autofocus_run.py", *(argv or sys.argv[1:])])
     pairs = plan(args)
-    for seed in range(args.seeds):
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    for seed in seeds:
         dataset = None
         for encoder, pooling in pairs:
             settings = {
@@ -284,7 +288,7 @@ def main(argv: list[str] | None = None) -> None:
             )
     lines, summaries = [], {}
     for encoder, pooling in pairs:
-        entries = [record["runs"][run_key(encoder, pooling, s)] for s in range(args.seeds)]
+        entries = [record["runs"][run_key(encoder, pooling, s)] for s in seeds]
         stats = across_seeds(entries)
         summaries[f"{encoder}/{pooling}"] = {"seeds": args.seeds, **stats}
         say(headline(f"{encoder} ({pooling})", stats, args.seeds))

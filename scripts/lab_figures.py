@@ -1,5 +1,6 @@
-"""Renderers of the lab studies' figures (``readme_figures.RENDERERS`` uses them):
-``benchmarks/results/memorization.json`` and ``benchmarks/results/autofocus.json``."""
+"""Renderers of the lab studies' and the precision comparison's figures
+(``readme_figures.RENDERERS`` uses them): ``benchmarks/results/memorization.json``,
+``autofocus.json`` and ``precision.json``."""
 
 from __future__ import annotations
 
@@ -87,4 +88,25 @@ def autofocus(record: dict) -> str:
             sd = "" if stat["sd"] is None or math.isnan(stat["sd"]) else f" ± {stat['sd']:.3f}"
             cells.append(f"{stat['mean']:.3f}{sd}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def precision(record: dict) -> str:
+    """bfloat16 against float32 per white-box method (``benchmarks/precision_compare.py``)."""
+    seconds = record["seconds"]
+    lines = [
+        f"The default model under `{record['protocol']}`, {len(record['tasks'])} prompts "
+        f"({', '.join(record['tasks'])}), the same completion for both precisions, scores over "
+        f"the model's tokens; {record['machine']['cpu_count']} CPU cores, float32 "
+        f"{seconds['float32']:.0f} s and bfloat16 {seconds['bfloat16']:.0f} s in all "
+        f"({record['date'][:10]}, commit {str(record['commit'])[:8]}).",
+        "",
+        "| method | Spearman, mean (lowest) | top-10 overlap, mean (lowest) |",
+        "|---|---|---|",
+    ]
+    for method, figures in record["methods"].items():
+        lines.append(
+            f"| {method} | {_value(figures['spearman_mean'])} ({_value(figures['spearman_min'])}) "
+            f"| {_value(figures['top10_mean'], 2)} ({_value(figures['top10_min'], 2)}) |"
+        )
     return "\n".join(lines)

@@ -22,7 +22,7 @@ from pathlib import Path
 from codefocus.reproduce.kou2024 import METHOD_LABELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab_figures import autofocus, memorization  # noqa: E402  (this folder, not a package)
+from lab_figures import autofocus, memorization, precision  # noqa: E402  (this folder, not a package)
 
 sys.path.pop(0)
 
@@ -301,6 +301,7 @@ RENDERERS = {
     "demo:summary": ("demo", demo_summary),
     "memorization": ("memorization", memorization),
     "autofocus": ("autofocus", autofocus),
+    "precision": ("precision", precision),
 }
 # a block: its opening and closing comments each on a line of their own
 BLOCK = re.compile(

@@ -28,6 +28,7 @@ __version__ = "0.1.0"  # the one version source: pyproject.toml reads it (dynami
 # name -> module that defines it
 _LAZY = {
     "attribute": "codefocus.api",
+    "AttributionOptions": "codefocus.options",
     "Attribution": "codefocus.attribution",
     "load_model": "codefocus.models.loading",
     "GenerationSettings": "codefocus.generation.records",
@@ -38,7 +39,7 @@ _LAZY = {
     "Task": "codefocus.data.tasks",
     "resolve_methods": "codefocus.methods",
     "available_methods": "codefocus.methods",
-    "run_study": "codefocus.studies.executors",
+    "run_study": "codefocus.studies.runner",
     "StudyConfig": "codefocus.studies.runner",
     "write_report": "codefocus.reports.study_report",
     "Protocol": "codefocus.protocols",
@@ -53,10 +54,10 @@ if TYPE_CHECKING:
     from codefocus.methods import available_methods, resolve_methods
     from codefocus.models.base import TextGenerator, WhiteBoxModel
     from codefocus.models.loading import load_model
+    from codefocus.options import AttributionOptions
     from codefocus.protocols import Protocol, get_protocol
     from codefocus.reports.study_report import write_report
-    from codefocus.studies.executors import run_study
-    from codefocus.studies.runner import StudyConfig
+    from codefocus.studies.runner import StudyConfig, run_study
 
 
 def __getattr__(name: str) -> Any:
@@ -73,6 +74,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "Attribution",
+    "AttributionOptions",
     "CodefocusError",
     "ContextTooLongError",
     "DataError",
