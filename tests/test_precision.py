@@ -9,8 +9,9 @@ import torch
 from scipy.stats import spearmanr
 
 from codefocus.data.units import word_spans
-from codefocus.generation.draft import DraftVerifier, default_tie_margin, near_ties
+from codefocus.generation.draft import DraftVerifier
 from codefocus.generation.records import GenerationSettings
+from codefocus.generation.ties import default_tie_margin, near_ties
 from codefocus.methods import STUDY_WHITEBOX, MethodInputs, resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.setup import rebuild

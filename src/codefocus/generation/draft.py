@@ -46,7 +46,6 @@ first batch runs before the rows still open decode together, as above.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from codefocus.generation.batches import (
@@ -58,9 +57,10 @@ from codefocus.generation.batches import (
     merge,
     select,
 )
-from codefocus.generation.memory import ModelShape, rows_within
+from codefocus.generation.memory import Sizes, engine_sizes
 from codefocus.generation.prefix import changed, prefix_cache, repeated_prefix, shared_prefix
 from codefocus.generation.records import Generation, GenerationSettings, finished_generations
+from codefocus.generation.ties import default_tie_margin, near_ties
 from codefocus.generation.truncation import function_ended
 
 if TYPE_CHECKING:
@@ -179,29 +179,17 @@ class DraftVerifier:
     def _sizes(
         self, kinds: Sequence[list[Row]], original: int, budget: int, max_memory: int | None
     ) -> Sizes:
-        """Rows per prefill batch (for each kind of rows), per wave (rows prefilled before the
-        open ones decode) and per decoding batch: the engine's sizes, or within a memory budget
-        (module doc). A row's prefill feeds its tokens past the shared prefix and its draft."""
-        max_memory = self.max_memory if max_memory is None else max_memory
-        count = sum(len(kind) for kind in kinds)
-        if max_memory is None or count == 0:
-            return Sizes(tuple(self.batch_size for _ in kinds), count, self.decode_batch_size)
-        shape = ModelShape.of_model(self.model)
-        fixed = shape.cache(original)  # the original prompt's keys and values, kept throughout
-        prefill, largest = [], 0
-        for kind in kinds:
-            if not kind:
-                prefill.append(self.batch_size)
-                continue
-            cached = max(r.cached for r in kind)
-            new = max(len(r.prompt) - r.cached + len(r.draft) for r in kind)
-            row = shape.forward_row(new, cached, max(len(r.draft) for r in kind) + 1)
-            prefill.append(rows_within(max_memory, row, fixed, self.batch_size))
-            largest = max(largest, prefill[-1] * row)
-        longest = max(len(r.prompt) for kind in kinds for r in kind)
-        decoding = shape.decoding_row(longest + budget + self.lookup + 1, self.lookup + 1)
-        wave = rows_within(max_memory, decoding, fixed + largest, count)
-        return Sizes(tuple(min(p, wave) for p in prefill), wave, min(self.decode_batch_size, wave))
+        """Rows per prefill batch, per wave and per decoding batch (``memory.engine_sizes``)."""
+        return engine_sizes(
+            self.model,
+            kinds,
+            original,
+            budget,
+            self.max_memory if max_memory is None else max_memory,
+            self.batch_size,
+            self.decode_batch_size,
+            self.lookup,
+        )
 
     def _decode_rest(
         self,
@@ -392,32 +380,3 @@ class DraftVerifier:
             results.append(done)
         batch.mask = torch.cat([batch.mask, block], dim=1)
         return results
-
-
-@dataclass(frozen=True)
-class Sizes:
-    """Rows per prefill batch (per kind of rows), per wave and per decoding batch
-    (``DraftVerifier._sizes``)."""
-
-    prefill: tuple[int, ...]
-    wave: int
-    decode: int
-
-
-def default_tie_margin(model: WhiteBoxModel) -> float:
-    """4 machine epsilons of a half-precision model's dtype (bfloat16: 1/32, float16: 1/256);
-    0 (no tie check) in float32 and wider."""
-    import torch
-
-    dtype = getattr(model.model, "dtype", torch.float32)
-    if dtype not in (torch.bfloat16, torch.float16):
-        return 0.0
-    return 4 * torch.finfo(dtype).eps
-
-
-def near_ties(logits, margin: float) -> list[bool]:
-    """Per row of ``logits``: whether its two best values are within ``margin`` times the best
-    one's magnitude (at least 1), in float32."""
-    top = logits.float().topk(2, dim=-1).values
-    gap = top[:, 0] - top[:, 1]
-    return (gap <= margin * top[:, 0].abs().clamp(min=1.0)).tolist()

@@ -229,3 +229,49 @@ def options_without_budget(options: dict) -> dict:
 
 def _size(count: int) -> str:
     return f"{count / 2**20:.0f} MiB"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Rows per prefill batch (per kind of rows), per wave and per decoding batch
+    (``DraftVerifier._sizes``)."""
+
+    prefill: tuple[int, ...]
+    wave: int
+    decode: int
+
+
+def engine_sizes(
+    model,
+    kinds,
+    original: int,
+    budget: int,
+    max_memory: int | None,
+    batch_size: int,
+    decode_batch_size: int,
+    lookup: int,
+) -> Sizes:
+    """The draft engine's rows per prefill batch (for each kind of rows), per wave (rows prefilled
+    before the open ones decode) and per decoding batch: its own sizes, or within ``max_memory``
+    (``generation.draft``'s module doc). A row's prefill feeds its tokens past the shared prefix
+    and its draft; ``original`` is the original prompt's length, whose keys and values are kept
+    throughout."""
+    count = sum(len(kind) for kind in kinds)
+    if max_memory is None or count == 0:
+        return Sizes(tuple(batch_size for _ in kinds), count, decode_batch_size)
+    shape = ModelShape.of_model(model)
+    fixed = shape.cache(original)
+    prefill, largest = [], 0
+    for kind in kinds:
+        if not kind:
+            prefill.append(batch_size)
+            continue
+        cached = max(r.cached for r in kind)
+        new = max(len(r.prompt) - r.cached + len(r.draft) for r in kind)
+        row = shape.forward_row(new, cached, max(len(r.draft) for r in kind) + 1)
+        prefill.append(rows_within(max_memory, row, fixed, batch_size))
+        largest = max(largest, prefill[-1] * row)
+    longest = max(len(r.prompt) for kind in kinds for r in kind)
+    decoding = shape.decoding_row(longest + budget + lookup + 1, lookup + 1)
+    wave = rows_within(max_memory, decoding, fixed + largest, count)
+    return Sizes(tuple(min(p, wave) for p in prefill), wave, min(decode_batch_size, wave))
