@@ -222,6 +222,13 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, default=RESULTS, help="the results JSON")
     parser.add_argument("--fresh", action="store_true", help="ignore the results already there")
+    parser.add_argument(
+        "--merge",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="results files of other runs (e.g. seeds run in parallel) whose runs join --out's",
+    )
     args = parser.parse_args(argv)
     args.encoder = [e.strip() for e in args.encoder.split(",") if e.strip()]
     if not args.encoder or set(args.encoder) - set(ENCODERS):
@@ -252,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
 
     args = parse_arguments(argv)
     record = load_results(args.out, args.fresh)
+    for other in args.merge:  # runs of the same settings are then skipped below, as if run here
+        record["runs"].update(load_results(other, False)["runs"])
     record["command"] = " ".join(["benchmarks/autofocus_run.py", *(argv or sys.argv[1:])])
     pairs = plan(args)
     seeds = range(args.first_seed, args.first_seed + args.seeds)

@@ -309,6 +309,27 @@ def test_the_benchmark_reports_across_seeds_and_resumes(
     assert list(json.loads(out.read_text())["runs"]) == ["ggnn/softmax-dot/seed0"]
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("ggnn: test accuracy 0.800±nan") and last.endswith("seeds 1")
+    # seeds run in parallel, each in its own file, then merged: nothing trained twice
+    trained.clear()
+    for seed in (1, 2):
+        part = ["--first-seed", str(seed), "--seeds", "1", "--out", str(tmp_path / f"s{seed}.json")]
+        autofocus_run.main(part)
+    assert trained == [("ggnn", "softmax-dot", 1), ("ggnn", "softmax-dot", 2)]
+    trained.clear()
+    autofocus_run.main(
+        [
+            "--seeds",
+            "3",
+            "--out",
+            str(out),
+            "--merge",
+            str(tmp_path / "s1.json"),
+            str(tmp_path / "s2.json"),
+        ]
+    )
+    assert trained == []
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("ggnn: test accuracy 0.900±0.100") and last.endswith("seeds 3")
 
 
 def test_the_benchmark_takes_the_old_pooling_names(autofocus_run):
