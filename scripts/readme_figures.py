@@ -230,7 +230,13 @@ def disagreements(rows: list[tuple[str, list[float], float, list[float], float]]
 def demo_summary(record: dict) -> str:
     """The main job's wall time alone (the README's front page)."""
     return (
-        f"On {_machine(record)}, with the model already converted, the whole command took "
+        f"On {_machine(record)}, with the model already converted"
+        + (
+            ", and the study files' scores kept from an earlier run"
+            if record.get("study_scores_cached")
+            else ""
+        )
+        + ", the whole command took "
         f"{record['seconds'] / 60:.1f} min: {record['prompts']} prompts, "
         f"{record['perturbation_prompts']} of them with BERT masking and SHAP"
         + (f", verdicts: {record['verdicts']}" if record.get("verdicts") else "")
