@@ -322,14 +322,19 @@ COMMANDS = [
 ]
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=[c[0] for c in COMMANDS])
+# generate and serve run no method: they take no memory budget (no --max-memory)
+BAD_PLACEMENTS = [
+    (command, flag, value)
+    for command in COMMANDS
+    for flag, value in [("--dtype", "float8"), ("--device", "tpu"), ("--max-memory", "4XB")]
+    if not (flag == "--max-memory" and command[0] in ("generate", "serve"))
+]
+
+
 @pytest.mark.parametrize(
-    "flag,value",
-    [("--dtype", "float8"), ("--device", "tpu"), ("--max-memory", "4XB")],
+    "command,flag,value", BAD_PLACEMENTS, ids=[f"{c[0]}{f}" for c, f, _ in BAD_PLACEMENTS]
 )
 def test_bad_placement_on_the_command_line_is_one_line(command, flag, value, tmp_path, capsys):
-    if flag == "--max-memory" and command[0] in ("generate", "serve"):
-        pytest.skip("no methods run: no memory budget to give")
     argv = [part.replace("{tmp}", str(tmp_path)) for part in command]
     status, _, err = _main([*argv, flag, value], capsys)
     assert status == 2
