@@ -57,7 +57,7 @@ from codefocus.methods import STUDY_WHITEBOX, MethodInputs, resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.setup import rebuild
 from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
+from codefocus.models.tiny import build_chaotic_model, build_tiny_model
 
 ROOT = Path(__file__).resolve().parents[1]
 DTYPES = ("float32", "bfloat16")
@@ -164,12 +164,7 @@ def peak_bytes(device: torch.device, work):
 
 def chaotic(architecture: str):
     """A tiny model with large random weights (its greedy output varies with the prompt)."""
-    net, tokenizer = build_tiny_model(architecture)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in net.parameters():
-            if parameter.dim() == 2:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.15)
+    net, tokenizer = build_chaotic_model(architecture)
     return net, tokenizer
 
 

@@ -2,14 +2,13 @@
 original completion as a draft, must give byte-identical code to plain greedy decoding."""
 
 import pytest
-import torch
 
 from codefocus.data.units import word_spans
 from codefocus.generation.draft import DraftVerifier
 from codefocus.generation.records import GenerationSettings
 from codefocus.methods.setup import rebuild
 from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
+from codefocus.models.tiny import build_chaotic_model
 
 PROMPTS = [
     'def add(a, b):\n    """Return the sum of a and b."""\n',
@@ -22,12 +21,7 @@ PROMPTS = [
 def model(request):
     """A tiny model with large random weights: unlike the default tiny models, which repeat one
     token, its greedy output varies from prompt to prompt, so drafts diverge at many positions."""
-    net, tokenizer = build_tiny_model(request.param)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in net.parameters():
-            if parameter.dim() == 2:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.15)
+    net, tokenizer = build_chaotic_model(request.param)
     return HFModel(net, tokenizer, f"tiny-{request.param}-chaotic", device="cpu")
 
 

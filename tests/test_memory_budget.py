@@ -36,7 +36,7 @@ from codefocus.methods.likelihood import completion_logprobs
 from codefocus.methods.perturbation import prefetch
 from codefocus.methods.setup import PerturbationSetup, rebuild
 from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
+from codefocus.models.tiny import build_chaotic_model, build_tiny_model
 
 PROMPT = 'def is_even(n: int) -> bool:\n    """Check if n is even."""\n'
 COMPLETION = "    return n % 2 == 0 and n > 0\n"
@@ -201,12 +201,7 @@ def test_likelihood_batches_within_the_budget(tiny_qwen2):
 
 def chaotic(architecture: str = "qwen2") -> HFModel:
     """A tiny model whose greedy output varies from prompt to prompt (``test_engine.py``)."""
-    net, tokenizer = build_tiny_model(architecture)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in net.parameters():
-            if parameter.dim() == 2:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.15)
+    net, tokenizer = build_chaotic_model(architecture)
     return HFModel(net, tokenizer, f"tiny-{architecture}-chaotic", device="cpu")
 
 

@@ -16,7 +16,7 @@ from codefocus.methods import STUDY_WHITEBOX, MethodInputs, resolve_methods
 from codefocus.methods.context import AttributionContext
 from codefocus.methods.setup import rebuild
 from codefocus.models.hf import HFModel
-from codefocus.models.tiny import build_tiny_model
+from codefocus.models.tiny import build_chaotic_model, build_tiny_model
 
 PROMPT = 'def is_even(n: int) -> bool:\n    """Check if n is even."""\n'
 COMPLETION = "    return n % 2 == 0\n"
@@ -26,12 +26,7 @@ SETTINGS = GenerationSettings()
 def chaotic(architecture: str, dtype: torch.dtype) -> HFModel:
     """A tiny model with large random weights (as in ``test_engine.py``: its greedy output
     varies from prompt to prompt, so drafts diverge), in ``dtype``."""
-    net, tokenizer = build_tiny_model(architecture)
-    generator = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for parameter in net.parameters():
-            if parameter.dim() == 2:
-                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.15)
+    net, tokenizer = build_chaotic_model(architecture)
     return HFModel(net.to(dtype), tokenizer, f"tiny-{architecture}-{dtype}", device="cpu")
 
 

@@ -83,3 +83,18 @@ def build_tiny_model(
     model.config._attn_implementation = "eager"
     model.eval()
     return model, tokenizer
+
+
+def build_chaotic_model(architecture: str = "qwen2", seed: int = 1, scale: float = 0.15):
+    """``build_tiny_model`` with large random matrices (N(0, scale²), seeded): unlike the default
+    tiny models, which repeat one token, its greedy output varies from prompt to prompt, so the
+    draft engine's drafts diverge at many positions. A (model, tokenizer) pair."""
+    import torch
+
+    net, tokenizer = build_tiny_model(architecture)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for parameter in net.parameters():
+            if parameter.dim() == 2:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * scale)
+    return net, tokenizer
