@@ -1,5 +1,5 @@
-"""The likelihood methods (new): loo_logprob and contextcite against naive implementations, one
-unbatched forward per prompt with the full logits."""
+"""The likelihood methods (new): loo_logprob against naive implementations, one unbatched
+forward per prompt with the full logits (contextcite: tests/test_contextcite.py)."""
 
 import numpy as np
 import pytest
@@ -8,7 +8,7 @@ import torch
 from codefocus import attribute
 from codefocus.errors import InvalidArgumentError
 from codefocus.methods import GROUPS, resolve_methods
-from codefocus.methods.likelihood import completion_logprobs, fit_surrogate
+from codefocus.methods.likelihood import completion_logprobs
 from codefocus.methods.setup import WordTemplate
 
 PROMPT = "Write a function that returns the largest even number in a list of numbers."
@@ -69,33 +69,7 @@ def test_loo_can_delete_words(model):
     np.testing.assert_allclose(result.word_scores["loo_logprob"], want, rtol=1e-4, atol=1e-4)
 
 
-def test_contextcite_equals_a_naive_surrogate_fit(model):
-    (method,) = resolve_methods("contextcite", contextcite_samples=24)
-    result = attribute(model, PROMPT, "contextcite", scope="prompt", method_options={
-        "contextcite_samples": 24})  # fmt: skip
-    (generation,) = model.generate([PROMPT], max_new_tokens=model.default_max_new_tokens(None))
-    ids = list(generation.token_ids)
-    template = WordTemplate(PROMPT, result.words)
-    masks = method.masks(len(result.words))
-    targets = np.array([naive_logprob(model, template.render(m), ids) for m in masks])
-    want = fit_surrogate(masks, targets, 0.01)
-    np.testing.assert_allclose(result.word_scores["contextcite"], want, rtol=1e-3, atol=1e-4)
-
-
-def test_the_surrogate_recovers_a_planted_linear_effect():
-    rng = np.random.default_rng(1)
-    masks = rng.integers(0, 2, size=(64, 12))
-    weights = np.zeros(12)
-    weights[[2, 7]] = [3.0, -2.0]
-    targets = masks @ weights - 5.0
-    fitted = fit_surrogate(masks, targets, 0.001)
-    assert set(np.argsort(-np.abs(fitted))[:2]) == {2, 7}
-    np.testing.assert_allclose(fitted[[2, 7]], [3.0, -2.0], atol=0.05)
-
-
 def test_likelihood_methods_are_registered_with_their_options():
-    assert GROUPS["likelihood"]() == ["loo_logprob", "contextcite"]
+    assert GROUPS["likelihood"]() == ["loo_logprob", "contextcite", "hierarchical_loo"]
     with pytest.raises(InvalidArgumentError, match="loo_mode"):
         resolve_methods("loo_logprob", loo_mode="mask")
-    with pytest.raises(InvalidArgumentError, match="contextcite_samples"):
-        resolve_methods("contextcite", contextcite_samples=1)

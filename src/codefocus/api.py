@@ -13,6 +13,11 @@ step is a function of its own:
    all perturbation methods are regenerated first, together, in one engine call);
 5. ``to_attribution``: token scores mapped onto words and, per generated statement, onto the
    words again (the word -> statement map), into one typed ``Attribution``.
+
+A ``contrast`` (``attribute(..., contrast=...)``: the task's reference solution or given code)
+makes the target contrastive, ``log p(code | x) - log p(contrast | x)``: the methods that take one
+explain it (``methods.likelihood``, the summed CODING gradients), the others are refused with a
+one-line failure each; ``Contrast`` and ``contrast_for`` say what text is contrasted.
 """
 
 from __future__ import annotations
@@ -63,6 +68,105 @@ class Plan:
     scored: tuple[int, int]
     settings: GenerationSettings
     cache: GenerationCache | None
+    contrast: Contrast | None = None
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """The code the model's own is contrasted with: ``source`` is ``"reference"`` (the task's
+    reference solution, made comparable: ``reference_contrast``) or ``"given"``; ``text`` is
+    what is scored after the model input."""
+
+    source: str
+    text: str
+
+    def to_dict(self) -> dict:
+        return {"source": self.source, "text": self.text}
+
+
+def takes_contrast(method: Method) -> bool:
+    """Whether ``method`` can explain ``log p(code) - log p(contrast)``."""
+    return bool(getattr(method, "takes_contrast", False))
+
+
+def reference_contrast(task: Task, suffix: str) -> str:
+    """The task's reference solution as code read after the same model input as the model's.
+
+    HumanEval: the canonical solution as released (the function's body, which follows the
+    prompt as the model's code does). An input that ends in a function header (MBPP under the
+    study's ``def function():``): the body of the reference's entry-point function, the text
+    after its own ``def <entry_point>(...):`` (blanks before its line end dropped), since the
+    model writes a body after the header; imports and helpers before that ``def`` are left out.
+    """
+    reference = task.reference_solution or ""
+    if not reference.strip():
+        raise InvalidArgumentError(
+            f"contrast='reference': {task.task_id} has no reference solution; give code instead"
+        )
+    if not suffix.rstrip().endswith(":"):
+        return reference
+    end = _header_end(reference, task.entry_point)
+    if end is None:
+        raise InvalidArgumentError(
+            f"contrast='reference': no def {task.entry_point} in the reference solution of "
+            f"{task.task_id}; give code instead"
+        )
+    body = re.sub(r"\A[ \t]+(?=\n)", "", reference[end:])
+    if not body.strip():
+        raise InvalidArgumentError(
+            f"contrast='reference': the reference solution of {task.task_id} has an empty body"
+        )
+    return body
+
+
+def _header_end(code: str, name: str) -> int | None:
+    """Where the header ``def name(...):`` of ``code`` ends (after its colon), or None."""
+    import io
+    import tokenize
+
+    starts = [0]  # where each line starts (tokenize counts rows from 1)
+    for line in code.split("\n"):
+        starts.append(starts[-1] + len(line) + 1)
+    previous: list[str] = []
+    depth, inside = 0, False
+    try:
+        for token in tokenize.generate_tokens(io.StringIO(code).readline):
+            if not inside:
+                inside = previous[-1:] == ["def"] and token.string == name
+                if token.type != tokenize.NL and token.type != tokenize.COMMENT:
+                    previous.append(token.string)
+                continue
+            if token.type == tokenize.OP and token.string in "([{":
+                depth += 1
+            elif token.type == tokenize.OP and token.string in ")]}":
+                depth -= 1
+            elif token.type == tokenize.OP and token.string == ":" and depth == 0:
+                row, column = token.end
+                return starts[row - 1] + column
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    return None
+
+
+def contrast_for(task: Task | None, suffix: str, contrast: str | None) -> Contrast | None:
+    """``contrast`` resolved: None, ``"reference"`` (the task's, ``reference_contrast``), or
+    code text (taken as given)."""
+    if contrast is None:
+        return None
+    if not isinstance(contrast, str):
+        raise InvalidArgumentError(
+            f"contrast must be 'reference' or code text, got {type(contrast).__name__}"
+        )
+    if contrast == "reference":
+        if task is None:
+            raise InvalidArgumentError(
+                "contrast='reference' needs a benchmark task (humaneval/N, mbpp/N); "
+                "for a prompt of your own, give the contrast as code"
+            )
+        return Contrast("reference", reference_contrast(task, suffix))
+    if not contrast.strip():
+        raise InvalidArgumentError("the contrast is empty: give 'reference' or code text")
+    return Contrast("given", contrast)
 
 
 @dataclass
@@ -83,9 +187,11 @@ def plan(
     options: AttributionOptions,
     settings: GenerationSettings | None = None,
     cache: GenerationCache | None | str = "default",
+    contrast: str | None = None,
 ) -> Plan:
     """Step 1: the request checked before any model loads (``options`` are checked already). A
-    task reference given as the prompt (``"mbpp/11"``) is loaded with the protocol's labels."""
+    task reference given as the prompt (``"mbpp/11"``) is loaded with the protocol's labels; a
+    ``contrast`` is resolved (``contrast_for``) and needs a method that takes one."""
     protocol = options.run_protocol(methods)
     chosen = options.methods(methods, protocol)
     if not chosen:
@@ -108,7 +214,14 @@ def plan(
     prompt = task.prompt if task else str(task_or_prompt)
     model_input = model_input_for(task, protocol.mbpp_header) if task else prompt
     scored = scored_range_of(prompt, protocol.scope)
-    return Plan(options, protocol, chosen, task, prompt, model_input, scored, settings, cache)
+    resolved = contrast_for(task, model_input[len(prompt) :], contrast)
+    if resolved is not None and not any(takes_contrast(m) for m in chosen):
+        from codefocus.methods import contrast_refusal
+
+        raise InvalidArgumentError(contrast_refusal(*chosen))
+    return Plan(
+        options, protocol, chosen, task, prompt, model_input, scored, settings, cache, resolved
+    )
 
 
 def check_model(model: TextGenerator, planned: Plan) -> None:
@@ -157,6 +270,7 @@ def build_inputs(
             completion_ids=completion_ids,
             scope=planned.scored,
             exclude_sink=protocol.exclude_sink,
+            contrast=planned.contrast.text if planned.contrast else None,
         )
     setup = None
     if any(m.family in ("perturbation", "likelihood") for m in planned.methods):
@@ -171,6 +285,7 @@ def build_inputs(
             provider=protocol.substitutes,
             model=model,
             scope=protocol.scope,
+            contrast=planned.contrast.text if planned.contrast else None,
         )
     return MethodInputs(context, setup)
 
@@ -246,6 +361,8 @@ def _recorded_settings(prepared: Prepared) -> dict:
         "methods": {m.name: m.options() for m in methods},
         **placement_of(prepared.model),  # device and dtype, for a white-box model
     }
+    if planned.contrast is not None:  # absent without one: results as before
+        recorded["contrast"] = planned.contrast.to_dict()
     context, setup = prepared.inputs.white_box, prepared.inputs.perturbation
     if context is not None and any(m.family.startswith("attention") for m in methods):
         sink = "first position not scored" if context.exclude_sink else "scored"
@@ -351,6 +468,7 @@ def attribute(
     settings: GenerationSettings | None = None,
     cache: GenerationCache | None | str = "default",
     completion_ids: Sequence[int] | None = None,
+    contrast: str | None = None,
     **keywords: Any,
 ) -> Attribution:
     """Which words of a task the model attended to, by each method.
@@ -377,6 +495,14 @@ def attribute(
         cache: where generations are kept between calls (keyed by the model's fingerprint, the
             input and the settings): ``"default"`` (``generation.cache.default_cache``), a
             ``GenerationCache``, or ``None`` for none.
+        contrast: explain why the model wrote its code rather than other code: ``None`` (the
+            default: its code alone), ``"reference"`` (the task's reference solution, made
+            comparable with the model's code: ``reference_contrast``) or code text. The target
+            becomes ``log p(code | x) - log p(contrast | x)``: positive scores push toward the
+            model's code, negative ones toward the contrast. Only the leave-one-out likelihood
+            methods, contextcite with ``contextcite_target="logprob"`` and the summed CODING
+            gradients take one; each other method is recorded in ``failures``.
+            Recorded in ``settings["contrast"]`` (``source`` and ``text``).
         **keywords: any field of ``AttributionOptions`` (``scope="prompt"``, ``engine="plain"``),
             changing ``options``: the keywords ``attribute`` took before the options object, kept
             working. ``shap_l1_reg=`` still works, with a ``DeprecationWarning``: it is
@@ -391,8 +517,16 @@ def attribute(
         ContextTooLongError: the prompt and the token budget do not fit the model.
     """
     options = build_options(options, **keywords)
-    planned = plan(task_or_prompt, methods, options, settings, cache)  # before any model loads
+    # before any model loads
+    planned = plan(task_or_prompt, methods, options, settings, cache, contrast)
     loaded = options.load_model(model) if isinstance(model, str) else model
     prepared = prepare(loaded, planned, completion, completion_ids)
-    results, timings, failures = run_methods(planned.methods, prepared.inputs)
-    return to_attribution(prepared, results, timings, failures)
+    runnable: list[Method] = planned.methods
+    refused: dict[str, str] = {}
+    if planned.contrast is not None:  # a method that cannot explain a contrast does not run
+        from codefocus.methods import contrast_refusal
+
+        runnable = [m for m in planned.methods if takes_contrast(m)]
+        refused = {m.name: contrast_refusal(m) for m in planned.methods if not takes_contrast(m)}
+    results, timings, failures = run_methods(runnable, prepared.inputs)
+    return to_attribution(prepared, results, timings, {**refused, **failures})

@@ -81,6 +81,15 @@ def attribute_command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
     max_memory: MaxMemoryOption = None,
+    contrast: Annotated[
+        str | None,
+        typer.Option(
+            help="Explain why the model wrote its code and not other code: reference (the "
+            "task's reference solution), a FILE of code, or - (code on stdin). Taken by "
+            "loo_logprob, hierarchical_loo, saliency_coding and inputxgradient_coding.",
+            show_default=False,
+        ),
+    ] = None,
     data: DataOption = None,
 ) -> None:
     """Which words of a task the model attended to, by each method."""
@@ -108,8 +117,10 @@ def attribute_command(
         dtype=dtype,
         max_memory=max_memory,
     )
-    if not named("--methods", resolve_methods, methods):
+    chosen = named("--methods", resolve_methods, methods)
+    if not chosen:
         raise InvalidArgumentError(f"--methods: no method given ({methods!r})")
+    contrast_text = None if contrast is None else read_contrast(contrast, task, chosen)
     if output_format != "text":
         check_output_file(out, force)
     elif out is not None:
@@ -119,6 +130,12 @@ def attribute_command(
         subject = read_prompt_file(prompt_file)
     else:
         subject = get_task(task or "", data, labels=options.declared_protocol().labels)
+    if contrast_text == "reference" and isinstance(subject, Task):  # checked before loading
+        from codefocus.api import contrast_for
+        from codefocus.models.base import model_input_for
+
+        suffix = model_input_for(subject, options.declared_protocol().mbpp_header)
+        named("--contrast", contrast_for, subject, suffix[len(subject.prompt) :], "reference")
     from codefocus.generation.cache import default_cache
 
     generations = default_cache() if cache else None
@@ -130,6 +147,7 @@ def attribute_command(
             options,
             settings=GenerationSettings(max_new_tokens=max_new_tokens),
             cache=generations,
+            contrast=contrast_text,
         )
     if output_format == "text":
         result.show(k=k, console=console)
@@ -161,6 +179,40 @@ def _reference_and_verdict(subject, result) -> tuple[str | None, str | None]:
     program, tests = verdict_program(subject, result.model_input, result.generated)
     outcome = run_python(program, tests, Limits(timeout=10.0))
     return subject.reference_solution, "passed" if outcome.passed else outcome.reason
+
+
+def read_contrast(value: str, task: str | None, methods: list) -> str:
+    """``--contrast``: ``reference`` (kept, for a task), ``-`` (stdin) or a file of code, checked
+    before any model loads, as is that a chosen method can take it."""
+    import sys
+
+    from codefocus.api import takes_contrast
+    from codefocus.methods import contrast_refusal
+
+    if not any(takes_contrast(m) for m in methods):
+        raise InvalidArgumentError(f"--contrast: {contrast_refusal(*methods)}")
+    if value == "reference":
+        if task is None:
+            raise InvalidArgumentError(
+                "--contrast reference needs --task (a benchmark task has a reference solution); "
+                "for --prompt-file give a file of code or -"
+            )
+        return value
+    if value == "-":
+        text, where = sys.stdin.read(), "stdin"
+    else:
+        path = Path(value)
+        if not path.is_file():
+            raise InvalidArgumentError(
+                f"--contrast: no file {value!r}: give reference, a file of code or - (stdin)"
+            )
+        try:
+            text, where = path.read_bytes().decode("utf-8"), str(path)
+        except UnicodeDecodeError:
+            raise InvalidArgumentError(f"--contrast: {path} is not UTF-8 text") from None
+    if "\x00" in text or not text.strip():
+        raise InvalidArgumentError(f"--contrast: {where} holds no code")
+    return text
 
 
 def read_prompt_file(path: Path) -> str:

@@ -4,7 +4,8 @@ Every method is a named instance defined in its family's module (``grep reading_
 it); groups are derived from the families; the study's ten white-box methods are listed once
 (``STUDY_WHITEBOX``). ``resolve_methods(names, **options)`` gives instances configured with the
 options they take (``shap_samples``, ``shap_l1_reg``, ``partition_evals``, ``ig_steps``,
-``gradient_chunk``, ``loo_mode``, ``contextcite_samples``, ``contextcite_alpha``).
+``gradient_chunk``, ``loo_mode``, ``perturb_units``, ``contextcite_samples``,
+``contextcite_alpha``, ``hierarchical_units``, ``hierarchical_top``, ``hierarchical_coverage``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import warnings
 from collections.abc import Callable, Sequence
 
 from codefocus.errors import InvalidArgumentError, UnknownNameError
-from codefocus.methods import attention, gradient, likelihood, perturbation
+from codefocus.methods import (
+    attention,
+    contextcite,
+    gradient,
+    hierarchical,
+    likelihood,
+    perturbation,
+)
 from codefocus.methods.base import IDENTITY_FIELDS, Method, MethodInputs, TokenScores
 
 METHODS: tuple[Method, ...] = (
@@ -22,6 +30,8 @@ METHODS: tuple[Method, ...] = (
     *gradient.METHODS,
     *perturbation.METHODS,
     *likelihood.METHODS,
+    *contextcite.METHODS,
+    *hierarchical.METHODS,
 )
 REGISTRY: dict[str, Method] = {m.name: m for m in METHODS}
 if len(REGISTRY) != len(METHODS):
@@ -117,6 +127,21 @@ def resolve_methods(names: Sequence[str] | str, **options) -> list[Method]:
     return resolved
 
 
+def contrast_refusal(*methods: Method) -> str:
+    """Why ``methods`` cannot explain a contrast: one line naming them and the methods that can."""
+    able = [m.name for m in METHODS if getattr(m, "takes_contrast", False)]
+    names = [
+        f"{m.name} with coding_steps='one'"
+        if getattr(m, "stage", None) == "coding" and getattr(m, "coding_steps", "") == "one"
+        else m.name
+        for m in methods
+    ]
+    return (
+        f"{', '.join(names)} cannot take a contrast: only {', '.join(able)} explain "
+        "log p(code) - log p(contrast)"
+    )
+
+
 __all__ = [
     "GROUPS",
     "METHODS",
@@ -126,6 +151,7 @@ __all__ = [
     "MethodInputs",
     "TokenScores",
     "available_methods",
+    "contrast_refusal",
     "method_names",
     "resolve_methods",
 ]

@@ -77,3 +77,12 @@ class Method:
         return {
             f.name: getattr(self, f.name) for f in fields(self) if f.name not in IDENTITY_FIELDS
         }
+
+
+def cannot_contrast(method: Method) -> str:
+    """One line for a method asked to explain a contrast it cannot take (the registry's
+    ``contrast_refusal`` also names the methods that can)."""
+    name = method.name
+    if getattr(method, "stage", None) == "coding" and getattr(method, "coding_steps", "") == "one":
+        name += " with coding_steps='one'"
+    return f"{name} cannot take a contrast: it explains the model's own code only"

@@ -55,11 +55,13 @@ class AttributionContext:
     completion_ids: Sequence[int] | None = None  # the generated tokens, when known
     scope: tuple[int, int] | None = None  # scored characters of model_input; None: all of it
     exclude_sink: bool = True  # attention methods do not score the first input position
+    contrast: str | None = None  # code to contrast with (``contrastive_gradients``)
     _attention: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     _layer0_heads: np.ndarray | None = field(default=None, repr=False)
     _gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _first_gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _last_gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _contrast_gradients: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         prompt = self.model.encode(self.model_input)
@@ -303,6 +305,72 @@ class AttributionContext:
         if keep:
             self._gradients = (saliency, input_x_gradient)
         return saliency, input_x_gradient
+
+    # ---- contrastive gradients -------------------------------------------------------------
+    def contrast_ids(self) -> list[int]:
+        """The contrast's tokens: its tokenisation (as ``CompletionScorer`` scores it), or the
+        completion's own tokens when the contrast is the completion's text."""
+        from codefocus.errors import InvalidArgumentError
+
+        if not self.contrast:
+            raise InvalidArgumentError("no contrast given: give code to contrast with")
+        if self.contrast == self.completion:
+            return list(self.completion_ids or [])
+        ids = list(self.model.encode(self.contrast).ids)
+        self.model.check_fits(self.P, len(ids))
+        return ids
+
+    def _sequence_logprob(self, prompt_embeds, targets: list[int]):
+        """``sum log p(targets | prompt)``, teacher-forced, as a function of the prompt's
+        embeddings (1, P, d); the log-softmax in float32 or wider."""
+        import torch
+
+        embedding = self.model.model.get_input_embeddings()
+        with torch.no_grad():
+            rest = embedding(torch.tensor([targets[:-1]], device=prompt_embeds.device))
+        embeds = torch.cat([prompt_embeds, rest.to(prompt_embeds.dtype)], dim=1)
+        base = self.model.model.base_model
+        hidden = base(inputs_embeds=embeds, use_cache=False).last_hidden_state[0, self.P - 1 :]
+        head = self.model.model.get_output_embeddings()
+        wide = _wide(hidden.dtype)
+        bias = getattr(head, "bias", None)
+        logits = torch.nn.functional.linear(
+            hidden.to(wide), head.weight.to(wide), None if bias is None else bias.to(wide)
+        )
+        index = torch.tensor(targets, device=logits.device)[:, None]
+        return torch.log_softmax(logits, -1).gather(1, index).sum()
+
+    def contrastive_gradients(self) -> tuple[np.ndarray, np.ndarray]:
+        """Saliency and input×gradient of the contrastive target, (P,) each.
+
+        The target is ``D = log p(completion | prompt) - log p(contrast | prompt)`` (each sum
+        over its own teacher-forced tokens), differentiated with respect to the prompt's input
+        embeddings ``e_j``: two forwards and two backward passes, ``g = grad log p(completion)
+        - grad log p(contrast)``. Saliency is ``||g_j||``, normalised as every saliency vector
+        is (unsigned: how strongly token j moves the difference, not which way);
+        input×gradient is the signed ``e_j · g_j`` (the first-order share of token j in D, in
+        log-probability units: positive pushes toward the completion, negative toward the
+        contrast), zero outside the scored scope.
+        """
+        if self._contrast_gradients is not None:
+            return self._contrast_gradients
+        import torch
+
+        embedding = self.model.model.get_input_embeddings()
+        with torch.no_grad():
+            prompt = embedding(self._ids()[:, : self.P]).detach()
+        wide = _wide(prompt.dtype)
+        total = torch.zeros(prompt.shape[1:], device=prompt.device, dtype=wide)
+        for targets, sign in ((list(self.completion_ids or []), 1.0), (self.contrast_ids(), -1.0)):
+            if not targets:  # no tokens: log p = 0, no gradient
+                continue
+            leaf = prompt.clone().requires_grad_(True)
+            (grads,) = torch.autograd.grad(self._sequence_logprob(leaf, targets), leaf)
+            total = total + sign * grads[0].to(wide)
+        saliency = self.normalised(total.norm(dim=-1).double().cpu().numpy())
+        signed = (total * prompt[0].to(wide)).sum(-1).double().cpu().numpy()
+        self._contrast_gradients = (saliency, np.where(self.scored, signed, 0.0))
+        return self._contrast_gradients
 
     def normalised(self, vector: np.ndarray) -> np.ndarray:
         """Zero outside the scored scope, then divided by its sum (when positive)."""

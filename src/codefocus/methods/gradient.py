@@ -13,6 +13,12 @@ backward passes, and the interpolation steps run together, are the most that fit
 estimates of ``generation/memory.py``, instead of ``gradient_chunk`` and all ``ig_steps``). Like
 ``gradient_chunk``, ``max_memory`` never changes a score; it is not recorded among the options.
 
+Contrastive (``attribute(..., contrast=...)``): the CODING methods with ``coding_steps="summed"``
+differentiate ``log p(code) - log p(contrast)`` instead (``AttributionContext.
+contrastive_gradients``): saliency stays an unsigned norm, input×gradient becomes the signed
+``e_j · g_j``; neither has per-statement rows. The READING methods, ``coding_steps="one"`` and
+integrated gradients take no contrast: with one, they fail with a one-line error.
+
 Precision: gradients are taken in the model's dtype, their norms and sums in float32 or wider
 (``methods/context.py``).
 """
@@ -24,7 +30,7 @@ from typing import ClassVar
 
 from codefocus.errors import InvalidArgumentError
 from codefocus.generation.memory import check_max_memory, options_without_budget
-from codefocus.methods.base import Method, MethodInputs, TokenScores
+from codefocus.methods.base import Method, MethodInputs, TokenScores, cannot_contrast
 
 
 @dataclass(frozen=True)
@@ -57,8 +63,17 @@ class Gradient(Method):
         kind = ("saliency", "inputxgradient")[self.which]
         return f"{kind} while {self.stage.upper()}"
 
+    @property
+    def takes_contrast(self) -> bool:
+        """Only the whole generation's target (CODING, summed) has a contrastive form."""
+        return self.stage == "coding" and self.coding_steps == "summed"
+
     def compute(self, inputs: MethodInputs) -> TokenScores:
         context = inputs.context(self.name)
+        if context.contrast is not None:
+            if not self.takes_contrast:
+                raise InvalidArgumentError(cannot_contrast(self))
+            return TokenScores(context.contrastive_gradients()[self.which].copy())
         if self.stage == "reading":
             return TokenScores(context.first_step_gradients()[self.which][0].copy())
         if self.coding_steps == "one":
@@ -88,6 +103,8 @@ class IntegratedGradients(Method):
 
     def compute(self, inputs: MethodInputs) -> TokenScores:
         context = inputs.context(self.name)
+        if context.contrast is not None:
+            raise InvalidArgumentError(cannot_contrast(self))
         return TokenScores(context.integrated_gradients(self.ig_steps, self.max_memory))
 
 

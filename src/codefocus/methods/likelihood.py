@@ -1,14 +1,14 @@
 """Likelihood methods (new, not in Kou et al.): how much the model's belief in its own code
 changes when words of the task change — no regeneration, one teacher-forced pass per prompt.
+(``contextcite``, the surrogate fit to random ablations, is in ``methods/contextcite.py``.)
 
 * ``loo_logprob``: leave one word out — ``log p(code | task) - log p(code | task with word i
   substituted)`` (or deleted: ``loo_mode="delete"``). The leave-one-out measure AttriBoT
   (Liu et al., 2024) accelerates; positive means the word supports the code the model wrote.
-* ``contextcite``: a surrogate model in the style of ContextCite (Cohen-Wang et al., 2024):
-  ``contextcite_samples`` random word ablations (each word kept with probability 1/2, absent
-  words deleted), the log-probability of the original code under each, and a sparse linear
-  model (scikit-learn's Lasso, ``contextcite_alpha`` on the standardised target) fit to them;
-  a word's score is its weight.
+
+Contrastive (``attribute(..., contrast=...)``): every log-probability above becomes the
+difference ``log p(code | x) - log p(contrast | x)`` (``CompletionScorer``), so a positive score
+means the word pushes the model toward its own code rather than the contrast.
 
 ``log p(code | input)`` is the sum over the generated tokens of their log-softmax at the
 positions that produce them (``completion_logprobs``), computed for a batch of inputs in one
@@ -24,10 +24,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from codefocus.data.groups import check_unit, options_without_word_units, spread
 from codefocus.errors import InvalidArgumentError
 from codefocus.generation.memory import (
     ModelShape,
@@ -97,11 +98,96 @@ def completion_logprobs(
 
 
 @dataclass(frozen=True)
+class CompletionScorer:
+    """``log p(completion | prompt + suffix)`` for each of many variants of one prompt: the one
+    quantity the likelihood methods, the contrastive targets and the faithfulness metrics compare.
+
+    A white-box model computes it teacher-forced (``completion_logprobs``, the generated ids when
+    known, the original prompt's keys and values reused); any other model must offer
+    ``completion_logprobs(texts, completion)`` (an ``EndpointModel`` asks its server), or the
+    call fails with one line naming what is missing.
+
+    With a ``contrast`` (code read after the same input), the target is contrastive:
+    ``log p(completion | x) - log p(contrast | x)`` for each variant ``x``, the contrast scored as
+    its tokenised text (or ``contrast_ids``), in the same way as the completion.
+    """
+
+    model: Any
+    completion: str
+    completion_ids: tuple[int, ...] | None = None
+    suffix: str = ""  # what follows the prompt in the model input (MBPP's function header)
+    original: str | None = None  # the unperturbed prompt: its prefix is computed once
+    max_memory: int | None = None
+    contrast: str | None = None  # code to contrast with: the target becomes a difference
+    contrast_ids: tuple[int, ...] | None = None
+
+    def __call__(self, prompts: Sequence[str]) -> np.ndarray:
+        texts = [p + self.suffix for p in prompts]
+        own = self._logprobs(texts, self.completion, self.completion_ids)
+        if self.contrast is None:
+            return own
+        return own - self._logprobs(texts, self.contrast, self.contrast_ids)
+
+    def _logprobs(self, texts: list[str], code: str, ids: tuple[int, ...] | None) -> np.ndarray:
+        """``log p(code | text)`` for each text."""
+        from codefocus.models.base import is_white_box
+
+        if is_white_box(self.model):
+            if ids is None:
+                ids = tuple(self.model.tokenizer(code, add_special_tokens=False)["input_ids"])
+            original = None if self.original is None else self.original + self.suffix
+            return completion_logprobs(
+                self.model, texts, ids, original=original, max_memory=self.max_memory
+            )
+        score = getattr(self.model, "completion_logprobs", None)
+        if score is None:
+            name = getattr(self.model, "name", type(self.model).__name__)
+            raise InvalidArgumentError(
+                f"{name} cannot score the log-probability of given code: the likelihood "
+                "methods need a white-box model or an endpoint that returns prompt "
+                "log-probabilities"
+            )
+        return np.asarray(score(texts, code), dtype=float)
+
+
+def scorer_for(inputs: MethodInputs, max_memory: int | None = None) -> CompletionScorer:
+    """The scorer of the run's own completion under variants of its prompt (contrasted with the
+    setup's ``contrast`` when it has one)."""
+    setup = inputs.perturbation
+    if setup is None:
+        raise InvalidArgumentError("the likelihood methods need a perturbation setup")
+    context = inputs.white_box
+    ids = None
+    if context is not None and context.completion_ids:
+        ids = tuple(context.completion_ids)
+    model = context.model if context is not None else setup.model
+    contrast = setup.contrast
+    if contrast is not None and not contrast:
+        raise InvalidArgumentError("the contrast is empty: give code to contrast with")
+    # the completion itself as the contrast is scored as the very same tokens (a zero target)
+    contrast_ids = ids if contrast == setup.completion else None
+    return CompletionScorer(
+        model,
+        setup.completion,
+        ids,
+        setup.suffix,
+        setup.prompt,
+        max_memory=max_memory,
+        contrast=contrast,
+        contrast_ids=contrast_ids,
+    )
+
+
+@dataclass(frozen=True)
 class Likelihood(Method):
     """Needs the model's weights (a teacher-forced pass) and the words of the task."""
 
     max_memory: int | None = None  # bytes; bounds the rows of each teacher-forced forward
     family: ClassVar[str] = "likelihood"
+    # a model behind an endpoint that returns prompt log-probabilities can run these too
+    needs_white_box: ClassVar[bool] = False
+    # a contrast (``attribute(contrast=...)``) makes the target log p(code) - log p(contrast)
+    takes_contrast: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         check_max_memory(self.max_memory)
@@ -110,20 +196,12 @@ class Likelihood(Method):
         return options_without_budget(super().options())
 
     def compute(self, inputs: MethodInputs) -> TokenScores:
-        context = inputs.context(self.name)
         setup = inputs.setup(self.name)
         if not setup.words:
             return TokenScores(np.zeros(0), word_level=True)
-        ids = list(context.completion_ids or [])
-
-        def logprobs(prompts: list[str]) -> np.ndarray:
-            texts = [p + setup.suffix for p in prompts]
-            original = setup.prompt + setup.suffix
-            return completion_logprobs(
-                context.model, texts, ids, original=original, max_memory=self.max_memory
-            )
-
-        return TokenScores(self.word_scores(setup, logprobs), word_level=True)
+        return TokenScores(
+            self.word_scores(setup, scorer_for(inputs, self.max_memory)), word_level=True
+        )
 
     def word_scores(self, setup, logprobs) -> np.ndarray:
         raise NotImplementedError
@@ -131,7 +209,12 @@ class Likelihood(Method):
 
 @dataclass(frozen=True)
 class LeaveOneOut(Likelihood):
+    """Leaves one prompt unit out at a time: a word by default; with ``perturb_units`` (``line``,
+    ``sentence``, ``statement``, ``token``: ``data/groups.py``) the words of one unit together,
+    each word scored with its unit's change. One scored prompt per unit, and the original."""
+
     loo_mode: str = "substitute"  # substitute | delete
+    perturb_units: str = "word"  # word | token | line | sentence | statement
     description: ClassVar[str] = "leave-one-out change of the code's log-likelihood (new)"
 
     def __post_init__(self) -> None:
@@ -140,56 +223,18 @@ class LeaveOneOut(Likelihood):
             raise InvalidArgumentError(
                 f"unknown loo_mode {self.loo_mode!r}: use substitute or delete"
             )
+        check_unit(self.perturb_units)
+
+    def options(self) -> dict:
+        return options_without_word_units(super().options())
 
     def word_scores(self, setup, logprobs) -> np.ndarray:
         template = setup.template(with_substitutes=self.loo_mode == "substitute")
-        count = len(template.words)
-        values = logprobs([setup.prompt, *(template.without(i) for i in range(count))])
-        return values[0] - values[1:]
-
-
-@dataclass(frozen=True)
-class ContextCite(Likelihood):
-    contextcite_samples: int = 32
-    contextcite_alpha: float = 0.01
-    description: ClassVar[str] = "sparse linear surrogate of random word ablations (new)"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.contextcite_samples < 2:
-            raise InvalidArgumentError(
-                f"contextcite_samples must be at least 2, got {self.contextcite_samples}"
-            )
-        if self.contextcite_alpha < 0:
-            raise InvalidArgumentError(
-                f"contextcite_alpha must be 0 or more, got {self.contextcite_alpha}"
-            )
-
-    def masks(self, count: int) -> np.ndarray:
-        """The ablations: seeded, each word kept with probability 1/2."""
-        rng = np.random.default_rng(0)
-        return rng.integers(0, 2, size=(self.contextcite_samples, count))
-
-    def word_scores(self, setup, logprobs) -> np.ndarray:
-        template = setup.template(with_substitutes=False)
-        masks = self.masks(len(template.words))
-        targets = logprobs(template.render_all(masks))
-        return fit_surrogate(masks, targets, self.contextcite_alpha)
-
-
-def fit_surrogate(masks: np.ndarray, targets: np.ndarray, alpha: float) -> np.ndarray:
-    """Weights of a Lasso fit of ``targets`` on the ablation ``masks`` (target standardised,
-    weights scaled back to log-probability units)."""
-    from sklearn.linear_model import Lasso, LinearRegression
-
-    scale = float(np.std(targets)) or 1.0
-    centred = (targets - targets.mean()) / scale
-    model = Lasso(alpha=alpha, max_iter=10_000) if alpha > 0 else LinearRegression()
-    model.fit(masks.astype(float), centred)
-    return np.asarray(model.coef_, dtype=float) * scale
+        groups = setup.groups(self.perturb_units)
+        values = logprobs([setup.prompt, *(template.without_group(g) for g in groups)])
+        return spread(groups, values[0] - values[1:], len(template.words))
 
 
 loo_logprob = LeaveOneOut("loo_logprob")
-contextcite = ContextCite("contextcite")
 
-METHODS: tuple[Method, ...] = (loo_logprob, contextcite)
+METHODS: tuple[Method, ...] = (loo_logprob,)

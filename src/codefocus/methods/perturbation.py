@@ -35,6 +35,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from codefocus.data.groups import check_unit, options_without_word_units, spread
 from codefocus.errors import InvalidArgumentError
 from codefocus.generation.memory import check_max_memory, memory_budget, options_without_budget
 from codefocus.methods.base import Method, MethodInputs, TokenScores
@@ -195,11 +196,25 @@ def prefetch(methods: Sequence[Method], setup: PerturbationSetup) -> dict[str, f
 
 @dataclass(frozen=True)
 class Occlusion(Perturbation):
+    """Deletes one prompt unit at a time: a word by default; with ``perturb_units`` (``line``,
+    ``sentence``, ``statement``, ``token``: ``data/groups.py``) the words of one unit together,
+    each word scored with its unit's regeneration."""
+
+    perturb_units: str = "word"  # word | token | line | sentence | statement
     description: ClassVar[str] = "delete each word, regenerate, 1 - BLEU"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_unit(self.perturb_units)
+
+    def options(self) -> dict:
+        return options_without_word_units(super().options())
 
     def word_scores(self, setup):
         template = setup.template(with_substitutes=False)
-        return setup.scores_for([template.without(i) for i in range(len(template.words))])
+        groups = setup.groups(self.perturb_units)
+        scores = setup.scores_for([template.without_group(g) for g in groups])
+        return spread(groups, scores, len(template.words))
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from codefocus.data.groups import word_groups
 from codefocus.data.units import Span, scoped_word_spans
 from codefocus.generation.protocol import CompletionGenerator, as_completion_generator
 from codefocus.generation.records import GenerationSettings
@@ -25,7 +26,9 @@ class PerturbationSetup:
 
     ``generator`` regenerates perturbed inputs (a ``CompletionGenerator``: ``CachedGenerator``);
     a plain callable ``(inputs, budget, settings, original=...) -> completions``, such as a
-    test's stand-in for a model, is wrapped as one that remembers nothing.
+    test's stand-in for a model, is wrapped as one that remembers nothing. ``contrast``: code
+    read after the same model input as the completion (``api.contrast_for``); only the
+    likelihood methods take it.
     """
 
     prompt: str
@@ -38,8 +41,12 @@ class PerturbationSetup:
     provider: str = "embedding"
     model: object = None
     scope: str = "study"  # which words are perturbed (data/units.py: scored_range)
+    # code to contrast the completion with: the likelihood methods then explain
+    # log p(completion | x) - log p(contrast | x) (``methods/likelihood.py``: CompletionScorer)
+    contrast: str | None = None
     _words: list[Span] | None = field(default=None, repr=False)
     _substitutes: list[str] | None = field(default=None, repr=False)
+    _groups: dict[str, list[list[int]]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.generator = as_completion_generator(self.generator)
@@ -49,6 +56,28 @@ class PerturbationSetup:
         if self._words is None:
             self._words = scoped_word_spans(self.prompt, self.scope)
         return self._words
+
+    def groups(self, unit: str = "word") -> list[list[int]]:
+        """The words as groups of their indices, one group per prompt unit (``data/groups.py``:
+        ``word``, ``token``, ``line``, ``sentence``, ``statement``); ``token`` reads the model's
+        tokens of the prompt as the model reads it (with the suffix), so it needs a white-box
+        model."""
+        if unit not in self._groups:
+            tokens = None
+            if unit == "token":
+                from codefocus.errors import InvalidArgumentError
+                from codefocus.models.base import is_white_box
+
+                if not is_white_box(self.model):
+                    name = getattr(self.model, "name", type(self.model).__name__)
+                    raise InvalidArgumentError(
+                        f"perturb_units 'token' needs a white-box model's tokens; {name} has none"
+                    )
+                end = len(self.prompt)
+                offsets = self.model.encode(self.prompt + self.suffix).offsets
+                tokens = [Span(s, min(e, end)) for s, e in offsets if s < end]
+            self._groups[unit] = word_groups(self.prompt, self.words, unit, tokens)
+        return self._groups[unit]
 
     def substitutes(self) -> list[str]:
         if self._substitutes is None:
@@ -112,6 +141,14 @@ class WordTemplate:
     def without(self, index: int) -> str:
         """The prompt with one word left out."""
         return rebuild(self.prompt, self.words, {index: self.absent(index)})
+
+    def group_changes(self, group: Sequence[int]) -> bool:
+        """Whether leaving the words of ``group`` out changes the prompt at all."""
+        return any(self.changes(i) for i in group)
+
+    def without_group(self, group: Sequence[int]) -> str:
+        """The prompt with the words of ``group`` left out together (one word: ``without``)."""
+        return rebuild(self.prompt, self.words, {int(i): self.absent(int(i)) for i in group})
 
     def render(self, present: np.ndarray) -> str:
         """The prompt with the words where ``present`` is 0 left out."""

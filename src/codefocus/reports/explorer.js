@@ -15,18 +15,23 @@ function clear(){
  words.forEach(function(w){w.classList.remove("on");w.style.background="";w.style.color="";
   w.removeAttribute("data-score");w.title=w.dataset.label||"";});
  stmts.forEach(function(s){s.classList.remove("on");});}
+// a contrastive attribution diverges: blue toward the generated code, red toward the contrast
+function shade(w,v,t){var sc=data.diverging&&v<0?data.negative:data.scale;
+ var b=Math.min(sc.length-1,Math.floor(t*sc.length));
+ w.style.background=sc[b];w.style.color=b>=sc.length-2?"#fff":"";}
 function paint(top,scores){
  var m=top.length?scores[top[0]]:0,lo=top.length?scores[top[top.length-1]]:0;
- top.forEach(function(i){var v=scores[i],t=m>lo?(v-lo)/(m-lo):1;
-  var b=Math.min(data.scale.length-1,Math.floor(t*data.scale.length));
-  var w=words[i];if(!w)return;w.classList.add("on");w.style.background=data.scale[b];
-  w.style.color=b>=data.scale.length-2?"#fff":"";w.dataset.score=String(v);
-  w.title=select.value+": "+v.toPrecision(4)+(w.dataset.label?" \u2014 "+w.dataset.label:"");});}
+ if(data.diverging){m=top.length?Math.abs(scores[top[0]]):0;lo=0;}
+ top.forEach(function(i){var v=scores[i],t=m>lo?((data.diverging?Math.abs(v):v)-lo)/(m-lo):1;
+  var w=words[i];if(!w)return;w.classList.add("on");shade(w,v,t);w.dataset.score=String(v);
+  w.title=select.value+": "+v.toPrecision(4)+(data.diverging?(v>0?" (toward the generated code)":
+   " (toward the contrast)"):"")+(w.dataset.label?" \u2014 "+w.dataset.label:"");});}
 function showWords(){
  clear();var m=method();
  if(!m.top.length){status.textContent=select.value+": no attribution (all scores equal)";return;}
  paint(m.top,m.scores);
- status.textContent=select.value+": the top "+m.top.length+" words of the whole generation";}
+ status.textContent=select.value+": the top "+m.top.length+" words of the whole generation"+
+  (data.diverging?" by size (blue: toward the generated code, red: toward the contrast)":"");}
 function showStatement(j){
  var m=method();clear();stmts[j].classList.add("on");
  if(!m.rows){showWords();stmts[j].classList.add("on");
@@ -38,8 +43,7 @@ function showStatement(j){
 function showWord(i){
  var m=method();clear();var hits=0;
  if(m.rows){m.rows.forEach(function(r,j){if(r.top.indexOf(i)>=0){if(stmts[j])stmts[j].classList.add("on");hits++;}});}
- words[i].classList.add("on");words[i].style.background=data.scale[data.scale.length-1];
- words[i].style.color="#fff";var v=m.scores[i];words[i].dataset.score=String(v);
+ words[i].classList.add("on");var v=m.scores[i];shade(words[i],v,1);words[i].dataset.score=String(v);
  status.textContent="\u201c"+words[i].textContent+"\u201d ("+select.value+" "+v.toPrecision(4)+"): "+
   (m.rows?"in the top "+data.k+" of "+hits+" of "+m.rows.length+" statements":"this method has no per-statement scores");}
 function rest(){if(pinnedStmt!==null)showStatement(pinnedStmt);else if(pinnedWord!==null)showWord(pinnedWord);else showWords();}

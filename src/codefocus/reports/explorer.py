@@ -6,6 +6,11 @@ word and the statements where it ranks in the top K light up. A selector switche
 perturbation methods have no per-statement rows, so they show their word scores. The
 programmers' labels can be overlaid, and the reference solution sits beside the code.
 
+A contrastive attribution (``attribute(..., contrast=...)``, ``settings["contrast"]``) explains
+``log p(code) - log p(contrast)``: its scores have a sign, so the top K words are those of the
+largest size, shaded on a diverging scale (blue: toward the model's own code, red: toward the
+contrast), and the contrast's code sits beside the generated code.
+
 Safety: every text from a task, a model or a user is escaped into the HTML by Python; the
 embedded JSON holds numbers, indices and method names only and is escaped against ``</script>``;
 the script reads it with ``JSON.parse`` and writes text with ``textContent`` (never ``innerHTML``,
@@ -30,6 +35,9 @@ if TYPE_CHECKING:
 # a sequential single-hue scale (ColorBrewer Blues, 5 classes): colour-blind-safe, and the order
 # reads from lightness alone; text turns white on the two darkest
 SCALE = ["#c6dbef", "#9ecae1", "#6baed6", "#3182bd", "#08519c"]
+# a contrastive attribution's other side (ColorBrewer Reds, 5 classes): with SCALE, the two
+# halves of a colour-blind-safe diverging red-blue scale, lightest near zero
+NEGATIVE_SCALE = ["#fcbba1", "#fc9272", "#fb6a4a", "#de2d26", "#a50f15"]
 # label categories as underlines, in Okabe & Ito's colour-blind-safe colours
 CATEGORY_COLOURS = {
     "datatype": "#E69F00",
@@ -84,10 +92,32 @@ def top_words(scores: list[float], k: int) -> list[int]:
     return [int(i) for i in top_k_indices(scores, k)]
 
 
+def top_by_size(scores: list[float], k: int) -> list[int]:
+    """A contrastive attribution's top-K word indices: the largest ``|score|`` first (ties to the
+    earlier word), zeros never (a zero pushes neither way)."""
+    from codefocus.metrics.alignment import top_k_indices
+
+    sizes = [abs(v) for v in scores]
+    if not sizes or max(sizes) == 0:
+        return []
+    return [int(i) for i in top_k_indices(sizes, k) if scores[int(i)] != 0]
+
+
+def contrast_of(attribution: Attribution) -> dict | None:
+    """The recorded contrast (``source``, ``text``) of a contrastive attribution, else None."""
+    contrast = attribution.settings.get("contrast")
+    return contrast if isinstance(contrast, dict) and "text" in contrast else None
+
+
 def explorer_data(attribution: Attribution, methods: list[str], k: int) -> dict:
     """What the script needs: per method, word scores with their top K, and per statement the
-    row of word scores with its top K (attention and gradient methods)."""
+    row of word scores with its top K (attention and gradient methods). A contrastive
+    attribution's top K are by size and its shades diverge (``negative``)."""
+    diverging = contrast_of(attribution) is not None
+    top = top_by_size if diverging else top_words
     out: dict = {"k": k, "scale": SCALE, "methods": {}}
+    if diverging:
+        out["diverging"], out["negative"] = True, NEGATIVE_SCALE
     for method in methods:
         if method not in attribution.word_scores:
             continue
@@ -95,8 +125,8 @@ def explorer_data(attribution: Attribution, methods: list[str], k: int) -> dict:
         rows = attribution.statement_word_scores.get(method)
         out["methods"][method] = {
             "scores": scores,
-            "top": top_words(scores, k),
-            "rows": [{"scores": _finite(r), "top": top_words(_finite(r), k)} for r in rows]
+            "top": top(scores, k),
+            "rows": [{"scores": _finite(r), "top": top(_finite(r), k)} for r in rows]
             if rows
             else None,
         }
@@ -177,11 +207,20 @@ def explorer_html(
         f"{'' if data['methods'][m]['rows'] else ' (words only)'}</option>"
         for m in methods
     )
+    contrast = contrast_of(attribution)
+
+    def swatches(colours: list[str]) -> str:
+        return "".join(f'<span style="background:{c}">&#8203;&nbsp;</span>' for c in colours)
+
     legend = (
         '<span class="legend" aria-label="colour scale">score within the top '
-        f"{k}: low "
-        + "".join(f'<span style="background:{c}">&#8203;&nbsp;</span>' for c in SCALE)
-        + " high</span>"
+        f"{k}: low " + swatches(SCALE) + " high</span>"
+        if contrast is None
+        else '<span class="legend" aria-label="diverging colour scale">the top '
+        f"{k} words by size: toward the contrast "
+        + swatches(NEGATIVE_SCALE[::-1])
+        + swatches(SCALE)
+        + " toward the generated code</span>"
     )
     has_labels = bool(attribution.human_spans)
     label_toggle = (
@@ -201,6 +240,14 @@ def explorer_html(
         if reference
         else ""
     )
+    if contrast is not None:
+        source = "reference solution" if contrast.get("source") == "reference" else "given code"
+        if reference == contrast["text"]:
+            reference_column = ""  # shown once, as the contrast
+        reference_column += (
+            f"<div class='cfx-col'><h4>contrast: {source}</h4><pre class='cfx-contrast'>"
+            f"{html.escape(str(contrast['text']))}</pre></div>"
+        )
     if not methods:
         return f"<div class='cfx'><p>no method scores to explore ({html.escape(attribution.task_id or 'prompt')})</p></div>"
     safe_id = html.escape(element_id, quote=True)
