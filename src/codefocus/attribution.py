@@ -175,6 +175,14 @@ class Attribution:
             [s.category for s in self.human_spans],
         )
 
+    def faithfulness(self, model, methods: list[str] | None = None, **options):
+        """How faithful each method's ranking is to ``model`` (the model this attribution
+        explains): deletion and insertion curves, AOPC, controls, code change and LDS.
+        ``options`` are those of ``codefocus.faithfulness.evaluate_faithfulness``."""
+        from codefocus.faithfulness import evaluate_faithfulness
+
+        return evaluate_faithfulness(model, self, methods, **options)
+
     # ---- selecting and combining -------------------------------------------------------------
     def select(self, methods: list[str] | str) -> Attribution:
         """The same attribution with only ``methods`` (in that order)."""

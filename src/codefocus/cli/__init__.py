@@ -13,7 +13,16 @@ from typing import NoReturn
 
 import typer
 
-from codefocus.cli import attribution, data, evaluation, lab, probes, studies, userstudy
+from codefocus.cli import (
+    attribution,
+    data,
+    evaluation,
+    faithfulness,
+    lab,
+    probes,
+    studies,
+    userstudy,
+)
 from codefocus.errors import CodefocusError
 
 HELP = (
@@ -38,6 +47,7 @@ app.command("report")(studies.report_command)
 app.command("demo")(studies.demo_command)
 app.command("memorization")(lab.memorization_command)
 app.command("probe")(probes.probe_command)
+app.command("faithfulness")(faithfulness.faithfulness_command)
 
 
 def _reflow(text: str) -> str:

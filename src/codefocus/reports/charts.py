@@ -121,6 +121,45 @@ def bar_chart(title: str, bars: Mapping[str, float], y_label: str) -> str:
     return _to_svg(fig, title)
 
 
+def interval_scatter(
+    title: str,
+    points: Mapping[str, tuple[float, float, float, float, float, float]],
+    x_label: str,
+    y_label: str,
+    reference_y: float | None = None,
+    reference_label: str = "",
+) -> str:
+    """One point per name at (x, y) with its intervals as error bars: ``points[name] = (x,
+    x_low, x_high, y, y_low, y_high)``; an optional horizontal reference line (a control)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.2, 4.2))
+    for n, (name, (x, x_low, x_high, y, y_low, y_high)) in enumerate(points.items()):
+        if not all(math.isfinite(v) for v in (x, x_low, x_high, y, y_low, y_high)):
+            continue
+        ax.errorbar(
+            [x],
+            [y],
+            xerr=[[x - x_low], [x_high - x]],
+            yerr=[[y - y_low], [y_high - y]],
+            fmt=MARKERS[n % len(MARKERS)],
+            color=PALETTE[n % len(PALETTE)],
+            markersize=6,
+            capsize=2,
+            linewidth=0.8,
+            label=name,
+            gid=f"point-{n}",
+        )
+    if reference_y is not None and math.isfinite(reference_y):
+        ax.axhline(reference_y, color="#333", linewidth=0.8, linestyle=":", label=reference_label)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_title(title, fontsize=11, loc="left")
+    ax.grid(alpha=0.3)
+    if points:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    return _to_svg(fig, title)
+
+
 def histogram(title: str, values: Sequence[float], x_label: str, bins: int = 10) -> str:
     """A histogram of the finite values (AutoFocus's correlations per program, for example)."""
     plt = _pyplot()

@@ -12,18 +12,14 @@ import html
 import json
 from pathlib import Path
 
+from codefocus.faithfulness.study import load_faithfulness
 from codefocus.reports.charts import bar_chart
+from codefocus.reports.faithfulness_section import faithfulness_section
 from codefocus.reports.page import escaped_fragment, render_page
 from codefocus.reports.study_headline import headline_section, study_headline
-from codefocus.reports.study_sections import (
-    KS,
-    TaskResult,
-    alignment_section,
-    error_section,
-    load_results,
-    task_section,
-)
+from codefocus.reports.study_sections import KS, alignment_section, error_section, task_section
 from codefocus.storage import write_text_atomic
+from codefocus.studies.results import TaskResult, load_results
 from codefocus.studies.runner import STORE_NAME
 from codefocus.studies.store import StudyStore
 
@@ -115,6 +111,12 @@ def write_report(directory: str | Path, data_dir: str | Path | None = None) -> P
     if len(pass_rates) > 1:  # a chart of one bar says nothing the text does not
         body.append(
             "<div class='charts'>" + bar_chart("pass@1 per model", pass_rates, "pass@1") + "</div>"
+        )
+    measured = load_faithfulness(directory)
+    if measured:
+        body.append(
+            "<h2>Which attribution can you trust? Alignment and faithfulness</h2>"
+            + "".join(faithfulness_section(m, results, measured) for m in config.models)
         )
     body.append(
         "<h2>Why generations fail: missing attention (RQ2)</h2>" + error_section(results, methods)

@@ -127,7 +127,7 @@ def build_design(
     """A design from the attributions stored in a codefocus study: ``tasks`` tasks drawn with
     ``seed`` among those where every method gave an attribution (scores not all equal)."""
     from codefocus.reports.explorer import top_words
-    from codefocus.reports.study_report import load_results
+    from codefocus.studies.results import load_results
 
     if len(set(methods)) != len(methods) or len(methods) < 2:
         raise InvalidArgumentError(f"--methods: name two or more different methods, got {methods}")

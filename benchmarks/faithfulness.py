@@ -1,0 +1,159 @@
+"""Which attribution can you trust? Alignment with programmers beside faithfulness to the model,
+per method, on labelled tasks of HumanEval and MBPP, on one model.
+
+Two resumable stages in one study directory (``--work``): a ``codefocus`` study of the chosen
+tasks with every method that runs on the model (the regeneration methods — occlusion, BERT
+masking, SHAP — on the first ``--perturbation-tasks`` of them, the study's own option), then
+``codefocus faithfulness --study`` over it. A killed run resumes where it stopped. Per method it
+reports F1@10 against the programmers and AOPC (nats per code token, top 1..K words deleted),
+each with a 95% bootstrap interval over tasks, AOPC of sufficiency, the lowest-ranked control,
+LDS, the share of tasks whose greedy code changed, and the seconds per task of the attribution
+and of the faithfulness measurement; then the random control. The hierarchical leave-one-out
+figures (``hierarchical_loo.py``) and the endpoint likelihood figures (``endpoint_likelihood.py``)
+are read from their own results files when they exist, and shown beside.
+
+Writes ``benchmarks/results/faithfulness.json`` and ends with one line per method,
+``<method>: f1@10 X aopc Y``.
+
+    CODEFOCUS_DATA=../shared/data .venv/bin/python benchmarks/faithfulness.py \\
+        [--humaneval 10 --mbpp 20] [--methods all] [--perturbation-tasks 6] [--k 10] \\
+        [--work DIR] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import ROOT, provenance, write_json  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def pick_tasks(humaneval: int, mbpp: int, data_dir=None) -> list[str]:
+    """Labelled tasks evenly spaced over each benchmark's ids (the same on every machine)."""
+    from codefocus.data.tasks import load_tasks
+
+    chosen = []
+    for benchmark, count in (("humaneval", humaneval), ("mbpp", mbpp)):
+        tasks = [t for t in load_tasks(benchmark, data_dir) if t.human_spans]
+        step = max(1, len(tasks) // max(1, count))
+        chosen += [t.task_id for t in tasks[::step][:count]]
+    return chosen
+
+
+def _interval(value) -> dict | None:
+    return None if value is None else value.to_dict()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--humaneval", type=int, default=10)
+    parser.add_argument("--mbpp", type=int, default=20)
+    parser.add_argument("--methods", default="all")
+    parser.add_argument("--perturbation-tasks", type=int, default=6)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--random-orders", type=int, default=3)
+    parser.add_argument("--lds-samples", type=int, default=32)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/codefocus-faithfulness"))
+    parser.add_argument("--out", type=Path, default=RESULTS / "faithfulness.json")
+    parser.add_argument("--data", default=None)
+    args = parser.parse_args(argv)
+
+    from rich.console import Console
+
+    from codefocus.faithfulness import summarize
+    from codefocus.faithfulness.study import load_faithfulness, run_study_faithfulness
+    from codefocus.studies.results import load_results
+    from codefocus.studies.runner import StudyConfig, run_study
+
+    console = Console(stderr=True)
+    task_ids = pick_tasks(args.humaneval, args.mbpp, args.data)
+    by_benchmark: dict[str, list[str]] = {}
+    for task_id in task_ids:
+        by_benchmark.setdefault(task_id.split("/")[0].lower(), []).append(task_id)
+    config = StudyConfig(
+        models=(args.model,),
+        methods=(args.methods,),
+        benchmarks=("humaneval", "mbpp"),
+        task_ids=tuple(task_ids),
+        perturbation_tasks=args.perturbation_tasks,
+        verdicts="none",
+        data_dir=args.data,
+    )
+    started = time.perf_counter()
+    summary = run_study(config, args.work, console=console)
+    attribution_seconds = time.perf_counter() - started
+    console.print(f"attributions: {summary.to_dict()}")
+    started = time.perf_counter()
+    counts = run_study_faithfulness(
+        args.work,
+        k=args.k,
+        random_orders=args.random_orders,
+        lds_samples=args.lds_samples,
+        data_dir=args.data,
+        on_done=lambda model, task, result, error: console.print(
+            f"faithfulness {task}: "
+            + (error or f"{result.seconds:.1f} s, {result.settings['variants_scored']} variants")
+        ),
+    )
+    faithfulness_seconds = time.perf_counter() - started
+    _, results = load_results(args.work, args.data)
+    measured = load_faithfulness(args.work)
+    own = [measured[(r.model, r.attribution.task_id)] for r in results if (r.model, r.attribution.task_id) in measured]  # fmt: skip
+    rows = summarize(own, [r.attribution for r in results], k=10)
+    per_task_faithfulness = {f.task_id: f.seconds for f in own}
+    record = {
+        "benchmark": "faithfulness",
+        **provenance(),
+        "command": "python benchmarks/faithfulness.py " + " ".join(argv or sys.argv[1:]),
+        "model": args.model,
+        "tasks": task_ids,
+        "tasks_by_benchmark": {b: len(ids) for b, ids in by_benchmark.items()},
+        "perturbation_tasks": args.perturbation_tasks,
+        "k": args.k,
+        "perturbation": "delete",
+        "random_orders": args.random_orders,
+        "lds_samples": args.lds_samples,
+        "attribution": {"seconds": attribution_seconds, "summary": summary.to_dict()},
+        "faithfulness": {
+            "seconds": faithfulness_seconds,
+            "counts": counts,
+            "seconds_per_task_mean": sum(per_task_faithfulness.values())
+            / max(1, len(per_task_faithfulness)),
+            "seconds_per_task": per_task_faithfulness,
+        },
+        "methods": [
+            {
+                "method": row.method,
+                "tasks": row.tasks,
+                "f1_at_10": _interval(row.f1),
+                "aopc": _interval(row.aopc),
+                "aopc_sufficiency": _interval(row.aopc_sufficiency),
+                "lowest_aopc": _interval(row.lowest_aopc),
+                "lds": _interval(row.lds),
+                "code_changed": row.code_changed,
+                "seconds_per_task": row.seconds_per_task,
+            }
+            for row in rows
+        ],
+    }
+    for name in ("hierarchical_loo", "endpoint_likelihood"):
+        path = RESULTS / f"{name}.json"
+        if path.is_file():
+            record[name] = json.loads(path.read_text(encoding="utf-8")).get("summary")
+    write_json(args.out, record)
+    for row in rows:
+        f1 = "n/a" if row.f1 is None else f"{row.f1.estimate:.3f}"
+        print(f"{row.method}: f1@10 {f1} aopc {row.aopc.estimate:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
