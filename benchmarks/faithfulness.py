@@ -106,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     faithfulness_seconds = time.perf_counter() - started
     _, results = load_results(args.work, args.data)
     measured = load_faithfulness(args.work)
-    own = [measured[(r.model, r.attribution.task_id)] for r in results if (r.model, r.attribution.task_id) in measured]  # fmt: skip
+    keys = [(r.model, r.attribution.task_id) for r in results]
+    own = [measured[key] for key in keys if key in measured]
     rows = summarize(own, [r.attribution for r in results], k=10)
     per_task_faithfulness = {f.task_id: f.seconds for f in own}
     record = {

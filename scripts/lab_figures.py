@@ -110,3 +110,58 @@ def precision(record: dict) -> str:
             f"| {_value(figures['top10_mean'], 2)} ({_value(figures['top10_min'], 2)}) |"
         )
     return "\n".join(lines)
+
+
+def _interval(value: dict | None, digits: int = 3, scale: float = 1.0) -> str:
+    if value is None:
+        return "–"
+    return (
+        f"{scale * value['estimate']:.{digits}f} "
+        f"[{scale * value['low']:.{digits}f}, {scale * value['high']:.{digits}f}]"
+    )
+
+
+def faithfulness(record: dict) -> str:
+    """Alignment beside faithfulness per method (``benchmarks/faithfulness.py``)."""
+    counts = record["tasks_by_benchmark"]
+    lines = [
+        f"{record['model']}, {len(record['tasks'])} labelled tasks ({counts.get('humaneval', 0)} "
+        f"HumanEval, {counts.get('mbpp', 0)} MBPP; occlusion, BERT masking and SHAP on the "
+        f"first {record['perturbation_tasks']} of each), words deleted, K = {record['k']}, "
+        f"{record['random_orders']} random orders, {record['lds_samples']} held-out ablations; "
+        f"F1@10 in %, AOPC in nats per code token; 95% bootstrap intervals over tasks; "
+        f"{record['machine']['cpu_count']} CPU cores, attribution "
+        f"{record['attribution']['seconds'] / 60:.0f} min and faithfulness "
+        f"{record['faithfulness']['seconds'] / 60:.0f} min "
+        f"({record['date'][:10]}, commit {str(record['commit'])[:8]}).",
+        "",
+        "| method | tasks | F1@10 | AOPC (comprehensiveness) | AOPC (sufficiency) "
+        "| AOPC, lowest-ranked | LDS | code changed | s/task |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in record["methods"]:
+        changed = row["code_changed"]
+        lines.append(
+            f"| {row['method']} | {row['tasks']} | {_interval(row['f1_at_10'], 1, 100)} "
+            f"| {_interval(row['aopc'], 4)} | {_interval(row['aopc_sufficiency'], 4)} "
+            f"| {_interval(row['lowest_aopc'], 4)} | {_interval(row['lds'], 2)} "
+            f"| {'–' if changed is None else f'{100 * changed:.0f}%'} "
+            f"| {_value(row['seconds_per_task'], 1)} |"
+        )
+    return "\n".join(lines)
+
+
+def hierarchical_loo(record: dict) -> str:
+    """Hierarchical leave-one-out against full LOO (``benchmarks/hierarchical_loo.py``)."""
+    summary = record["summary"]
+    options = ", ".join(f"{k}={v}" for k, v in record["method_options"].items())
+    return (
+        f"{record['model']}, {len(record['tasks'])} HumanEval tasks, loo_mode "
+        f"{record['loo_mode']}, {options}: hierarchical leave-one-out took "
+        f"{summary['hierarchical_seconds']:.0f} s against {summary['full_seconds']:.0f} s for "
+        f"full leave-one-out (speed-up {summary['speedup']:.2f}×; "
+        f"{summary['hierarchical_forwards']} against {summary['full_forwards']} scored prompts) "
+        f"and found {100 * summary['top_recall']:.0f}% of full leave-one-out's top-{record['k']} "
+        f"words ({record['machine']['cpu_count']} CPU cores; {record['date'][:10]}, commit "
+        f"{str(record['commit'])[:8]})."
+    )

@@ -22,7 +22,13 @@ from pathlib import Path
 from codefocus.reproduce.kou2024 import METHOD_LABELS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from lab_figures import autofocus, memorization, precision  # noqa: E402  (this folder, not a package)
+from lab_figures import (  # noqa: E402  (this folder, not a package)
+    autofocus,
+    faithfulness,
+    hierarchical_loo,
+    memorization,
+    precision,
+)
 
 sys.path.pop(0)
 
@@ -308,6 +314,8 @@ RENDERERS = {
     "memorization": ("memorization", memorization),
     "autofocus": ("autofocus", autofocus),
     "precision": ("precision", precision),
+    "faithfulness": ("faithfulness", faithfulness),
+    "hierarchical_loo": ("hierarchical_loo", hierarchical_loo),
 }
 # a block: its opening and closing comments each on a line of their own
 BLOCK = re.compile(
