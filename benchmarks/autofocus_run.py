@@ -28,7 +28,6 @@ import argparse
 import datetime
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,6 +38,11 @@ from codefocus.errors import InvalidArgumentError
 from codefocus.lab.autofocus import ProgramAnalysis, analyse, summary
 from codefocus.lab.ggnn import DEFAULT_POOLING, build_classifier, resolve_pooling
 from codefocus.storage import write_text_atomic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import git  # noqa: E402  (this folder, not a package)
+
+sys.path.pop(0)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "autofocus.json"
@@ -67,16 +71,6 @@ def say(text: str) -> None:
     print(text, flush=True)  # a log file shows progress as it happens
 
 
-def _git(*arguments: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
 def run_key(encoder: str, pooling: str, seed: int) -> str:
     return f"{encoder}/{pooling}/seed{seed}"
 
@@ -91,8 +85,8 @@ def load_results(path: Path, fresh: bool) -> dict:
 
 def save_results(path: Path, record: dict) -> None:
     record["date"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-    record["commit"] = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain")
+    record["commit"] = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain")
     record["uncommitted_changes"] = None if status is None else bool(status)
     write_text_atomic(path, json.dumps(_finite(record), indent=1, allow_nan=False))
 

@@ -21,6 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import git  # noqa: E402  (this folder, not a package)
+
+sys.path.pop(0)
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,9 +59,7 @@ def main() -> int:
     record = {
         "benchmark": "demo",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": git("rev-parse", "HEAD"),
         "command": " ".join(["codefocus", *command[1:]]),
         "seconds": seconds,
         "units": units.strip(),

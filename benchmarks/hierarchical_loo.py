@@ -23,13 +23,18 @@ import datetime
 import json
 import os
 import platform
-import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import git  # noqa: E402  (this folder, not a package)
+
+sys.path.pop(0)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "hierarchical_loo.json"
@@ -193,9 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = {
         "benchmark": "hierarchical_loo",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": git("rev-parse", "HEAD"),
         "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
         **placement_of(model),  # the device and dtype the model ran in
         **report,

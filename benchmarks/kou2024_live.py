@@ -51,10 +51,9 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import json
 import os
 import platform
-import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -78,6 +77,11 @@ from codefocus.serialization import to_jsonable
 from codefocus.studies.executors import run_study
 from codefocus.studies.export import stored_results
 from codefocus.studies.runner import STUDY_MIX, StudyConfig, demo_sample, generate_ahead
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import cpu_model, git, versions, write_json  # noqa: E402  (this folder, not a package)
+
+sys.path.pop(0)
 
 PROTOCOL = "kou2024"
 BENCHMARKS = ("humaneval", "mbpp")
@@ -387,55 +391,6 @@ def measure_run(model_name: str, prompts: int, data_dir, folder: Path, workers) 
 # ---------------------------------------------------------------- provenance and output
 
 
-def _git(*arguments: str) -> str | None:
-    """A git command's output in the repository, ``None`` where git fails."""
-    try:
-        done = subprocess.run(
-            ["git", *arguments], cwd=ROOT, capture_output=True, text=True, timeout=10
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def _cpu_model() -> str | None:
-    """The CPU's model name (``platform.processor()`` is often empty on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return None
-
-
-def _versions() -> dict[str, str | None]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found: dict[str, str | None] = {}
-    for package in ("torch", "transformers", "codefocus"):
-        try:
-            found[package] = version(package)
-        except PackageNotFoundError:
-            found[package] = None
-    return found
-
-
-def write_json(path: Path, record: dict) -> None:
-    """``record`` to ``path`` atomically: a temporary file beside it, then ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as file:
-            json.dump(record, file, indent=2)
-            file.write("\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="default", help="default, tiny, a hub id, a directory")
@@ -460,17 +415,17 @@ def main() -> None:
     load_seconds = time.perf_counter() - started
     print(f"model {model.name} on {model.device}, loaded in {load_seconds:.1f} s", flush=True)
 
-    status = _git("status", "--porcelain")
+    status = git("status", "--porcelain")
     record: dict = {
         "benchmark": "kou2024_live",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": _git("rev-parse", "HEAD") or None,
+        "commit": git("rev-parse", "HEAD") or None,
         # uncommitted changes in the tree: the commit alone does not name the code that ran
         "uncommitted_changes": None if status is None else bool(status),
-        "versions": _versions(),
+        "versions": versions(),
         "machine": {
             "processor": platform.processor(),
-            "cpu_model": _cpu_model(),
+            "cpu_model": cpu_model(),
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
             "device": str(model.device),

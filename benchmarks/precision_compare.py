@@ -16,11 +16,16 @@ import datetime
 import json
 import os
 import platform
-import subprocess
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from provenance import git  # noqa: E402  (this folder, not a package)
+
+sys.path.pop(0)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "precision.json"
@@ -113,9 +118,7 @@ def main() -> int:
     record = {
         "benchmark": "precision",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "commit": subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip(),
+        "commit": git("rev-parse", "HEAD"),
         "model": "default",
         "protocol": args.protocol,
         "tasks": refs,
