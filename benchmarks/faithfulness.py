@@ -47,6 +47,44 @@ def pick_tasks(humaneval: int, mbpp: int, data_dir=None) -> list[str]:
     return chosen
 
 
+def hierarchical_in_run(attributions, k: int = 10) -> dict | None:
+    """``hierarchical_loo`` against full ``loo_logprob`` on the tasks of this run that have both:
+    their attribution seconds (substitutes found once per task and shared) and the share of full
+    leave-one-out's top-k words that hierarchical's top-k also has."""
+    import numpy as np
+
+    from codefocus.metrics.alignment import top_k_indices
+
+    rows = []
+    for a in attributions:
+        if not {"loo_logprob", "hierarchical_loo"} <= set(a.word_scores) or not a.words:
+            continue
+        top = min(k, len(a.words))
+        full = set(top_k_indices(a.word_scores["loo_logprob"], top).tolist())
+        fast = set(top_k_indices(a.word_scores["hierarchical_loo"], top).tolist())
+        rows.append(
+            {
+                "task": a.task_id,
+                "words": len(a.words),
+                "full_seconds": a.timings.get("loo_logprob"),
+                "hierarchical_seconds": a.timings.get("hierarchical_loo"),
+                "top_recall": len(full & fast) / top,
+            }
+        )
+    if not rows:
+        return None
+    full = sum(r["full_seconds"] or 0.0 for r in rows)
+    fast = sum(r["hierarchical_seconds"] or 0.0 for r in rows)
+    return {
+        "tasks": rows,
+        "k": k,
+        "full_seconds": full,
+        "hierarchical_seconds": fast,
+        "speedup": full / fast if fast else None,
+        "top_recall": float(np.mean([r["top_recall"] for r in rows])),
+    }
+
+
 def _interval(value) -> dict | None:
     return None if value is None else value.to_dict()
 
@@ -64,13 +102,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path("/tmp/codefocus-faithfulness"))
     parser.add_argument("--out", type=Path, default=RESULTS / "faithfulness.json")
     parser.add_argument("--data", default=None)
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="measure nothing: summarize what --work already holds (a run stopped early)",
+    )
     args = parser.parse_args(argv)
 
     from rich.console import Console
 
-    from codefocus.faithfulness import summarize
-    from codefocus.faithfulness.study import load_faithfulness, run_study_faithfulness
-    from codefocus.studies.results import load_results
+    from codefocus.faithfulness.study import run_study_faithfulness
     from codefocus.studies.runner import StudyConfig, run_study
 
     console = Console(stderr=True)
@@ -87,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         verdicts="none",
         data_dir=args.data,
     )
+    if args.report_only:
+        return report(args, task_ids, by_benchmark, None, None, None, None)
     started = time.perf_counter()
     summary = run_study(config, args.work, console=console)
     attribution_seconds = time.perf_counter() - started
@@ -104,6 +147,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     faithfulness_seconds = time.perf_counter() - started
+    return report(
+        args, task_ids, by_benchmark, attribution_seconds, summary.to_dict(), faithfulness_seconds,
+        counts,
+    )  # fmt: skip
+
+
+def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
+           faithfulness_seconds, counts) -> int:  # fmt: skip
+    """Summarize what the work directory holds, write the results file, print the lines."""
+    from codefocus.faithfulness import summarize
+    from codefocus.faithfulness.study import load_faithfulness
+    from codefocus.studies.results import load_results
+
     _, results = load_results(args.work, args.data)
     measured = load_faithfulness(args.work)
     keys = [(r.model, r.attribution.task_id) for r in results]
@@ -113,18 +169,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = {
         "benchmark": "faithfulness",
         **provenance(),
-        "command": "python benchmarks/faithfulness.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python benchmarks/faithfulness.py " + " ".join(sys.argv[1:]),
         "model": args.model,
-        "tasks": task_ids,
-        "tasks_by_benchmark": {b: len(ids) for b, ids in by_benchmark.items()},
+        "tasks_planned": task_ids,
+        "tasks": [f.task_id for f in own],  # measured
+        "tasks_by_benchmark": {
+            benchmark: sum(f.task_id in ids for f in own) for benchmark, ids in by_benchmark.items()
+        },
         "perturbation_tasks": args.perturbation_tasks,
         "k": args.k,
         "perturbation": "delete",
         "random_orders": args.random_orders,
         "lds_samples": args.lds_samples,
-        "attribution": {"seconds": attribution_seconds, "summary": summary.to_dict()},
+        "attribution": {
+            "seconds": attribution_seconds
+            if attribution_seconds is not None
+            else sum(sum(r.attribution.timings.values()) for r in results),
+            "summary": study_summary,
+        },
         "faithfulness": {
-            "seconds": faithfulness_seconds,
+            "seconds": faithfulness_seconds
+            if faithfulness_seconds is not None
+            else sum(per_task_faithfulness.values()),
+            "stopped_early": bool(args.report_only),
             "counts": counts,
             "seconds_per_task_mean": sum(per_task_faithfulness.values())
             / max(1, len(per_task_faithfulness)),
@@ -145,6 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for row in rows
         ],
     }
+    record["hierarchical_in_run"] = hierarchical_in_run([r.attribution for r in results])
     for name in ("hierarchical_loo", "endpoint_likelihood"):
         path = RESULTS / f"{name}.json"
         if path.is_file():

@@ -124,8 +124,11 @@ def _interval(value: dict | None, digits: int = 3, scale: float = 1.0) -> str:
 def faithfulness(record: dict) -> str:
     """Alignment beside faithfulness per method (``benchmarks/faithfulness.py``)."""
     counts = record["tasks_by_benchmark"]
+    planned = len(record.get("tasks_planned", record["tasks"]))
+    measured = len(record["tasks"])
+    stopped = f" (stopped after {measured} of {planned} planned)" if measured < planned else ""
     lines = [
-        f"{record['model']}, {len(record['tasks'])} labelled tasks ({counts.get('humaneval', 0)} "
+        f"{record['model']}, {measured} labelled tasks{stopped} ({counts.get('humaneval', 0)} "
         f"HumanEval, {counts.get('mbpp', 0)} MBPP; occlusion, BERT masking and SHAP on the "
         f"first {record['perturbation_tasks']} of each), words deleted, K = {record['k']}, "
         f"{record['random_orders']} random orders, {record['lds_samples']} held-out ablations; "
@@ -148,20 +151,15 @@ def faithfulness(record: dict) -> str:
             f"| {'–' if changed is None else f'{100 * changed:.0f}%'} "
             f"| {_value(row['seconds_per_task'], 1)} |"
         )
+    hierarchical = record.get("hierarchical_in_run")
+    if hierarchical:
+        lines += [
+            "",
+            f"Hierarchical leave-one-out against full leave-one-out on the same "
+            f"{len(hierarchical['tasks'])} tasks of this run: "
+            f"{hierarchical['hierarchical_seconds']:.0f} s against "
+            f"{hierarchical['full_seconds']:.0f} s (speed-up "
+            f"{_value(hierarchical['speedup'], 2)}×), and {100 * hierarchical['top_recall']:.0f}% "
+            f"of full leave-one-out's top-{hierarchical['k']} words found.",
+        ]
     return "\n".join(lines)
-
-
-def hierarchical_loo(record: dict) -> str:
-    """Hierarchical leave-one-out against full LOO (``benchmarks/hierarchical_loo.py``)."""
-    summary = record["summary"]
-    options = ", ".join(f"{k}={v}" for k, v in record["method_options"].items())
-    return (
-        f"{record['model']}, {len(record['tasks'])} HumanEval tasks, loo_mode "
-        f"{record['loo_mode']}, {options}: hierarchical leave-one-out took "
-        f"{summary['hierarchical_seconds']:.0f} s against {summary['full_seconds']:.0f} s for "
-        f"full leave-one-out (speed-up {summary['speedup']:.2f}×; "
-        f"{summary['hierarchical_forwards']} against {summary['full_forwards']} scored prompts) "
-        f"and found {100 * summary['top_recall']:.0f}% of full leave-one-out's top-{record['k']} "
-        f"words ({record['machine']['cpu_count']} CPU cores; {record['date'][:10]}, commit "
-        f"{str(record['commit'])[:8]})."
-    )

@@ -25,7 +25,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_figures import (  # noqa: E402  (this folder, not a package)
     autofocus,
     faithfulness,
-    hierarchical_loo,
     memorization,
     precision,
 )
@@ -315,7 +314,6 @@ RENDERERS = {
     "autofocus": ("autofocus", autofocus),
     "precision": ("precision", precision),
     "faithfulness": ("faithfulness", faithfulness),
-    "hierarchical_loo": ("hierarchical_loo", hierarchical_loo),
 }
 # a block: its opening and closing comments each on a line of their own
 BLOCK = re.compile(

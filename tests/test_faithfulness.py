@@ -262,3 +262,19 @@ def test_bad_command_lines_are_one_line_errors(tmp_path, arguments, message):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [f"error: {message}"] or message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_command_on_one_task_and_a_missing_attribution_file(tmp_path, data_dir):
+    from test_cli import run
+
+    done = run(
+        "faithfulness", "--model", "tiny", "--task", "humaneval/0", "--methods", "reading_last",
+        "--k", "2", "--lds-samples", "0", "--no-code-change", "--format", "json",
+        env_data=data_dir,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["method"] for line in lines] == ["reading_last", "random"]
+    assert lines[0]["model"] == "tiny HumanEval/0" and lines[0]["f1"] is not None
+    missing = run("faithfulness", "--attribution", str(tmp_path / "nope.json"), "--model", "tiny")
+    assert missing.returncode == 2 and "--attribution" in missing.stderr
