@@ -163,3 +163,40 @@ def faithfulness(record: dict) -> str:
             f"of full leave-one-out's top-{hierarchical['k']} words found.",
         ]
     return "\n".join(lines)
+
+
+def endpoint_likelihood(record: dict) -> str:
+    """``log p(code | input)`` through an endpoint against white-box, and the leave-one-out
+    scores made of it (``benchmarks/endpoint_likelihood.py``)."""
+    tasks = record["tasks"]
+    prompts = sum(task["prompts"] for task in tasks)
+    seconds = record["seconds"]
+    led = " every prompt led by BOS," if record.get("lead") else ""
+    lines = [
+        f"{record['server']}, on the packaged GGUF ({record['gguf']['file_type']}),{led} against "
+        f"the default model white-box (float32) on the same inputs: {len(tasks)} tasks "
+        f"({', '.join(task['task'] for task in tasks)}), each its model input and "
+        f"{record['prompts_per_task']} single-word deletions ({prompts} prompts), the white-box "
+        f"model's greedy code (at most {record['max_new_tokens']} tokens); "
+        f"{record['machine']['cpu_count']} CPU cores, {seconds['endpoint'] / prompts:.0f} s per "
+        f"prompt through the endpoint, {seconds['white_box'] / prompts:.1f} s white-box "
+        f"({record['date'][:10]}, commit {str(record['commit'])[:8]}).",
+        "",
+        "| quantity | largest difference |",
+        "|---|---|",
+        f"| log p(code ∣ input), per prompt | {_value(record['max_abs_diff_sequence'])} nats |",
+        f"| log p of one code token | {_value(record['max_abs_diff_token'])} nats (mean "
+        f"{_value(record['mean_abs_diff_token'])}) |",
+        f"| leave-one-out score | {_value(record['max_abs_diff_loo'])} nats |",
+        "",
+        f"Spearman correlation of the leave-one-out rankings: "
+        f"{_value(record['spearman_loo_mean'])} on average, {_value(record['spearman_loo_min'])} "
+        "at the lowest.",
+    ]
+    if record.get("lead"):
+        lines[-1] += (
+            " Against the white-box inputs without BOS (what the BOS itself changes): "
+            f"log-probabilities up to {_value(record['max_abs_diff_sequence_without_lead'])} nats "
+            f"apart, Spearman {_value(record['spearman_loo_without_lead_mean'])} on average."
+        )
+    return "\n".join(lines)

@@ -24,6 +24,7 @@ from codefocus.reproduce.kou2024 import METHOD_LABELS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_figures import (  # noqa: E402  (this folder, not a package)
     autofocus,
+    endpoint_likelihood,
     faithfulness,
     memorization,
     precision,
@@ -314,6 +315,7 @@ RENDERERS = {
     "autofocus": ("autofocus", autofocus),
     "precision": ("precision", precision),
     "faithfulness": ("faithfulness", faithfulness),
+    "endpoint_likelihood": ("endpoint_likelihood", endpoint_likelihood),
 }
 # a block: its opening and closing comments each on a line of their own
 BLOCK = re.compile(
