@@ -232,7 +232,8 @@ def check_model(model: TextGenerator, planned: Plan) -> None:
         if needing:
             raise InvalidArgumentError(
                 f"{', '.join(needing)} need a white-box model; {model.name} is an endpoint: "
-                "use the perturbation methods (occlusion, bert_masking, shap, shap_partition)"
+                "use the perturbation methods (occlusion, bert_masking, shap, shap_partition) "
+                "or, where the server echoes prompt log-probabilities, the likelihood methods"
             )
     get_engine(planned.options.engine).check(model)
     planned.options.check_placement(model)
@@ -475,8 +476,8 @@ def attribute(
 
     Args:
         model: a loaded model (``load_model``) or a name: ``default``, ``tiny``, a hub id, a
-            directory, a ``.gguf`` file, or an endpoint URL (perturbation methods only). A name
-            is loaded on ``options.device`` in ``options.dtype``.
+            directory, a ``.gguf`` file, or an endpoint URL (perturbation and likelihood
+            methods). A name is loaded on ``options.device`` in ``options.dtype``.
         task_or_prompt: a ``Task`` (``get_task("humaneval/0")``) or a prompt text; a task
             reference (``"mbpp/11"``) is loaded with the protocol's labels.
         methods: method or group names (``all-whitebox``, ``perturbation``, ``shap``, ...).

@@ -16,7 +16,8 @@ def load_model(
         spec: ``default`` (the packaged Qwen2.5-Coder-0.5B-Instruct, converted once, then
             cached), ``tiny`` / ``tiny-gpt2`` (random-weight test models built in code), a hub
             id, a model directory, a ``.gguf`` file, or ``http(s)://host:port[/v1][#model]`` /
-            ``openai:<model>`` for an OpenAI-compatible endpoint (perturbation methods only).
+            ``openai:<model>`` for an OpenAI-compatible endpoint (perturbation methods, and the
+            likelihood methods where the server echoes prompt log-probabilities).
         device: ``cpu``, ``cuda``, ``cuda:N``, ``mps``, or ``auto`` (``device_map="auto"``
             where CUDA is available, else the CPU); default: CUDA when available.
         dtype: ``float32`` (the default), ``bfloat16``, ``float16``, or ``auto`` (float32 on the
