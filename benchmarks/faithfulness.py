@@ -107,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="measure nothing: summarize what --work already holds (a run stopped early)",
     )
+    parser.add_argument(
+        "--faithfulness-only",
+        action="store_true",
+        help="attribute nothing more: measure the attributions --work already holds",
+    )
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -130,10 +135,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.report_only:
         return report(args, task_ids, by_benchmark, None, None, None, None)
-    started = time.perf_counter()
-    summary = run_study(config, args.work, console=console)
-    attribution_seconds = time.perf_counter() - started
-    console.print(f"attributions: {summary.to_dict()}")
+    attribution_seconds, study_summary = None, None
+    if not args.faithfulness_only:
+        started = time.perf_counter()
+        study_summary = run_study(config, args.work, console=console).to_dict()
+        attribution_seconds = time.perf_counter() - started
+        console.print(f"attributions: {study_summary}")
     started = time.perf_counter()
     counts = run_study_faithfulness(
         args.work,
@@ -148,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     faithfulness_seconds = time.perf_counter() - started
     return report(
-        args, task_ids, by_benchmark, attribution_seconds, summary.to_dict(), faithfulness_seconds,
+        args, task_ids, by_benchmark, attribution_seconds, study_summary, faithfulness_seconds,
         counts,
     )  # fmt: skip
 
@@ -184,7 +191,12 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
         "attribution": {
             "seconds": attribution_seconds
             if attribution_seconds is not None
-            else sum(sum(r.attribution.timings.values()) for r in results),
+            else sum(
+                sum(r.attribution.timings.values())
+                for r in results
+                if (r.model, r.attribution.task_id) in measured
+            ),
+            "stopped_early": attribution_seconds is None,
             "summary": study_summary,
         },
         "faithfulness": {

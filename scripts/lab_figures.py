@@ -127,10 +127,16 @@ def faithfulness(record: dict) -> str:
     planned = len(record.get("tasks_planned", record["tasks"]))
     measured = len(record["tasks"])
     stopped = f" (stopped after {measured} of {planned} planned)" if measured < planned else ""
+    first = record["perturbation_tasks"]
+    regeneration = (
+        "occlusion, BERT masking and SHAP not run"
+        if first == 0
+        else f"occlusion, BERT masking and SHAP on the first {first} of each"
+    )
     lines = [
         f"{record['model']}, {measured} labelled tasks{stopped} ({counts.get('humaneval', 0)} "
-        f"HumanEval, {counts.get('mbpp', 0)} MBPP; occlusion, BERT masking and SHAP on the "
-        f"first {record['perturbation_tasks']} of each), words deleted, K = {record['k']}, "
+        f"HumanEval, {counts.get('mbpp', 0)} MBPP; {regeneration}), words deleted, "
+        f"K = {record['k']}, "
         f"{record['random_orders']} random orders, {record['lds_samples']} held-out ablations; "
         f"F1@10 in %, AOPC in nats per code token; 95% bootstrap intervals over tasks; "
         f"{record['machine']['cpu_count']} CPU cores, attribution "

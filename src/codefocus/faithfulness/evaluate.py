@@ -143,6 +143,8 @@ def evaluate_faithfulness(
             model.tokenizer(attribution.generated, add_special_tokens=False)["input_ids"]
         )
         code_tokens = len(completion_ids)
+    elif hasattr(model, "completion_token_count"):  # an endpoint that can tell
+        code_tokens = int(model.completion_token_count(attribution.generated))
     scorer = CompletionScorer(
         model, attribution.generated, completion_ids, suffix, prompt, max_memory=max_memory
     )
