@@ -166,9 +166,21 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
     from codefocus.faithfulness import summarize
     from codefocus.faithfulness.study import load_faithfulness
     from codefocus.studies.results import load_results
+    from codefocus.studies.runner import STORE_NAME
+    from codefocus.studies.store import StudyStore
 
     _, results = load_results(args.work, args.data)
     measured = load_faithfulness(args.work)
+    # each method's seconds as the study stored its unit (work shared by several methods, the
+    # forward of the attention methods, is billed to the first that needs it)
+    store = StudyStore(args.work / STORE_NAME)
+    try:
+        for row in store.rows("method:"):
+            for r in results:
+                if (r.model, r.attribution.task_id) == (row["model"], row["task_id"]):
+                    r.attribution.timings[row["kind"].removeprefix("method:")] = row["seconds"]
+    finally:
+        store.close()
     keys = [(r.model, r.attribution.task_id) for r in results]
     own = [measured[key] for key in keys if key in measured]
     rows = summarize(own, [r.attribution for r in results], k=10)
