@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from reference import naive_logprob
 
 from codefocus import attribute
 from codefocus.errors import InvalidArgumentError
@@ -28,16 +29,6 @@ def model(request, tiny_model_factory):
 def generated_ids(model) -> list[int]:
     (generation,) = model.generate([PROMPT], max_new_tokens=model.default_max_new_tokens(None))
     return list(generation.token_ids)
-
-
-def naive_logprob(model, text: str, completion_ids: list[int]) -> float:
-    """One forward of input + completion, full logits, log-softmax, the completion's tokens."""
-    prompt = model.tokenizer(text, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt + completion_ids])
-    with torch.no_grad():
-        logits = model.model(ids).logits[0].double()
-    logp = torch.log_softmax(logits, -1)
-    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(completion_ids)))
 
 
 def naive_deleted(prompt: str, words, keep) -> str:

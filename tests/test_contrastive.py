@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from reference import naive_logprob
 
 from codefocus import attribute
 from codefocus.api import contrast_for, reference_contrast
@@ -29,16 +30,6 @@ DELETE = {"loo_mode": "delete"}
 @pytest.fixture(scope="module", params=["qwen2", "gpt2"])
 def model(request, tiny_model_factory):
     return tiny_model_factory(request.param, seed=3)
-
-
-def naive_logprob(model, text: str, code_ids: list[int]) -> float:
-    """One forward of input + code, full logits, log-softmax, the code's tokens."""
-    prompt = model.tokenizer(text, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt + code_ids])
-    with torch.no_grad():
-        logits = model.model(ids).logits[0].double()
-    logp = torch.log_softmax(logits, -1)
-    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(code_ids)))
 
 
 def tokens(model, text: str) -> list[int]:

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
+from reference import naive_logprob
 
 from codefocus import attribute
 from codefocus.errors import InvalidArgumentError, UnknownNameError
@@ -30,15 +30,6 @@ def attributed(model):
         method_options={"loo_mode": "delete"},
         cache=None,
     )
-
-
-def naive_logprob(model, text: str, completion_ids: list[int]) -> float:
-    prompt = model.tokenizer(text, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt + completion_ids])
-    with torch.no_grad():
-        logits = model.model(ids).logits[0].double()
-    logp = torch.log_softmax(logits, -1)
-    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(completion_ids)))
 
 
 def naive_order(scores) -> list[int]:

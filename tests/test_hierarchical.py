@@ -4,7 +4,7 @@ LOO, its cost, and one-line errors for bad options."""
 
 import numpy as np
 import pytest
-import torch
+from reference import naive_logprob
 
 from codefocus.data.groups import UNIT_KINDS, sentence_starts, word_groups
 from codefocus.data.units import Span, scoped_word_spans, word_spans
@@ -114,16 +114,6 @@ def test_a_text_prompt_has_sentences_as_statements():
 
 
 # ---------------------------------------------------------------- leave-one-out by unit
-
-
-def naive_logprob(model, text: str, completion_ids: list[int]) -> float:
-    """One forward of input + completion, full logits, log-softmax, the completion's tokens."""
-    prompt = model.tokenizer(text, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt + completion_ids])
-    with torch.no_grad():
-        logits = model.model(ids).logits[0].double()
-    logp = torch.log_softmax(logits, -1)
-    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(completion_ids)))
 
 
 def setup_for(model, prompt=CODE_PROMPT, generator=None) -> PerturbationSetup:

@@ -3,7 +3,7 @@ forward per prompt with the full logits (contextcite: tests/test_contextcite.py)
 
 import numpy as np
 import pytest
-import torch
+from reference import naive_logprob
 
 from codefocus import attribute
 from codefocus.errors import InvalidArgumentError
@@ -17,16 +17,6 @@ PROMPT = "Write a function that returns the largest even number in a list of num
 @pytest.fixture(scope="module", params=["qwen2", "gpt2"])
 def model(request, tiny_model_factory):
     return tiny_model_factory(request.param, seed=3)
-
-
-def naive_logprob(model, text: str, completion_ids: list[int]) -> float:
-    """One forward of input + completion, full logits, log-softmax, the completion's tokens."""
-    prompt = model.tokenizer(text, add_special_tokens=False)["input_ids"]
-    ids = torch.tensor([prompt + completion_ids])
-    with torch.no_grad():
-        logits = model.model(ids).logits[0].double()
-    logp = torch.log_softmax(logits, -1)
-    return float(sum(logp[len(prompt) - 1 + j, t] for j, t in enumerate(completion_ids)))
 
 
 def test_completion_logprobs_equal_one_forward_each(model):
