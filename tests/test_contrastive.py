@@ -367,3 +367,43 @@ def test_the_explorer_page_diverges(browser, tmp_path, tiny_model_factory):
 def _rgb(hex_colour: str) -> str:
     r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgb({r}, {g}, {b})"
+
+
+def test_a_contrastive_attribution_ranks_by_size_everywhere(model):
+    # the top K, the alignment and the terminal listing read |score|: a word that pushed hard
+    # toward the contrast matters as much as one that pushed toward the model's own code
+    from dataclasses import replace
+
+    from codefocus.data.benchmarks import LabelledSpan
+    from codefocus.reports.terminal import plain_attribution
+
+    result = run(model, "loo_logprob", contrast=CONTRAST)
+    scores = result.scores("loo_logprob")
+    assert min(scores) < 0 < max(scores)  # both directions occur
+    sizes = [abs(v) for v in scores]
+    k = 3
+    by_size = sorted(np.argsort([-v for v in sizes], kind="stable")[:k].tolist())
+    assert [result.words.index(w) for w in result.top_k("loo_logprob", k)] == by_size
+    # the most negative word: first by size, nowhere near first by raw score
+    lowest = int(np.argmin(scores))
+    word = result.words[lowest]
+    labels = [LabelledSpan(word.start, word.end, "Condition", word.text)]
+    labelled = replace(result, human_spans=labels)
+    assert list(labelled.prompt_units("loo_logprob").scores) == sizes
+    at = sorted(sizes, reverse=True).index(sizes[lowest]) + 1  # its rank by size
+    found = labelled.alignment(ks=[at])["loo_logprob"][0]
+    assert found.recall == 1.0
+    listing = plain_attribution(result, ["loo_logprob"], k)
+    assert "|score|" in listing
+    first = int(np.argmax(sizes))
+    assert f"loo_logprob top {k}: {result.words[first].text} {scores[first]:.4g}" in listing
+    # without a contrast, the raw scores rank as before
+    plain = run(model, "loo_logprob")
+    assert plain.ranking("loo_logprob") == plain.scores("loo_logprob")
+
+
+def test_faithfulness_refuses_a_contrastive_attribution(model):
+    result = run(model, "loo_logprob", contrast=CONTRAST)
+    with pytest.raises(InvalidArgumentError, match="contrastive attribution") as error:
+        result.faithfulness(model)
+    assert "\n" not in str(error.value)

@@ -89,12 +89,25 @@ class Attribution:
             )
         return self.word_scores[method]
 
+    @property
+    def contrast(self) -> dict | None:
+        """The recorded contrast (``source``, ``text``) of a contrastive attribution, else None."""
+        contrast = self.settings.get("contrast")
+        return contrast if isinstance(contrast, dict) and "text" in contrast else None
+
+    def ranking(self, method: str) -> list[float]:
+        """What the top K is read from: the scores, or for a contrastive attribution their
+        sizes ``|score|``. A contrastive score explains ``log p(code) - log p(contrast)``, so a
+        word matters by how far it moved that choice, either way; its sign says which way."""
+        scores = self.scores(method)
+        return [abs(v) for v in scores] if self.contrast is not None else scores
+
     def top_k(self, method: str, k: int) -> list[Span]:
-        """The K highest-scoring words (ties to the earlier word), in prompt order."""
+        """The K highest-ranked words (``ranking``; ties to the earlier word), in prompt order."""
         from codefocus.metrics.alignment import check_k, top_k_indices
 
         check_k(k)
-        chosen = sorted(top_k_indices(self.scores(method), k).tolist())
+        chosen = sorted(top_k_indices(self.ranking(method), k).tolist())
         return [self.words[i] for i in chosen]
 
     @property
@@ -142,15 +155,18 @@ class Attribution:
         return {method: align([self.prompt_units(method)], ks) for method in self.word_scores}
 
     def prompt_units(self, method: str):
-        """The units ``method`` ranks and the human spans, as ``alignment`` compares them."""
+        """The units ``method`` ranks and the human spans, as ``alignment`` compares them (a
+        contrastive attribution's by ``|score|``, as ``ranking`` says)."""
         from codefocus.metrics.alignment import PromptUnits
 
         if self.stored_labels:
             return self.study_prompt_units(method)
         if self.protocol_units == "tokens" and method in self.token_scores:
             units, scores = self.tokens, self.token_scores[method]
+            if self.contrast is not None:
+                scores = [abs(v) for v in scores]
         else:
-            units, scores = self.words, self.scores(method)
+            units, scores = self.words, self.ranking(method)
         return PromptUnits.build(
             self.task_id or "prompt",
             [(u.start, u.end) for u in units],
@@ -170,7 +186,7 @@ class Attribution:
         return PromptUnits.build(
             self.task_id or "prompt",
             [(a, b) for a, b, _ in kept],
-            [v for _, _, v in kept],
+            [abs(v) if self.contrast is not None else v for _, _, v in kept],
             [(s.start, s.end) for s in self.human_spans],
             [s.category for s in self.human_spans],
         )

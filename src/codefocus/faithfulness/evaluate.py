@@ -99,6 +99,12 @@ def evaluate_faithfulness(
     names = list(methods) if methods is not None else attribution.methods
     for name in names:
         attribution.scores(name)  # an unknown method: one clear error
+    if attribution.contrast is not None:
+        raise InvalidArgumentError(
+            f"{attribution.task_id or 'prompt'}: a contrastive attribution explains "
+            "log p(code) - log p(contrast), and faithfulness measures log p(code): attribute "
+            "without a contrast"
+        )
     words = attribution.words
     count = len(words)
     if count == 0:

@@ -120,11 +120,23 @@ def print_labelled_prompt(console: Console, task: Task) -> None:
     console.print(legend)
 
 
+CONTRAST_NOTE = (
+    "contrastive: top K by |score|; + toward the generated code, - toward the contrast "
+    "(blue and red when coloured)"
+)
+
+
 def attribution_text(attribution, method: str, k: int) -> Text:
-    """The prompt with the method's top-K words in bold red."""
+    """The prompt with the method's top-K words in bold red; for a contrastive attribution
+    (ranked by ``|score|``) blue toward the generated code, red toward the contrast."""
     text = Text(attribution.prompt)
+    contrastive = attribution.contrast is not None
+    scores = attribution.scores(method)
+    position = {(w.start, w.end): i for i, w in enumerate(attribution.words)}
     for word in attribution.top_k(method, k):
-        text.stylize("bold white on red", word.start, word.end)
+        toward_contrast = contrastive and scores[position[(word.start, word.end)]] < 0
+        style = "bold white on red" if not contrastive or toward_contrast else "bold white on blue"
+        text.stylize(style, word.start, word.end)
     return text
 
 
@@ -137,11 +149,13 @@ def plain_attribution(attribution, methods: Sequence[str], k: int = 10) -> str:
     if attribution.human_spans:
         labelled = ", ".join(f"{s.word} ({s.category})" for s in attribution.human_spans)
         lines.append(f"programmers: {labelled}")
+    if attribution.contrast is not None:
+        lines.append(CONTRAST_NOTE)
     for method in methods:
         if method not in attribution.word_scores:
             continue
         scores = attribution.word_scores[method]
-        ranked = list(top_k_indices(scores, k)) if scores else []
+        ranked = list(top_k_indices(attribution.ranking(method), k)) if scores else []
         words = ", ".join(f"{attribution.words[i].text} {scores[i]:.4g}" for i in ranked)
         lines.append(f"{method} top {k}: {words}")
     lines += ["generated code:", attribution.generated.rstrip("\n")]
@@ -164,6 +178,8 @@ def print_attribution(attribution, methods: Sequence[str], k: int = 10, console=
             highlight=False,
             markup=False,
         )
+    if attribution.contrast is not None:
+        console.print(CONTRAST_NOTE, highlight=False, markup=False)
     for method in methods:
         if method not in attribution.word_scores:
             continue
