@@ -190,6 +190,85 @@ def test_occlusion_by_line_leaves_out_whole_lines(model):
         assert np.all(got[group] == expected)
 
 
+def exact_shapley(value, players: int) -> np.ndarray:
+    """Shapley values by their definition: every coalition, weighted |S|! (n-|S|-1)! / n!."""
+    from itertools import combinations
+    from math import factorial
+
+    phi = np.zeros(players)
+    for i in range(players):
+        others = [j for j in range(players) if j != i]
+        for size in range(players):
+            weight = factorial(size) * factorial(players - size - 1) / factorial(players)
+            for subset in combinations(others, size):
+                mask = np.zeros(players)
+                mask[list(subset)] = 1
+                with_i = mask.copy()
+                with_i[i] = 1
+                phi[i] += weight * (value(with_i) - value(mask))
+    return phi
+
+
+def unit_value(setup, groups, substitutes: bool):
+    """The method's value of a coalition of units, computed plainly: the prompt with the absent
+    units' words left out (or substituted), regenerated, scored."""
+    template = setup.template(with_substitutes=substitutes)
+    count = len(template.words)
+
+    def value(units_present: np.ndarray) -> float:
+        present = np.ones(count)
+        for group, keep in zip(groups, units_present, strict=True):
+            if not keep:
+                present[list(group)] = 0
+        (score,) = setup.scores_for([template.render(present)])
+        return float(score)
+
+    return value
+
+
+def test_bert_masking_by_line_substitutes_whole_lines(model):
+    setup = setup_for(model)
+    template = setup.template(with_substitutes=True)
+    got = scores("bert_masking", setup, perturb_units="line")
+    groups = setup.groups("line")
+    assert len(groups) > 2
+    for group in groups:
+        expected = 0.0
+        if any(template.changes(i) for i in group):
+            (expected,) = setup.scores_for([template.render(~np.isin(np.arange(len(got)), group))])
+        assert np.all(got[group] == expected)
+    # words: each word its own unit, as before the option existed
+    words = scores("bert_masking", setup)
+    changed = [i for i in range(len(words)) if template.changes(i)]
+    assert np.array_equal(words[changed], setup.scores_for([template.without(i) for i in changed]))
+    assert not words[[i for i in range(len(words)) if i not in changed]].any()
+
+
+def test_shap_by_line_plays_whole_lines(model):
+    # with at least 2^units samples KernelExplainer enumerates every coalition: exact Shapley
+    setup = setup_for(model, prompt=NESTED_PROMPT)
+    groups = setup.groups("line")
+    assert 3 <= len(groups) <= 8
+    got = scores("shap", setup, perturb_units="line", shap_samples=2 ** len(groups) + 2)
+    phi = exact_shapley(unit_value(setup, groups, substitutes=True), len(groups))
+    for group, value in zip(groups, phi, strict=True):
+        np.testing.assert_allclose(got[group], abs(value), atol=1e-6)
+
+
+def test_shap_partition_by_sentence_is_shapley_for_two_sentences(model):
+    # two players: the Owen values of the partition explainer are the Shapley values
+    setup = setup_for(model, prompt=TEXT_PROMPT)
+    groups = setup.groups("sentence")
+    assert len(groups) == 2
+    got = scores("shap_partition", setup, perturb_units="sentence")
+    phi = exact_shapley(unit_value(setup, groups, substitutes=False), 2)
+    for group, value in zip(groups, phi, strict=True):
+        np.testing.assert_allclose(got[group], abs(value), atol=1e-6)
+    (by_sentence,) = resolve_methods("shap_partition", perturb_units="sentence")
+    assert by_sentence.options()["perturb_units"] == "sentence"
+    assert "perturb_units" not in REGISTRY["shap_partition"].options()  # words: as before
+
+
 # ---------------------------------------------------------------- hierarchical leave-one-out
 
 

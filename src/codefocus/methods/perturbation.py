@@ -126,6 +126,9 @@ class Perturbation(Method):
     """Scores words by regenerating from perturbed prompts; any text generator will do."""
 
     max_memory: int | None = None  # bytes; the generator's batches keep within it
+    # the prompt unit perturbed at once: word | token | line | sentence | statement
+    # (``data/groups.py``); a unit's words all take the unit's score
+    perturb_units: str = "word"
     family: ClassVar[str] = "perturbation"
     needs_white_box: ClassVar[bool] = False
     # whether the inputs a method asks for are known before any is generated (see ``planned``)
@@ -133,9 +136,10 @@ class Perturbation(Method):
 
     def __post_init__(self) -> None:
         check_max_memory(self.max_memory)
+        check_unit(self.perturb_units)
 
     def options(self) -> dict:
-        return options_without_budget(super().options())
+        return options_without_word_units(options_without_budget(super().options()))
 
     def compute(self, inputs: MethodInputs) -> TokenScores:
         setup = inputs.setup(self.name)
@@ -194,21 +198,22 @@ def prefetch(methods: Sequence[Method], setup: PerturbationSetup) -> dict[str, f
     return {name: seconds * len(inputs) / total for name, inputs in planned.items()}
 
 
+def unit_owners(groups: Sequence[Sequence[int]], count: int) -> np.ndarray:
+    """For each of ``count`` words, the index of the group (prompt unit) it belongs to: a
+    coalition over units becomes one over words as ``coalitions[:, owners]``."""
+    owners = np.empty(count, dtype=int)
+    for index, group in enumerate(groups):
+        owners[list(group)] = index
+    return owners
+
+
 @dataclass(frozen=True)
 class Occlusion(Perturbation):
     """Deletes one prompt unit at a time: a word by default; with ``perturb_units`` (``line``,
     ``sentence``, ``statement``, ``token``: ``data/groups.py``) the words of one unit together,
     each word scored with its unit's regeneration."""
 
-    perturb_units: str = "word"  # word | token | line | sentence | statement
     description: ClassVar[str] = "delete each word, regenerate, 1 - BLEU"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        check_unit(self.perturb_units)
-
-    def options(self) -> dict:
-        return options_without_word_units(super().options())
 
     def word_scores(self, setup):
         template = setup.template(with_substitutes=False)
@@ -219,14 +224,21 @@ class Occlusion(Perturbation):
 
 @dataclass(frozen=True)
 class BertMasking(Perturbation):
+    """Replaces one prompt unit at a time by its substitutes (a word by default; with
+    ``perturb_units`` every word of the unit at once); a unit no substitute changes scores 0
+    without a regeneration."""
+
     description: ClassVar[str] = "replace each word by a substitute, regenerate, 1 - BLEU"
 
     def word_scores(self, setup):
         template = setup.template(with_substitutes=True)
-        changed = [i for i in range(len(template.words)) if template.changes(i)]
+        groups = setup.groups(self.perturb_units)
+        changed = [g for g in groups if template.group_changes(g)]
         scores = np.zeros(len(template.words))
         if changed:
-            scores[changed] = setup.scores_for([template.without(i) for i in changed])
+            values = setup.scores_for([template.without_group(g) for g in changed])
+            for group, value in zip(changed, values, strict=True):
+                scores[list(group)] = value
         return scores
 
 
@@ -281,16 +293,22 @@ class KernelShap(Perturbation):
 
         logging.getLogger("shap").setLevel(logging.ERROR)
         template = setup.template(with_substitutes=True)
-        count = len(template.words)
+        groups = setup.groups(self.perturb_units)
+        owners = unit_owners(groups, len(template.words))
+        count = len(groups)  # the players: prompt units (words by default)
 
-        if self.shap_background == "single-mask":
+        if self.shap_background == "single-mask" and self.perturb_units == "word":
             background, variants = single_mask_background(template)
             value = released_lookup(background, variants, setup)
+        elif self.shap_background == "single-mask":  # one row per unit, one-hot
+            variants = [template.without_group(g) for g in groups]
+            value = released_lookup(np.eye(count), variants, setup)
+            background = np.eye(count)
         else:
             background = np.zeros((1, count))
 
             def value(coalitions: np.ndarray) -> np.ndarray:
-                return setup.scores_for(template.render_all(coalitions))
+                return setup.scores_for(template.render_all(np.asarray(coalitions)[:, owners]))
 
         explainer = shap.KernelExplainer(value, background)
         with warnings.catch_warnings():  # fewer samples than words: shap says it uses lstsq
@@ -301,7 +319,8 @@ class KernelShap(Perturbation):
                 l1_reg=shap_l1_reg(self.shap_l1_reg),
                 silent=True,
             )
-        return np.abs(np.asarray(values, dtype=float).reshape(-1)[:count])
+        sizes = np.abs(np.asarray(values, dtype=float).reshape(-1)[:count])
+        return spread(groups, sizes, len(template.words))
 
 
 @dataclass(frozen=True)
@@ -322,22 +341,29 @@ class PartitionShap(Perturbation):
         from scipy.cluster.hierarchy import linkage
 
         template = setup.template(with_substitutes=False)
-        count = len(template.words)
-        if count == 1:
+        groups = setup.groups(self.perturb_units)
+        owners = unit_owners(groups, len(template.words))
+        count = len(groups)  # the players: prompt units (words by default)
+        if len(template.words) == 1:
             return np.abs(setup.scores_for([""]))
+        if count == 1:  # one unit of several words: its value is leaving them all out
+            alone = setup.scores_for([template.render(np.zeros(len(template.words)))])
+            return spread(groups, np.abs(alone), len(template.words))
 
         def value(coalitions: np.ndarray) -> np.ndarray:
-            return setup.scores_for(template.render_all(coalitions))
+            return setup.scores_for(template.render_all(np.asarray(coalitions)[:, owners]))
 
-        # a hierarchy that merges neighbouring words first (as shap's own text masker does)
-        positions = np.array([[span.start] for span in template.words], dtype=float)
+        # a hierarchy that merges neighbouring units first (as shap's own text masker does)
+        words = template.words
+        positions = np.array([[words[group[0]].start] for group in groups], dtype=float)
         masker = shap.maskers.Partition(
             np.zeros((1, count)), clustering=linkage(positions, "single")
         )
         explainer = shap.explainers.Partition(value, masker)
         budget = max(self.partition_evals or 8 * count, 2 * count + 1)
         explanation = explainer(np.ones((1, count)), max_evals=budget, silent=True)
-        return np.abs(np.asarray(explanation.values[0], dtype=float).reshape(-1)[:count])
+        sizes = np.abs(np.asarray(explanation.values[0], dtype=float).reshape(-1)[:count])
+        return spread(groups, sizes, len(template.words))
 
 
 occlusion = Occlusion("occlusion")
