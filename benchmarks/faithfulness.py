@@ -27,6 +27,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,6 +46,19 @@ def pick_tasks(humaneval: int, mbpp: int, data_dir=None) -> list[str]:
         step = max(1, len(tasks) // max(1, count))
         chosen += [t.task_id for t in tasks[::step][:count]]
     return chosen
+
+
+def alternate(task_ids: Sequence[str]) -> list[str]:
+    """The tasks with the benchmarks taking turns in proportion to their counts (MBPP first,
+    its prompts are the shorter), so a run stopped at any point has measured a mix of both."""
+    by_benchmark: dict[str, list[str]] = {}
+    for task_id in task_ids:
+        by_benchmark.setdefault(task_id.split("/")[0], []).append(task_id)
+    queues = sorted(by_benchmark.values(), key=lambda ids: -len(ids))
+    ordered: list[tuple[float, int, str]] = []
+    for rank, ids in enumerate(queues):
+        ordered += [((i + 0.5) / len(ids), rank, task_id) for i, task_id in enumerate(ids)]
+    return [task_id for _, _, task_id in sorted(ordered)]
 
 
 def hierarchical_in_run(attributions, k: int = 10) -> dict | None:
@@ -112,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="attribute nothing more: measure the attributions --work already holds",
     )
+    parser.add_argument(
+        "--stages",
+        action="store_true",
+        help="attribute every task, then measure every task (default: one task at a time, "
+        "attributed then measured, so a run stopped at any point has whole tasks)",
+    )
     args = parser.parse_args(argv)
 
     from rich.console import Console
@@ -120,13 +140,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from codefocus.studies.runner import StudyConfig, run_study
 
     console = Console(stderr=True)
-    task_ids = pick_tasks(args.humaneval, args.mbpp, args.data)
+    task_ids = alternate(pick_tasks(args.humaneval, args.mbpp, args.data))
     by_benchmark: dict[str, list[str]] = {}
     for task_id in task_ids:
         by_benchmark.setdefault(task_id.split("/")[0].lower(), []).append(task_id)
     config = StudyConfig(
         models=(args.model,),
-        methods=(args.methods,),
+        methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         benchmarks=("humaneval", "mbpp"),
         task_ids=tuple(task_ids),
         perturbation_tasks=args.perturbation_tasks,
@@ -135,25 +155,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.report_only:
         return report(args, task_ids, by_benchmark, None, None, None, None)
-    attribution_seconds, study_summary = None, None
-    if not args.faithfulness_only:
+
+    def measure(models=None) -> dict:
+        return run_study_faithfulness(
+            args.work,
+            k=args.k,
+            random_orders=args.random_orders,
+            lds_samples=args.lds_samples,
+            data_dir=args.data,
+            models=models,
+            on_done=lambda model, task, result, error: console.print(
+                f"faithfulness {task}: "
+                + (
+                    error
+                    or f"{result.seconds:.1f} s, {result.settings['variants_scored']} variants"
+                )
+            ),
+        )
+
+    attribution_seconds, faithfulness_seconds = 0.0, 0.0  # this run's wall time
+    study_summary, counts = None, {"done": 0, "stored": 0, "failed": 0}
+    if args.faithfulness_only:
+        started = time.perf_counter()
+        counts = measure()
+        faithfulness_seconds = time.perf_counter() - started
+    elif args.stages:
         started = time.perf_counter()
         study_summary = run_study(config, args.work, console=console).to_dict()
         attribution_seconds = time.perf_counter() - started
         console.print(f"attributions: {study_summary}")
-    started = time.perf_counter()
-    counts = run_study_faithfulness(
-        args.work,
-        k=args.k,
-        random_orders=args.random_orders,
-        lds_samples=args.lds_samples,
-        data_dir=args.data,
-        on_done=lambda model, task, result, error: console.print(
-            f"faithfulness {task}: "
-            + (error or f"{result.seconds:.1f} s, {result.settings['variants_scored']} variants")
-        ),
-    )
-    faithfulness_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        counts = measure()
+        faithfulness_seconds = time.perf_counter() - started
+    else:  # one task at a time: the study grows by a task, which is then measured
+        models = {args.model: config.options.load_model(args.model)}
+        for done in range(1, len(task_ids) + 1):
+            started = time.perf_counter()
+            grown = replace(config, task_ids=tuple(task_ids[:done]))
+            study_summary = run_study(grown, args.work, console=console, models=models).to_dict()
+            attribution_seconds += time.perf_counter() - started
+            started = time.perf_counter()
+            measured = measure(models)
+            faithfulness_seconds += time.perf_counter() - started
+            stored = measured["stored"] if done == 1 else counts["stored"]  # before this run
+            counts = {key: counts[key] + measured[key] for key in ("done", "failed")}
+            counts["stored"] = stored
+            console.print(f"task {done}/{len(task_ids)} ({task_ids[done - 1]}) measured")
     return report(
         args, task_ids, by_benchmark, attribution_seconds, study_summary, faithfulness_seconds,
         counts,
@@ -193,29 +240,27 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
         "tasks_planned": task_ids,
         "tasks": [f.task_id for f in own],  # measured
         "tasks_by_benchmark": {
-            benchmark: sum(f.task_id in ids for f in own) for benchmark, ids in by_benchmark.items()
+            benchmark: sum(f.task_id.lower().startswith(benchmark + "/") for f in own)
+            for benchmark in ("humaneval", "mbpp")
         },
         "perturbation_tasks": args.perturbation_tasks,
         "k": args.k,
         "perturbation": "delete",
         "random_orders": args.random_orders,
         "lds_samples": args.lds_samples,
+        # seconds as stored with each unit, whichever run (and session) computed it
         "attribution": {
-            "seconds": attribution_seconds
-            if attribution_seconds is not None
-            else sum(
+            "seconds": sum(
                 sum(r.attribution.timings.values())
                 for r in results
                 if (r.model, r.attribution.task_id) in measured
             ),
-            "stopped_early": attribution_seconds is None,
+            "this_run_seconds": attribution_seconds,
             "summary": study_summary,
         },
         "faithfulness": {
-            "seconds": faithfulness_seconds
-            if faithfulness_seconds is not None
-            else sum(per_task_faithfulness.values()),
-            "stopped_early": bool(args.report_only),
+            "seconds": sum(per_task_faithfulness.values()),
+            "this_run_seconds": faithfulness_seconds,
             "counts": counts,
             "seconds_per_task_mean": sum(per_task_faithfulness.values())
             / max(1, len(per_task_faithfulness)),

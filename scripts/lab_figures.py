@@ -13,11 +13,93 @@ def _value(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _stat(stat: dict | None) -> str:
+    """``mean ± sd`` of a figure across seeds; the mean alone for one seed."""
+    if not stat or stat.get("mean") is None or math.isnan(stat["mean"]):
+        return "n/a"
+    sd = stat.get("sd")
+    spread = "" if sd is None or math.isnan(sd) else f" ± {sd:.3f}"
+    return f"{stat['mean']:.3f}{spread}"
+
+
+# (column, name across seeds), after model, noise and seeds
+_MEMORIZATION_COLUMNS = (
+    ("fit (train acc., noised labels)", "fit"),
+    ("train acc., true labels", "train_accuracy_clean"),
+    ("test {kind}", "test_f1"),
+    ("Gini of loss", "gini"),
+    ("CSR", "csr"),
+    ("mean score, all epochs", "mean_score"),
+    ("mean score, last epoch", "mean_score_last_epoch"),
+)
+_SUMMARY_FIELDS = {"fit": "train_accuracy"}  # a schema-1 summary's name, where it differs
+
+
+def _memorization_rows(record: dict) -> list[dict]:
+    """Per (model, noise level): each figure as mean and sd across seeds. Schema 1 (one seed,
+    before seeds were kept apart) as one seed each, without an sd."""
+    if record.get("schema", 1) >= 2:
+        return list(record.get("across_seeds", {}).values())
+    rows = []
+    for entry in record["entries"].values():
+        summary = entry["summary"]
+        row = {
+            name: {"mean": summary.get(_SUMMARY_FIELDS.get(name, name)), "sd": None, "seeds": 1}
+            for _, name in _MEMORIZATION_COLUMNS
+        }
+        rows.append(
+            {
+                **row,
+                "model": entry["model"],
+                "noise": entry["noise"],
+                "parameters": entry["parameters"],
+                "seeds": [record["settings"]["seed"]],
+                "test_f1_kind": summary.get("test_f1_kind", "macro-F1"),
+                "first_epoch_95_percent_fit": [summary.get("first_epoch_95_percent_fit")],
+            }
+        )
+    return rows
+
+
+def _training(name: str, spec: dict) -> str:
+    """One model's training as its results record it (schema 1: a constant rate, post-norm)."""
+    layers = "pre-norm" if spec.get("norm_first") else "post-norm"
+    training = spec.get("training")
+    if not training:
+        return f"{name}: {layers}"
+    steps = training["total_steps"]
+    clip = training["clip_norm"]
+    return (
+        f"{name}: {layers}, peak learning rate {training['learning_rate']:g}, "
+        f"{training['warmup_steps']} of {steps} steps warming up, then {training['schedule']}"
+        + ("" if clip is None else f", gradient norm clipped at {clip:g}")
+    )
+
+
 def memorization(record: dict) -> str:
-    """Rabin et al.'s measures per model and label-noise level, as the run measured them."""
+    """Rabin et al.'s measures per model and label-noise level, as the run measured them: mean ±
+    sd over the seeds (sample sd; none for one seed)."""
     settings = record["settings"]
     sizes = record["dataset"]["sizes"]
     models = record["models"]
+    rows = sorted(_memorization_rows(record), key=lambda r: (r["parameters"], r["noise"]))
+    if not rows:
+        return "No (model, noise level) has finished all its seeds yet."
+    seeds = rows[0]["seeds"]
+    if record.get("schema", 1) >= 2:
+        seeding = (
+            f"seeds {seeds[0]}–{seeds[-1]} ({len(seeds)}: label-noise draw, initialisation and "
+            f"batch order), data of seed {settings['data_seed']}"
+            if len(seeds) > 1
+            else f"seed {seeds[0]}, data of seed {settings['data_seed']}"
+        )
+        optimiser = f"Adam, batch {settings['batch_size']}"
+    else:
+        seeding = f"seed {settings['seed']}"
+        optimiser = (
+            f"Adam at a constant learning rate {settings['learning_rate']:g}, batch "
+            f"{settings['batch_size']}"
+        )
     lines = [
         f"Dataset {settings['dataset']} ({record['dataset'].get('language', '?')}): train "
         f"{sizes['train']}, valid {sizes['valid']}, test {sizes['test']} programs; "
@@ -25,24 +107,30 @@ def memorization(record: dict) -> str:
         f"{settings['max_len']} tokens; CSR over {sizes['csr_programs']} test programs "
         f"({sizes['csr_variants']} single renamings, "
         + ("every variable" if settings.get("renamings") is None else f"≤{settings['renamings']}")
-        + f" per program); seed {settings['seed']}. Models: "
+        + f" per program); {seeding}. Models: "
         + ", ".join(f"{name} ({spec['parameters']:,} parameters)" for name, spec in models.items())
-        + ".",
+        + f". Training: {optimiser}; "
+        + "; ".join(_training(name, spec) for name, spec in models.items())
+        + "."
+        + (" Mean ± sd over the seeds (sample sd):" if len(seeds) > 1 else ""),
         "",
-        "| model | noise | fit (train acc., noised labels) | train acc., true labels | "
-        "test macro-F1 | Gini of loss | CSR | mean score, all epochs | mean score, last epoch | "
-        "first epoch ≥95% fit |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| model | noise | seeds | "
+        + " | ".join(
+            column.format(kind=rows[0].get("test_f1_kind", "macro-F1"))
+            for column, _ in _MEMORIZATION_COLUMNS
+        )
+        + " | first epoch ≥95% fit, per seed |",
+        "|---|---|---|" + "---|" * (len(_MEMORIZATION_COLUMNS) + 1),
     ]
-    entries = sorted(record["entries"].values(), key=lambda e: (e["parameters"], e["noise"]))
-    for entry in entries:
-        s = entry["summary"]
-        first = s.get("first_epoch_95_percent_fit")
+    for row in rows:
+        firsts = ", ".join(
+            "never" if first is None else str(first) for first in row["first_epoch_95_percent_fit"]
+        )
+        cells = [_stat(row.get(name)) for _, name in _MEMORIZATION_COLUMNS]
         lines.append(
-            f"| {entry['model']} | {entry['noise']}% | {_value(s['train_accuracy'])} | "
-            f"{_value(s['train_accuracy_clean'])} | {_value(s['test_f1'])} | {_value(s['gini'])} | "
-            f"{_value(s['csr'])} | {_value(s['mean_score'])} | "
-            f"{_value(s['mean_score_last_epoch'])} | {first if first is not None else 'never'} |"
+            f"| {row['model']} | {row['noise']}% | {len(row['seeds'])} | "
+            + " | ".join(cells)
+            + f" | {firsts} |"
         )
     return "\n".join(lines)
 
@@ -124,14 +212,18 @@ def _interval(value: dict | None, digits: int = 3, scale: float = 1.0) -> str:
 def faithfulness(record: dict) -> str:
     """Alignment beside faithfulness per method (``benchmarks/faithfulness.py``)."""
     counts = record["tasks_by_benchmark"]
-    planned = len(record.get("tasks_planned", record["tasks"]))
+    plan = record.get("tasks_planned", record["tasks"])
     measured = len(record["tasks"])
-    stopped = f" (stopped after {measured} of {planned} planned)" if measured < planned else ""
+    in_plan = sum(task in plan for task in record["tasks"])
+    stopped = f"{in_plan} of the {len(plan)} planned" if in_plan < len(plan) else ""
+    if in_plan < measured:  # the store also holds tasks of an earlier, smaller plan
+        stopped += f"{', and ' if stopped else ''}{measured - in_plan} of an earlier plan"
+    stopped = f" ({stopped})" if stopped else ""
     first = record["perturbation_tasks"]
     regeneration = (
         "occlusion, BERT masking and SHAP not run"
         if first == 0
-        else f"occlusion, BERT masking and SHAP on the first {first} of each"
+        else f"occlusion, BERT masking and the two SHAP methods on the first {first} of them"
     )
     lines = [
         f"{record['model']}, {measured} labelled tasks{stopped} ({counts.get('humaneval', 0)} "

@@ -269,3 +269,54 @@ def test_the_command_on_one_task_and_a_missing_attribution_file(tmp_path, data_d
     assert lines[0]["model"] == "tiny HumanEval/0" and lines[0]["f1"] is not None
     missing = run("faithfulness", "--attribution", str(tmp_path / "nope.json"), "--model", "tiny")
     assert missing.returncode == 2 and "--attribution" in missing.stderr
+
+
+# ---------------------------------------------------------------- the benchmark, one task at a time
+
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "faithfulness.py"
+    spec = importlib.util.spec_from_file_location("faithfulness_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_benchmark_alternates_the_benchmarks():
+    alternate = _benchmark().alternate
+    ids = ["HumanEval/0", "HumanEval/5", "Mbpp/1", "Mbpp/2", "Mbpp/3", "Mbpp/4"]
+    ordered = alternate(ids)
+    assert sorted(ordered) == sorted(ids)
+    assert ordered[0] == "Mbpp/1" and ordered[1] == "HumanEval/0"  # both early, MBPP first
+    assert [t for t in ordered if t.startswith("Mbpp")] == ["Mbpp/1", "Mbpp/2", "Mbpp/3", "Mbpp/4"]
+    assert alternate([]) == [] and alternate(["Mbpp/7"]) == ["Mbpp/7"]
+
+
+@pytest.mark.slow
+def test_the_benchmark_measures_one_task_at_a_time_and_grows(tmp_path, data_dir, capsys):
+    benchmark = _benchmark()
+    work, out = tmp_path / "work", tmp_path / "faithfulness.json"
+    common = ["--model", "tiny", "--methods", "loo_logprob,reading_last", "--k", "2",
+              "--lds-samples", "2", "--random-orders", "1", "--perturbation-tasks", "0",
+              "--work", str(work), "--out", str(out), "--data", str(data_dir)]  # fmt: skip
+    assert benchmark.main([*common, "--humaneval", "0", "--mbpp", "1"]) == 0
+    first = json.loads(out.read_text())
+    assert first["tasks"] == first["tasks_planned"] and len(first["tasks"]) == 1
+    # a larger plan keeps what is measured (same options) and adds the rest, task by task
+    assert benchmark.main([*common, "--humaneval", "1", "--mbpp", "2"]) == 0
+    grown = json.loads(out.read_text())
+    assert len(grown["tasks_planned"]) == 3 and sorted(grown["tasks"]) == sorted(
+        set(grown["tasks_planned"]) | set(first["tasks"])
+    )
+    assert grown["tasks_by_benchmark"] == {
+        "humaneval": 1,
+        "mbpp": len(grown["tasks"]) - 1,
+    }
+    assert grown["faithfulness"]["counts"] == {"done": 2, "failed": 0, "stored": 1}
+    stored = grown["faithfulness"]["seconds_per_task"]
+    assert stored[first["tasks"][0]] == first["faithfulness"]["seconds_per_task"][first["tasks"][0]]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("random: f1@10 n/a aopc ")

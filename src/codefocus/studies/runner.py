@@ -17,7 +17,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from codefocus.data.tasks import Task, load_tasks
 from codefocus.errors import InvalidArgumentError
@@ -238,6 +238,7 @@ def run_study(
     executor: str = "local",
     console: Console | None = None,
     num_gpus: float = 0.0,
+    models: dict[str, Any] | None = None,
 ) -> StudySummary:
     """Run (or resume) the study in ``out``; returns a summary.
 
@@ -248,6 +249,8 @@ def run_study(
         config: what to run (models, methods, benchmarks, settings).
         out: the study directory (``study.sqlite`` in it).
         executor: ``local`` or ``ray`` (``RAY_ADDRESS`` for an existing cluster).
+        models: models already loaded, by study model name (``local`` only): used instead of
+            loading them again, e.g. by a caller that grows a study one task at a time.
 
     Raises:
         InvalidArgumentError: an unknown executor, or ``out`` holds a study run with other
@@ -292,7 +295,7 @@ def run_study(
                 }
                 runner.on_record = counter(summary, progress, bars)
                 if executor == "local":
-                    run_local(config, runner, tasks, methods, summary, progress, bars)
+                    run_local(config, runner, tasks, methods, summary, progress, bars, models)
                 else:
                     run_ray(config, runner, tasks, methods, summary, progress, num_gpus)
         finally:

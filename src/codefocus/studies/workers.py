@@ -86,7 +86,10 @@ def run_local(
     summary: StudySummary,
     progress,
     bars: dict,
+    loaded: dict | None = None,
 ) -> None:
+    """Every task of every model in this process; ``loaded`` holds models already loaded, by
+    name (a caller that runs several studies in one process loads each model once)."""
     from codefocus.generation.cache import GenerationCache
 
     cache = GenerationCache(Path(runner.store.path).with_name("generations.sqlite"))
@@ -97,7 +100,8 @@ def run_local(
             t.task_id: todo_for(runner, model_name, t, methods[t.task_id], config) for t in tasks
         }
         if any(not todo.complete for todo in todos.values()):
-            model = config.options.load_model(model_name)
+            model = loaded.get(model_name) if loaded else None
+            model = model or config.options.load_model(model_name)
             if is_white_box(model):  # many tasks' generations at once, in wide batches
                 requests = generation_requests(model, tasks, config, todos)
                 if requests:
