@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -53,34 +50,6 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(spearmanr(a, b).statistic)
-
-
-def start_server(gguf: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 (``logits_all``: prompt
-    log-probabilities need every position's logits), every prompt led by BOS: without it,
-    llama-cpp-python 0.3.36 reports a model's echoed log-probabilities a token late."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads), "--seed", "0",
-         "--logits_all", "true", "--kv_overrides", "tokenizer.ggml.add_bos_token=bool:true"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=2)  # noqa: S310
-            return process, url
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit("the llama.cpp server exited while starting") from None
-            time.sleep(1)
-    process.kill()
-    raise SystemExit("the llama.cpp server did not start within 300 s")
 
 
 def gguf_quantization(path: Path) -> dict:
@@ -226,6 +195,7 @@ def main() -> int:
     import llama_cpp
 
     from codefocus.data.tasks import get_task
+    from codefocus.models.llama_server import BOS_LED, PROMPT_LOGPROBS, llama_server
     from codefocus.models.loading import load_model
     from codefocus.models.packaged import ensure_gguf
 
@@ -233,12 +203,9 @@ def main() -> int:
     tasks = [get_task(ref) for ref in args.tasks.split(",")]
     gguf = ensure_gguf()
     model = load_model("default", device="cpu", dtype="float32")
-    process, url = start_server(gguf, args.threads)
-    try:
+    options = (*PROMPT_LOGPROBS, *BOS_LED)
+    with llama_server(gguf, *options, threads=args.threads) as url:
         figures = compare(tasks, url, model, args.prompts, args.max_new_tokens, BOS_TEXT)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
     record = {
         "benchmark": "endpoint_likelihood",
         **provenance(),

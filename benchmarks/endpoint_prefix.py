@@ -23,12 +23,8 @@ from __future__ import annotations
 
 import argparse
 import random
-import socket
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from codefocus.data.tasks import load_tasks
@@ -37,31 +33,8 @@ from codefocus.generation.records import GenerationSettings
 from codefocus.methods.setup import rebuild
 from codefocus.models.base import model_input_for
 from codefocus.models.endpoint import EndpointModel
+from codefocus.models.llama_server import llama_server
 from codefocus.models.packaged import assemble_gguf
-
-
-def start_server(gguf: Path, threads: int) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--n_threads", str(threads), "--seed", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=2)  # noqa: S310
-            return process, url
-        except OSError:
-            if process.poll() is not None:
-                raise SystemExit("the llama.cpp server exited while starting") from None
-            time.sleep(1)
-    process.kill()
-    raise SystemExit("the llama.cpp server did not start within 300 s")
 
 
 def main() -> None:
@@ -76,8 +49,7 @@ def main() -> None:
     settings = GenerationSettings()
     with tempfile.TemporaryDirectory() as folder:
         gguf = assemble_gguf(Path(folder) / "model.gguf")
-        process, url = start_server(gguf, args.threads)
-        try:
+        with llama_server(gguf, threads=args.threads) as url:
             model = EndpointModel(url)
             seconds = {"shuffled": 0.0, "sorted": 0.0, "generate": 0.0}
             differ = {"sorted": 0, "generate": 0}
@@ -113,9 +85,6 @@ def main() -> None:
                     )
                 total += len(inputs)
                 print(f"{task.task_id}: {len(inputs)} prompts, budget {budget}", flush=True)
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
     print(f"llama-cpp-python server, packaged GGUF, {args.threads} threads, {len(tasks)} tasks")
     for way, value in seconds.items():
         print(f"seconds per prompt {way}: {value / total:.2f}")

@@ -141,3 +141,17 @@ def test_persistent_429_and_malformed_replies_and_unreachable():
         EndpointModel("http://127.0.0.1:9", retries=1, backoff=0.01, timeout=2).generate(
             ["x"], max_new_tokens=2
         )
+
+
+def test_a_llama_server_that_cannot_start_fails_in_one_line(tmp_path):
+    # the helper the benchmarks and the llama.cpp integration tests start their server with:
+    # a server that exits while starting (no such GGUF; or no llama-cpp-python at all) is one
+    # line, and nothing is left running
+    from codefocus.models.llama_server import free_port, llama_server
+
+    with pytest.raises(EndpointError, match="exited while starting") as error:
+        with llama_server(tmp_path / "missing.gguf", start_timeout=120):
+            pytest.fail("the block must not run")
+    assert "\n" not in str(error.value)
+    port = free_port()
+    assert 0 < port < 65536

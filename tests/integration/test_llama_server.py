@@ -2,13 +2,6 @@
 server) serving the packaged GGUF on 127.0.0.1. llama-cpp-python builds from source; where the
 build is not possible scripts/test.sh says so and this module is skipped for that reason."""
 
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,60 +13,13 @@ from codefocus.generation.records import GenerationSettings
 from codefocus.methods.likelihood import CompletionScorer
 from codefocus.methods.setup import WordTemplate
 from codefocus.models.endpoint import EndpointModel
+from codefocus.models.llama_server import BOS_LED, PROMPT_LOGPROBS, llama_server
 from codefocus.models.packaged import assemble_gguf
 
 pytest.importorskip(
     "llama_cpp.server", reason="llama-cpp-python[server] did not build on this machine"
 )
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def running(gguf: Path, *options: str) -> Iterator[str]:
-    """llama-cpp-python's server on ``gguf`` on 127.0.0.1; yields its URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "llama_cpp.server",
-            "--model",
-            str(gguf),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--n_ctx",
-            "2048",
-            "--seed",
-            "0",
-            "--logits_all",  # prompt log-probabilities need every position's (the default)
-            "true",
-            *options,
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url + "/v1/models", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None:
-                pytest.fail("the llama.cpp server exited while starting")
-            time.sleep(1)
-    else:
-        process.kill()
-        pytest.fail("the llama.cpp server did not start within 180 s")
-    try:
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -83,14 +29,14 @@ def gguf(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def server(gguf):
-    with running(gguf) as url:
+    with llama_server(gguf, *PROMPT_LOGPROBS, start_timeout=180) as url:
         yield url
 
 
 @pytest.fixture(scope="module")
 def server_with_bos(gguf):
     """Every prompt led by BOS (``<|endoftext|>``): llama-cpp-python then aligns its echo."""
-    with running(gguf, "--kv_overrides", "tokenizer.ggml.add_bos_token=bool:true") as url:
+    with llama_server(gguf, *PROMPT_LOGPROBS, *BOS_LED, start_timeout=180) as url:
         yield url
 
 
