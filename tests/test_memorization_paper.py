@@ -1,19 +1,28 @@
 """The memorization study as Rabin et al. ran it (issue #28): predicted scores averaged over all
-epochs, CSR over each variable, two model capacities, a method-name dataset built from the pinned
-packages only, and the benchmark's JSON and last lines."""
+epochs, CSR over each variable, two model capacities that both train (warmup and decay, pre-norm
+layers), a method-name dataset built from the pinned packages only, and the benchmark's JSON,
+seeds and last lines."""
 
 import importlib.metadata
 import importlib.util
 import json
+import math
 import re
+import sys
 import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from codefocus.errors import InvalidArgumentError
-from codefocus.lab.classifier import Vocabulary
+from codefocus.errors import InvalidArgumentError, UnknownNameError
+from codefocus.lab.classifier import (
+    CodeClassifier,
+    EncodedPrograms,
+    Vocabulary,
+    lr_scheduler,
+    schedule_factor,
+)
 from codefocus.lab.datasets import LabDataset, Sample
 from codefocus.lab.memorization import (
     MODELS,
@@ -145,7 +154,88 @@ def test_the_large_model_has_over_ten_times_the_parameters_at_any_vocabulary_siz
         small = parameter_count("transformer", vocabulary, classes, "java")
         large = parameter_count("transformer-large", vocabulary, classes, "java")
         assert large >= 10 * small, (size, small, large)
-    assert MODELS["transformer"] == {"dim": 64, "layers": 2}  # the study's model is unchanged
+    assert {k: MODELS["transformer"][k] for k in ("dim", "layers")} == {"dim": 64, "layers": 2}
+
+
+# ---------------------------------------------------------------- training schedule
+
+
+def test_the_schedule_warms_up_linearly_then_decays_as_computed_by_hand():
+    # 10 steps, 2 of warmup: 1/2, 2/2, then p = (step - 2) / 8 from step 2 on
+    cosine = [schedule_factor(step, 10, 2, "cosine") for step in range(10)]
+    assert cosine[:3] == pytest.approx([0.5, 1.0, 1.0])
+    assert cosine[6] == pytest.approx(0.5)  # p = 1/2: halfway down
+    assert cosine[4] == pytest.approx(0.5 * (1 + math.cos(math.pi * 2 / 8)))
+    assert cosine[9] == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    assert all(a >= b for a, b in zip(cosine[1:], cosine[2:], strict=False))
+    linear = [schedule_factor(step, 10, 2, "linear") for step in range(10)]
+    assert linear == pytest.approx([0.5, 1.0, 1.0, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8])
+    assert [schedule_factor(step, 10, 2, "constant") for step in (0, 1, 5, 9)] == [0.5, 1, 1, 1]
+    assert schedule_factor(0, 10, 0, "cosine") == 1.0  # no warmup: the peak at once
+    with pytest.raises(ValueError, match="unknown schedule"):
+        schedule_factor(0, 10, 2, "step")
+
+
+def test_training_steps_the_schedule_once_per_batch_and_clips(monkeypatch):
+    import torch
+
+    dataset = _tiny_dataset()
+    vocabulary = Vocabulary.build(dataset.train, "python")
+    model = CodeClassifier(vocabulary, dataset.classes, "python", 16, 1, norm_first=True)
+    encoded = EncodedPrograms(model, [s.code for s in dataset.train])
+    labels = [s.label for s in dataset.train]
+    optimiser = torch.optim.Adam(model.net.parameters(), lr=0.01)
+    scheduler = lr_scheduler(optimiser, total=6, warmup=2, kind="linear")
+    clipped, seen = [], []
+    real_clip = torch.nn.utils.clip_grad_norm_
+
+    def clip(parameters, norm):
+        clipped.append(norm)
+        return real_clip(parameters, norm)
+
+    # the rate each step uses
+    optimiser.register_step_pre_hook(lambda opt, *_: seen.append(opt.param_groups[0]["lr"]))
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", clip)
+    for _ in range(2):  # 24 programs in batches of 8: three steps an epoch
+        model.train_epoch(encoded, labels, range(24), 8, optimiser, scheduler, clip_norm=0.5)
+    expected = [0.01 * schedule_factor(k, 6, 2, "linear") for k in range(6)]
+    assert seen == pytest.approx(expected) and clipped == [0.5] * 6
+
+
+def test_the_level_records_how_it_trained_and_pre_norm_survives_a_checkpoint(tmp_path):
+    config = MemorizationConfig(dataset="tiny", noise=[0], epochs=2, batch_size=8, seed=2)
+    level = run_memorization(config, tmp_path, dataset=_tiny_dataset()).levels[0]
+    assert level.seed == 2
+    assert level.training == config.training(24) == {
+        "optimizer": "adam", "learning_rate": MODELS["transformer"]["learning_rate"],
+        "schedule": "cosine", "warmup_steps": 1, "total_steps": 6, "clip_norm": 1.0,
+        "batch_size": 8, "norm_first": True,
+    }  # fmt: skip
+    assert LevelResult.from_dict(json.loads(json.dumps(level.to_dict()))).training == (
+        level.training
+    )
+    assert MemorizationConfig(dataset="x", learning_rate=0.5).peak_learning_rate() == 0.5
+    vocabulary = Vocabulary(["a", "b"])
+    model = CodeClassifier(vocabulary, ["x", "y"], "python", 16, 1, norm_first=True)
+    model.save(tmp_path / "pre")
+    loaded = CodeClassifier.load(tmp_path / "pre")
+    assert loaded.norm_first and loaded.net.encoder.layers[0].norm_first
+    # a checkpoint from before the setting was kept is post-norm, and loads as such
+    CodeClassifier(vocabulary, ["x", "y"], "python", 16, 1).save(tmp_path / "post")
+    meta = json.loads((tmp_path / "post" / "classifier.json").read_text())
+    del meta["norm_first"]
+    (tmp_path / "post" / "classifier.json").write_text(json.dumps(meta))
+    assert not CodeClassifier.load(tmp_path / "post").net.encoder.layers[0].norm_first
+    for bad, message in (
+        ({"schedule": "step"}, "unknown schedule"),
+        ({"warmup": 1.0}, "warmup"),
+        ({"learning_rate": 0.0}, "learning-rate"),
+        ({"clip_norm": -1.0}, "clip-norm"),
+    ):
+        with pytest.raises((InvalidArgumentError, UnknownNameError), match=message):
+            run_memorization(
+                MemorizationConfig(dataset="tiny", **bad), tmp_path, dataset=_tiny_dataset()
+            )
 
 
 # ---------------------------------------------------------------- method-name dataset
@@ -218,10 +308,11 @@ def benchmark():
     return module
 
 
-PROGRESS = re.compile(r"^\s+\S+\s+\d+% epoch\s+\d+: train acc")
+PROGRESS = re.compile(r"^\s+\S+\s+\d+% seed \d+ epoch\s+\d+: train acc")
+FIGURE = r"(?:\d\.\d{3}|nan)±(?:\d\.\d{3}|nan)"
 LAST = re.compile(
-    r"^(?:(transformer|attention-bag) )?noise (\d+)%: gini \d\.\d{3} test_f1 \d\.\d{3} "
-    r"csr \d\.\d{3} mean_score \d\.\d{3}$"
+    rf"^(?:(transformer|attention-bag) )?noise (\d+)%: gini {FIGURE} test_f1 {FIGURE} "
+    rf"csr {FIGURE} mean_score {FIGURE} seeds (\d+)$"
 )
 
 
@@ -231,33 +322,48 @@ def test_the_benchmark_writes_json_resumes_and_ends_with_one_line_per_level(
     _tiny_dataset().save(tmp_path / "data")
     out = tmp_path / "results" / "memorization.json"
     args = ["--dataset", str(tmp_path / "data"), "--epochs", "2", "--noise", "0,100"]
-    args += ["--model", "transformer,attention-bag", "--out", str(out)]
+    args += ["--model", "transformer,attention-bag", "--out", str(out), "--seeds", "2"]
     benchmark.main(args)
     lines = capsys.readouterr().out.strip().splitlines()
     assert [LAST.match(line).groups() for line in lines[-4:]] == [
-        ("transformer", "0"), ("transformer", "100"), ("attention-bag", "0"),
-        ("attention-bag", "100"),
+        ("transformer", "0", "2"), ("transformer", "100", "2"), ("attention-bag", "0", "2"),
+        ("attention-bag", "100", "2"),
     ]  # fmt: skip
     assert any(re.match(r"model transformer: [\d,]+ parameters", line) for line in lines)
-    assert sum(bool(PROGRESS.match(line)) for line in lines) == 2 * 2 * 2  # models, levels, epochs
+    assert sum(bool(PROGRESS.match(line)) for line in lines) == 2 * 2 * 2 * 2  # x seeds
     document = json.loads(out.read_text())
+    assert document["schema"] == benchmark.SCHEMA == 2
     assert sorted(document["entries"]) == [
-        "attention-bag/label/0", "attention-bag/label/100",
-        "transformer/label/0", "transformer/label/100",
+        f"{model}/label/{noise}/seed{seed}"
+        for model in ("attention-bag", "transformer") for noise in (0, 100) for seed in (0, 1)
     ]  # fmt: skip
-    entry = document["entries"]["transformer/label/100"]
+    entry = document["entries"]["transformer/label/100/seed1"]
+    assert entry["seed"] == 1 and entry["training"] == document["models"]["transformer"]["training"]
     assert entry["parameters"] == document["models"]["transformer"]["parameters"] > 0
     level = LevelResult.from_dict(entry["level"])
+    assert level.seed == 1 and level.training == entry["training"]
     assert entry["summary"]["mean_score"] == pytest.approx(np.mean(level.scores_over_epochs()))
     assert entry["summary"]["scores_last_epoch"] == level.scores_last_epoch()
     assert document["dataset"]["sizes"]["test"] == 8
     assert document["dataset_sha256"] == _tiny_dataset().sha256()
+    # the seeds differ (initialisation, order, noise draw); the models share each seed's noise
+    seeds = [document["entries"][f"transformer/label/0/seed{s}"]["level"] for s in (0, 1)]
+    assert seeds[0]["epochs"][0]["test_scores"] != seeds[1]["epochs"][0]["test_scores"]
+    # mean ± sd across the seeds, as numpy computes them, and in the last lines
+    stats = document["across_seeds"]["transformer/label/100"]
+    pair = [document["entries"][f"transformer/label/100/seed{s}"]["summary"] for s in (0, 1)]
+    for name, field in (("gini", "gini"), ("fit", "train_accuracy"), ("test_f1", "test_f1")):
+        values = [summary[field] for summary in pair]
+        assert stats[name]["mean"] == pytest.approx(np.mean(values))
+        assert stats[name]["sd"] == pytest.approx(np.std(values, ddof=1))
+    assert stats["seeds"] == [0, 1]
+    assert f"gini {stats['gini']['mean']:.3f}±{stats['gini']['sd']:.3f}" in lines[-3]
 
     # a rerun resumes every finished entry and prints the same last lines
     benchmark.main(args)
     again = capsys.readouterr().out.strip().splitlines()
     assert again[-4:] == lines[-4:] and not any(PROGRESS.match(line) for line in again)
-    assert sum("reused" in line for line in again) == 4
+    assert sum("reused" in line for line in again) == 8
 
     # other settings are never mixed into the file; --fresh starts over
     with pytest.raises(SystemExit, match="other settings or data"):
@@ -275,16 +381,70 @@ def test_the_benchmark_writes_json_resumes_and_ends_with_one_line_per_level(
         return real(*a, **k)
 
     monkeypatch.setattr(benchmark, "train_level", crash_on_second)
-    one_model = [*args[:6], "--model", "transformer", "--out", str(out), "--fresh"]
+    one_model = [*args[:6], "--model", "transformer", "--out", str(out), "--seeds", "1", "--fresh"]
     with pytest.raises(KeyboardInterrupt):
         benchmark.main(one_model)
-    assert list(json.loads(out.read_text())["entries"]) == ["transformer/label/0"]
+    assert list(json.loads(out.read_text())["entries"]) == ["transformer/label/0/seed0"]
     monkeypatch.setattr(benchmark, "train_level", real)
     benchmark.main(one_model[:-1])  # resumes: only the missing level trains
     single = capsys.readouterr().out.strip().splitlines()
     assert [LAST.match(line).group(1) for line in single[-2:]] == [None, None]  # no prefix
+    assert [LAST.match(line).group(3) for line in single[-2:]] == ["1", "1"]
+    assert "±nan" in single[-1]  # one seed: no sd
     assert sum("reused" in line for line in single) == 1
+    # more seeds later: only the new seed's levels train, per seed
+    benchmark.main([*one_model[:-2], "2"])
+    more = capsys.readouterr().out.strip().splitlines()
+    assert sum("reused" in line for line in more) == 2
+    trained = [re.match(r"^\s+\S+\s+\d+% seed (\d+)", line) for line in more]
+    assert {m.group(1) for m in trained if m} == {"1"}
     assert not list(out.parent.glob(".*.tmp"))  # no temporary file left behind
+
+    # the docs' table: one row per model and level, mean ± sd over the seeds
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import lab_figures
+    finally:
+        sys.path.pop(0)
+    table = lab_figures.memorization(json.loads(out.read_text()))
+    rows = [line for line in table.splitlines() if line.startswith("| transformer |")]
+    assert len(rows) == 2 and all("| 2 |" in row and " ± " in row for row in rows)
+    assert "seeds 0–1" in table and "peak learning rate" in table
+
+
+def test_a_results_file_of_one_seed_is_refused_in_one_line(benchmark, tmp_path):
+    _tiny_dataset().save(tmp_path / "data")
+    out = tmp_path / "memorization.json"
+    old = {"schema": 1, "settings": {}, "entries": {"transformer/label/0": {}}}
+    out.write_text(json.dumps(old))
+    args = ["--dataset", str(tmp_path / "data"), "--epochs", "1", "--noise", "0"]
+    with pytest.raises(SystemExit) as refused:
+        benchmark.main([*args, "--model", "transformer", "--out", str(out)])
+    message = str(refused.value.code)
+    assert "schema 1" in message and "--fresh" in message and "\n" not in message
+    assert json.loads(out.read_text()) == old  # untouched
+
+
+def test_across_seeds_is_mean_and_sample_sd_as_numpy_has_them(benchmark):
+    rng = np.random.default_rng(5)
+    entries = []
+    for seed in range(4):
+        summary = {field: float(rng.random()) for _, field in benchmark.ACROSS}
+        summary |= {"test_f1_kind": "macro-F1", "first_epoch_95_percent_fit": [None, 3][seed % 2]}
+        entries.append({"model": "m", "noise_kind": "label", "noise": 50, "parameters": 9,
+                        "seed": seed, "summary": summary})  # fmt: skip
+    entries[2]["summary"]["csr"] = None  # no CSR program: that seed has no CSR
+    stats = benchmark.across_seeds(entries)
+    for name, field in benchmark.ACROSS:
+        values = [e["summary"][field] for e in entries if e["summary"][field] is not None]
+        assert stats[name]["mean"] == pytest.approx(np.mean(values), abs=1e-12)
+        assert stats[name]["sd"] == pytest.approx(np.std(values, ddof=1), abs=1e-12)
+        assert stats[name]["seeds"] == len(values)
+    assert stats["csr"]["seeds"] == 3 and stats["gini"]["seeds"] == 4
+    assert stats["first_epoch_95_percent_fit"] == [None, 3, None, 3]
+    one = benchmark.across_seeds(entries[:1])
+    assert one["gini"]["mean"] == entries[0]["summary"]["gini"]
+    assert math.isnan(one["gini"]["sd"])
 
 
 class _Called(Exception):

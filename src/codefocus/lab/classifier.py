@@ -8,6 +8,7 @@ Seeded; trained with early stopping on validation accuracy; checkpoints as safet
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from codefocus.storage import write_text_atomic
 
 PAD, UNK = 0, 1
 MEMO_SIZE = 20_000  # encoded programs kept per vocabulary
+SCHEDULES = ("constant", "linear", "cosine")  # after the linear warmup
 
 
 @dataclass
@@ -75,7 +77,7 @@ def pad_ids(rows: list[list[int]]):
     return ids
 
 
-def _model(vocab_size: int, classes: int, dim: int, layers: int):
+def _model(vocab_size: int, classes: int, dim: int, layers: int, norm_first: bool = False):
     import torch
     from torch import nn
 
@@ -84,10 +86,19 @@ def _model(vocab_size: int, classes: int, dim: int, layers: int):
             super().__init__()
             self.embed = nn.Embedding(vocab_size, dim, padding_idx=PAD)
             self.position = nn.Embedding(1024, dim)
-            # layers == 0: attention pooling straight over token + position embeddings
-            layer = nn.TransformerEncoderLayer(dim, 4, dim * 2, dropout=0.1, batch_first=True)
+            # layers == 0: attention pooling straight over token + position embeddings.
+            # norm_first: pre-norm layers (layer norm before attention and feed-forward, one more
+            # at the end), which train stably deeper than post-norm ones
+            layer = nn.TransformerEncoderLayer(
+                dim, 4, dim * 2, dropout=0.1, batch_first=True, norm_first=norm_first
+            )
             self.encoder = (
-                nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+                nn.TransformerEncoder(
+                    layer,
+                    layers,
+                    norm=nn.LayerNorm(dim) if norm_first else None,
+                    enable_nested_tensor=False,
+                )
                 if layers > 0
                 else None
             )
@@ -106,6 +117,31 @@ def _model(vocab_size: int, classes: int, dim: int, layers: int):
             return self.out(vector), alpha
 
     return AttentionPooledClassifier()
+
+
+def schedule_factor(step: int, total: int, warmup: int, kind: str = "cosine") -> float:
+    """The learning rate of optimiser step ``step`` (0-based) of ``total``, as a share of the
+    peak: a linear warmup, (step + 1) / warmup, over the first ``warmup`` steps; then the peak
+    (``constant``), or a linear or cosine (``0.5 (1 + cos(pi p))``) decay over the remaining
+    steps, p = (step - warmup) / (total - warmup), from the peak towards 0 at step ``total``."""
+    if kind not in SCHEDULES:
+        raise ValueError(f"unknown schedule {kind!r}: choose from {', '.join(SCHEDULES)}")
+    if step < warmup:
+        return (step + 1) / warmup
+    if kind == "constant":
+        return 1.0
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 1.0 - progress if kind == "linear" else 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def lr_scheduler(optimiser, total: int, warmup: int, kind: str = "cosine"):
+    """A torch scheduler giving optimiser step k the learning rate peak * ``schedule_factor(k,
+    ...)`` (``train_epoch`` steps it after every optimiser step)."""
+    import torch
+
+    return torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda step: schedule_factor(step, total, warmup, kind)
+    )
 
 
 class EncodedPrograms:
@@ -173,13 +209,15 @@ class CodeClassifier:
         layers: int = 2,
         max_len: int = 400,
         seed: int = 0,
+        norm_first: bool = False,
     ) -> None:
         import torch
 
         torch.manual_seed(seed)
         self.vocabulary, self.classes, self.language = vocabulary, classes, language
         self.dim, self.layers, self.max_len, self.seed = dim, layers, max_len, seed
-        self.net = _model(len(vocabulary.tokens), len(classes), dim, layers)
+        self.norm_first = norm_first
+        self.net = _model(len(vocabulary.tokens), len(classes), dim, layers, norm_first)
 
     def _batch(self, codes: list[str]):
         encoded = [self.vocabulary.encode(c, self.language, self.max_len) for c in codes]
@@ -205,10 +243,19 @@ class CodeClassifier:
         return accuracy_of(self.predict, samples)
 
     def train_epoch(
-        self, encoded: EncodedPrograms, labels: list[int], order, batch_size: int, optimiser
+        self,
+        encoded: EncodedPrograms,
+        labels: list[int],
+        order,
+        batch_size: int,
+        optimiser,
+        scheduler=None,
+        clip_norm: float | None = None,
     ) -> float:
         """One pass over the programs in ``order``, in batches; returns the summed loss. The one
-        training loop: ``fit`` and the memorization study both run it."""
+        training loop: ``fit`` and the memorization study both run it. ``scheduler`` (a torch
+        LR scheduler) steps after every optimiser step; ``clip_norm`` bounds the gradient's
+        global L2 norm."""
         import torch
 
         self.net.train()
@@ -220,7 +267,11 @@ class CodeClassifier:
             )
             optimiser.zero_grad()
             loss.backward()
+            if clip_norm is not None:
+                torch.nn.utils.clip_grad_norm_(self.net.parameters(), clip_norm)
             optimiser.step()
+            if scheduler is not None:
+                scheduler.step()
             total += loss.item() * len(chosen)
         return total
 
@@ -258,6 +309,7 @@ class CodeClassifier:
             "layers": self.layers,
             "max_len": self.max_len,
             "seed": self.seed,
+            "norm_first": self.norm_first,
         }
         save_weights(self.net, directory, meta)
 
@@ -275,6 +327,7 @@ class CodeClassifier:
             meta["layers"],
             meta["max_len"],
             meta["seed"],
+            meta.get("norm_first", False),  # checkpoints before pre-norm layers were post-norm
         )
         model.net.load_state_dict(load_file(directory / "model.safetensors"))
         model.net.eval()
