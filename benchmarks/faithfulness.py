@@ -1,10 +1,13 @@
 """Which attribution can you trust? Alignment with programmers beside faithfulness to the model,
 per method, on labelled tasks of HumanEval and MBPP, on one model.
 
-Two resumable stages in one study directory (``--work``): a ``codefocus`` study of the chosen
-tasks with every method that runs on the model (the regeneration methods — occlusion, BERT
-masking, SHAP — on the first ``--perturbation-tasks`` of them, the study's own option), then
-``codefocus faithfulness --study`` over it. A killed run resumes where it stopped. Per method it
+In one study directory (``--work``), one task at a time, the benchmarks taking turns: the
+``codefocus`` study grows by the task, with every method that runs on the model (the
+regeneration methods — occlusion, BERT masking, both SHAPs — on ``--perturbation-tasks`` of them:
+those that already have them, then the first not yet measured), then ``codefocus faithfulness
+--study`` measures it. A run stopped at any point has whole tasks, and resumes where it stopped;
+a larger plan with the same options keeps every task measured (``--stages``: all attributions,
+then all measurements). Per method it
 reports F1@10 against the programmers and AOPC (nats per code token, top 1..K words deleted),
 each with a 95% bootstrap interval over tasks, AOPC of sufficiency, the lowest-ranked control,
 LDS, the share of tasks whose greedy code changed, and the seconds per task of the attribution
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from provenance import ROOT, provenance, write_json  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
+REGENERATION = {"occlusion", "bert_masking", "shap", "shap_partition"}  # the perturbation family
 
 
 def pick_tasks(humaneval: int, mbpp: int, data_dir=None) -> list[str]:
@@ -59,6 +63,29 @@ def alternate(task_ids: Sequence[str]) -> list[str]:
     for rank, ids in enumerate(queues):
         ordered += [((i + 0.5) / len(ids), rank, task_id) for i, task_id in enumerate(ids)]
     return [task_id for _, _, task_id in sorted(ordered)]
+
+
+def perturbation_ids(work: Path, plan: Sequence[str], count: int, data_dir=None) -> list[str]:
+    """The tasks that get the regeneration methods: those of the plan that already have them in
+    ``work``, then the first of the plan not measured yet, up to ``count`` (a task measured
+    without them keeps its measurement; they would not be measured on it)."""
+    from codefocus.faithfulness.study import load_faithfulness
+    from codefocus.methods import REGISTRY
+    from codefocus.studies.results import load_results
+    from codefocus.studies.runner import STORE_NAME
+
+    have: set[str] = set()
+    measured: set[str] = set()
+    if (work / STORE_NAME).is_file():
+        family = {name for name, m in REGISTRY.items() if m.family == "perturbation"}
+        assert family == REGENERATION, family
+        for r in load_results(work, data_dir)[1]:
+            if family & (set(r.attribution.word_scores) | set(r.attribution.failures)):
+                have.add(r.attribution.task_id or "")
+        measured = {task for _, task in load_faithfulness(work)}
+    chosen = [t for t in plan if t in have]
+    fresh = [t for t in plan if t not in have and t not in measured]
+    return chosen + fresh[: max(0, count - len(chosen))]
 
 
 def hierarchical_in_run(attributions, k: int = 10) -> dict | None:
@@ -149,7 +176,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
         benchmarks=("humaneval", "mbpp"),
         task_ids=tuple(task_ids),
-        perturbation_tasks=args.perturbation_tasks,
+        perturbation_tasks=0,  # none but these:
+        perturbation_task_ids=tuple(
+            perturbation_ids(args.work, task_ids, args.perturbation_tasks, args.data)
+        ),
         verdicts="none",
         data_dir=args.data,
     )
@@ -244,6 +274,12 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
             for benchmark in ("humaneval", "mbpp")
         },
         "perturbation_tasks": args.perturbation_tasks,
+        "perturbation_task_ids": sorted(
+            r.attribution.task_id or ""
+            for r in results
+            if (r.model, r.attribution.task_id) in measured
+            and REGENERATION & (set(r.attribution.word_scores) | set(r.attribution.failures))
+        ),
         "k": args.k,
         "perturbation": "delete",
         "random_orders": args.random_orders,

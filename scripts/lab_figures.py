@@ -219,11 +219,11 @@ def faithfulness(record: dict) -> str:
     if in_plan < measured:  # the store also holds tasks of an earlier, smaller plan
         stopped += f"{', and ' if stopped else ''}{measured - in_plan} of an earlier plan"
     stopped = f" ({stopped})" if stopped else ""
-    first = record["perturbation_tasks"]
+    regenerated = len(record.get("perturbation_task_ids", ()))
     regeneration = (
         "occlusion, BERT masking and SHAP not run"
-        if first == 0
-        else f"occlusion, BERT masking and the two SHAP methods on the first {first} of them"
+        if regenerated == 0
+        else f"occlusion, BERT masking and the two SHAP methods on {regenerated} of them"
     )
     lines = [
         f"{record['model']}, {measured} labelled tasks{stopped} ({counts.get('humaneval', 0)} "

@@ -320,3 +320,8 @@ def test_the_benchmark_measures_one_task_at_a_time_and_grows(tmp_path, data_dir,
     assert stored[first["tasks"][0]] == first["faithfulness"]["seconds_per_task"][first["tasks"][0]]
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].startswith("random: f1@10 n/a aopc ")
+    # the regeneration methods go to tasks not measured without them
+    assert grown["perturbation_task_ids"] == []
+    plan = [*grown["tasks"], "Mbpp/2", "Mbpp/3"]
+    assert benchmark.perturbation_ids(work, plan, 1, data_dir) == ["Mbpp/2"]
+    assert benchmark.perturbation_ids(work, plan, 5, data_dir) == ["Mbpp/2", "Mbpp/3"]
