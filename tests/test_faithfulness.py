@@ -275,14 +275,9 @@ def test_the_command_on_one_task_and_a_missing_attribution_file(tmp_path, data_d
 
 
 def _benchmark():
-    import importlib.util
-    from pathlib import Path
+    from benchmark_modules import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "faithfulness.py"
-    spec = importlib.util.spec_from_file_location("faithfulness_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("faithfulness")
 
 
 def test_the_benchmark_alternates_the_benchmarks():

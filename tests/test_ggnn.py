@@ -242,14 +242,9 @@ def test_autofocus_cli_with_the_ggnn(tmp_path, data_dir):
 @pytest.fixture()
 def autofocus_run():
     """benchmarks/autofocus_run.py as a module."""
-    import importlib.util
-    from pathlib import Path
+    from benchmark_modules import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "autofocus_run.py"
-    spec = importlib.util.spec_from_file_location("autofocus_run", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("autofocus_run")
 
 
 def test_the_benchmark_reports_across_seeds_and_resumes(

@@ -4,7 +4,7 @@ LOO, its cost, and one-line errors for bad options."""
 
 import numpy as np
 import pytest
-from reference import naive_logprob
+from reference import exact_shapley, naive_logprob
 
 from codefocus.data.groups import UNIT_KINDS, sentence_starts, word_groups
 from codefocus.data.units import Span, scoped_word_spans, word_spans
@@ -190,40 +190,20 @@ def test_occlusion_by_line_leaves_out_whole_lines(model):
         assert np.all(got[group] == expected)
 
 
-def exact_shapley(value, players: int) -> np.ndarray:
-    """Shapley values by their definition: every coalition, weighted |S|! (n-|S|-1)! / n!."""
-    from itertools import combinations
-    from math import factorial
-
-    phi = np.zeros(players)
-    for i in range(players):
-        others = [j for j in range(players) if j != i]
-        for size in range(players):
-            weight = factorial(size) * factorial(players - size - 1) / factorial(players)
-            for subset in combinations(others, size):
-                mask = np.zeros(players)
-                mask[list(subset)] = 1
-                with_i = mask.copy()
-                with_i[i] = 1
-                phi[i] += weight * (value(with_i) - value(mask))
-    return phi
-
-
 def unit_value(setup, groups, substitutes: bool):
     """The method's value of a coalition of units, computed plainly: the prompt with the absent
     units' words left out (or substituted), regenerated, scored."""
     template = setup.template(with_substitutes=substitutes)
     count = len(template.words)
 
-    def value(units_present: np.ndarray) -> float:
-        present = np.ones(count)
-        for group, keep in zip(groups, units_present, strict=True):
-            if not keep:
-                present[list(group)] = 0
+    def game(units_present) -> float:
+        present = np.zeros(count)
+        for unit in units_present:
+            present[list(groups[unit])] = 1
         (score,) = setup.scores_for([template.render(present)])
         return float(score)
 
-    return value
+    return game
 
 
 def test_bert_masking_by_line_substitutes_whole_lines(model):
@@ -420,14 +400,9 @@ def test_hierarchical_loo_runs_through_attribute(model):
 @pytest.fixture()
 def hierarchical_benchmark():
     """benchmarks/hierarchical_loo.py as a module."""
-    import importlib.util
-    from pathlib import Path
+    from benchmark_modules import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "hierarchical_loo.py"
-    spec = importlib.util.spec_from_file_location("hierarchical_loo_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("hierarchical_loo")
 
 
 def test_the_benchmark_compares_with_full_loo_on_a_tiny_model(

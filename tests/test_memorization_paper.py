@@ -4,7 +4,6 @@ layers), a method-name dataset built from the pinned packages only, and the benc
 seeds and last lines."""
 
 import importlib.metadata
-import importlib.util
 import json
 import math
 import re
@@ -301,11 +300,9 @@ def _tiny_dataset() -> LabDataset:
 
 @pytest.fixture()
 def benchmark():
-    path = ROOT / "benchmarks" / "memorization_run.py"
-    spec = importlib.util.spec_from_file_location("memorization_run", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmark_modules import load_benchmark
+
+    return load_benchmark("memorization_run")
 
 
 PROGRESS = re.compile(r"^\s+\S+\s+\d+% seed \d+ epoch\s+\d+: train acc")

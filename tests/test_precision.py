@@ -183,17 +183,12 @@ def test_whitebox_scores_in_bfloat16_are_finite_and_near_float32(pair):
 @pytest.fixture(scope="module")
 def gpu_check():
     """``benchmarks/gpu_check.py`` as a module."""
-    import importlib.util
     import sys
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
-    spec = importlib.util.spec_from_file_location("gpu_check", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_check"] = module  # its dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-        yield module
+    from benchmark_modules import load_benchmark
+
+    try:  # its dataclasses look their module up in sys.modules
+        yield load_benchmark("gpu_check", register=True)
     finally:
         sys.modules.pop("gpu_check", None)
 

@@ -1,11 +1,9 @@
 """KernelShap's ``shap_background``: ``absent`` (unchanged) and ``single-mask`` (the study's
 released code: single-word variants as background, coalitions looked up among them)."""
 
-from itertools import combinations
-from math import factorial
-
 import numpy as np
 import pytest
+from reference import exact_shapley
 
 from codefocus.errors import InvalidArgumentError
 from codefocus.generation.records import GenerationSettings
@@ -167,13 +165,7 @@ def test_single_mask_solves_the_released_game_exactly(prompt):
         present[list(coalition)] = True
         return np.mean([render(np.where(present, 1.0, background)) for background in rows])
 
-    expected = np.zeros(count)
-    for i in range(count):
-        others = [j for j in range(count) if j != i]
-        for size in range(count):
-            weight = factorial(size) * factorial(count - size - 1) / factorial(count)
-            for subset in combinations(others, size):
-                expected[i] += weight * (game((*subset, i)) - game(subset))
+    expected = exact_shapley(game, count)
     assert np.allclose(scores, np.abs(expected), atol=1e-9), (scores, expected)
 
 
