@@ -65,6 +65,18 @@ def alternate(task_ids: Sequence[str]) -> list[str]:
     return [task_id for _, _, task_id in sorted(ordered)]
 
 
+def measured_before(work: Path, plan: Sequence[str]) -> list[str]:
+    """Tasks ``work`` has measured that ``plan`` lacks (an earlier, other plan with the same
+    options): kept at the head of the plan, so the study (whose tasks are its plan's) and the
+    report still hold them."""
+    from codefocus.faithfulness.study import load_faithfulness
+    from codefocus.studies.runner import STORE_NAME
+
+    if not (work / STORE_NAME).is_file():
+        return []
+    return sorted({task for _, task in load_faithfulness(work)} - set(plan))
+
+
 def perturbation_ids(work: Path, plan: Sequence[str], count: int, data_dir=None) -> list[str]:
     """The tasks that get the regeneration methods: those of the plan that already have them in
     ``work``, then the first of the plan not measured yet, up to ``count`` (a task measured
@@ -168,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console = Console(stderr=True)
     task_ids = alternate(pick_tasks(args.humaneval, args.mbpp, args.data))
+    before = set(measured_before(args.work, ()))  # every task measured before this run
+    task_ids = [*sorted(before - set(task_ids)), *task_ids]
     by_benchmark: dict[str, list[str]] = {}
     for task_id in task_ids:
         by_benchmark.setdefault(task_id.split("/")[0].lower(), []).append(task_id)
@@ -227,9 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.perf_counter()
             measured = measure(models)
             faithfulness_seconds += time.perf_counter() - started
-            stored = measured["stored"] if done == 1 else counts["stored"]  # before this run
             counts = {key: counts[key] + measured[key] for key in ("done", "failed")}
-            counts["stored"] = stored
+            counts["stored"] = len(before)  # measured before this run
             console.print(f"task {done}/{len(task_ids)} ({task_ids[done - 1]}) measured")
     return report(
         args, task_ids, by_benchmark, attribution_seconds, study_summary, faithfulness_seconds,

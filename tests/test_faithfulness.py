@@ -315,6 +315,12 @@ def test_the_benchmark_measures_one_task_at_a_time_and_grows(tmp_path, data_dir,
     assert stored[first["tasks"][0]] == first["faithfulness"]["seconds_per_task"][first["tasks"][0]]
     lines = capsys.readouterr().out.splitlines()
     assert lines[-1].startswith("random: f1@10 n/a aopc ")
+    # a plan that lacks measured tasks keeps them (at its head): the report still has them
+    assert benchmark.main([*common, "--humaneval", "1", "--mbpp", "0"]) == 0
+    kept = json.loads(out.read_text())
+    assert sorted(kept["tasks"]) == sorted(grown["tasks"])
+    assert kept["tasks_planned"][-1] == "HumanEval/0" and len(kept["tasks_planned"]) == 3
+    assert kept["faithfulness"]["counts"] == {"done": 0, "failed": 0, "stored": 3}
     # the regeneration methods go to tasks not measured without them
     assert grown["perturbation_task_ids"] == []
     plan = [*grown["tasks"], "Mbpp/2", "Mbpp/3"]
