@@ -233,4 +233,10 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from codefocus.errors import CodefocusError
+
+    try:
+        raise SystemExit(main())
+    except CodefocusError as error:  # e.g. the server did not start: one line, exit 2
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

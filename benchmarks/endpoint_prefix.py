@@ -95,4 +95,12 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from codefocus.errors import CodefocusError
+
+    try:
+        main()
+    except CodefocusError as error:  # e.g. the server did not start: one line, exit 2
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

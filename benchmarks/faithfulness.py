@@ -53,8 +53,8 @@ def pick_tasks(humaneval: int, mbpp: int, data_dir=None) -> list[str]:
 
 
 def alternate(task_ids: Sequence[str]) -> list[str]:
-    """The tasks with the benchmarks taking turns in proportion to their counts (MBPP first,
-    its prompts are the shorter), so a run stopped at any point has measured a mix of both."""
+    """The tasks with the benchmarks taking turns in proportion to their counts (the larger
+    benchmark first on a tie of position), so a run stopped at any point has measured a mix."""
     by_benchmark: dict[str, list[str]] = {}
     for task_id in task_ids:
         by_benchmark.setdefault(task_id.split("/")[0], []).append(task_id)
@@ -83,17 +83,20 @@ def perturbation_ids(work: Path, plan: Sequence[str], count: int, data_dir=None)
     without them keeps its measurement; they would not be measured on it)."""
     from codefocus.faithfulness.study import load_faithfulness
     from codefocus.methods import REGISTRY
-    from codefocus.studies.results import load_results
     from codefocus.studies.runner import STORE_NAME
+    from codefocus.studies.store import StudyStore
 
     have: set[str] = set()
     measured: set[str] = set()
     if (work / STORE_NAME).is_file():
         family = {name for name, m in REGISTRY.items() if m.family == "perturbation"}
         assert family == REGENERATION, family
-        for r in load_results(work, data_dir)[1]:
-            if family & (set(r.attribution.word_scores) | set(r.attribution.failures)):
-                have.add(r.attribution.task_id or "")
+        store = StudyStore(work / STORE_NAME)
+        try:  # every stored unit, whatever tasks the study's last run recorded
+            rows = store.rows("method:")
+        finally:
+            store.close()
+        have = {r["task_id"] for r in rows if r["kind"].removeprefix("method:") in family}
         measured = {task for _, task in load_faithfulness(work)}
     chosen = [t for t in plan if t in have]
     fresh = [t for t in plan if t not in have and t not in measured]
@@ -233,7 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         faithfulness_seconds = time.perf_counter() - started
     else:  # one task at a time: the study grows by a task, which is then measured
         models = {args.model: config.options.load_model(args.model)}
-        for done in range(1, len(task_ids) + 1):
+        # from the longest measured head of the plan: the study's recorded tasks never shrink
+        head = next((i for i, t in enumerate(task_ids) if t not in before), len(task_ids))
+        for done in range(max(1, head), len(task_ids) + 1):
             started = time.perf_counter()
             grown = replace(config, task_ids=tuple(task_ids[:done]))
             study_summary = run_study(grown, args.work, console=console, models=models).to_dict()
@@ -259,7 +264,7 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
     from codefocus.studies.runner import STORE_NAME
     from codefocus.studies.store import StudyStore
 
-    _, results = load_results(args.work, args.data)
+    _, results = load_results(args.work, args.data, task_ids)
     measured = load_faithfulness(args.work)
     # each method's seconds as the study stored its unit (work shared by several methods, the
     # forward of the attention methods, is billed to the first that needs it)

@@ -397,13 +397,34 @@ def test_a_contrastive_attribution_ranks_by_size_everywhere(model):
     assert "|score|" in listing
     first = int(np.argmax(sizes))
     assert f"loo_logprob top {k}: {result.words[first].text} {scores[first]:.4g}" in listing
+    # the HTML page's table and marks: by size, red toward the contrast
+    from codefocus.reports.explorer import NEGATIVE_SCALE
+    from codefocus.reports.html import method_marks, ranked_words
+
+    assert sorted(ranked_words(result, "loo_logprob", k)) == by_size
+    marks = {
+        (start, end): colour for start, end, colour, _ in method_marks(result, "loo_logprob", k)
+    }
+    for index in by_size:
+        word = result.words[index]
+        assert (marks[(word.start, word.end)] in NEGATIVE_SCALE) == (scores[index] < 0)
     # without a contrast, the raw scores rank as before
     plain = run(model, "loo_logprob")
     assert plain.ranking("loo_logprob") == plain.scores("loo_logprob")
+    # two targets do not merge into one attribution
+    with pytest.raises(InvalidArgumentError, match="different targets"):
+        plain.merge(result)
 
 
-def test_faithfulness_refuses_a_contrastive_attribution(model):
+def test_faithfulness_refuses_a_contrastive_attribution(model, tmp_path):
+    from test_cli import run as command
+
     result = run(model, "loo_logprob", contrast=CONTRAST)
     with pytest.raises(InvalidArgumentError, match="contrastive attribution") as error:
         result.faithfulness(model)
     assert "\n" not in str(error.value)
+    # on the command line: one line, exit 2, before any model loads (none named exists)
+    path = result.save(tmp_path / "contrastive.json")
+    done = command("faithfulness", "--attribution", str(path), "--model", "no-such-model")
+    assert done.returncode == 2 and "contrastive attribution" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

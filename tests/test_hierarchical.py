@@ -235,6 +235,13 @@ def test_shap_by_line_plays_whole_lines(model):
         np.testing.assert_allclose(got[group], abs(value), atol=1e-6)
 
 
+def test_the_released_shap_background_takes_words_only():
+    with pytest.raises(InvalidArgumentError, match="single-mask.*perturb_units 'word'"):
+        resolve_methods("shap", shap_background="single-mask", perturb_units="line")
+    (words,) = resolve_methods("shap", shap_background="single-mask")
+    assert words.options()["shap_background"] == "single-mask"
+
+
 def test_shap_partition_by_sentence_is_shapley_for_two_sentences(model):
     # two players: the Owen values of the partition explainer are the Shapley values
     setup = setup_for(model, prompt=TEXT_PROMPT)

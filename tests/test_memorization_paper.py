@@ -463,3 +463,17 @@ def test_the_command_line_bounds_renamings_only_when_asked(tmp_path, monkeypatch
             main(["memorization", "--out", str(tmp_path / "m"), *extra])
     capsys.readouterr()
     assert [config.renamings for config in seen] == [None, 3]
+
+
+def test_a_change_to_a_models_spec_changes_the_configuration_key(monkeypatch):
+    # `codefocus memorization` reuses levels by key: a model trained otherwise (another peak
+    # rate or norm placement under the same name) must not match an earlier level
+    from codefocus.lab import memorization
+
+    config = memorization.MemorizationConfig(model="transformer")
+    before = config.key()
+    spec = {**memorization.MODELS["transformer"], "learning_rate": 1e-3}
+    monkeypatch.setitem(memorization.MODELS, "transformer", spec)
+    assert config.key() != before
+    monkeypatch.setitem(memorization.MODELS, "transformer", {**spec, "learning_rate": 3e-3})
+    assert config.key() == before

@@ -239,6 +239,11 @@ class Attribution:
                 f"cannot merge attributions of different generations ({self.task_id or 'prompt'}, "
                 f"{other.task_id or 'prompt'}): model, input, code, words or statements differ"
             )
+        if self.contrast != other.contrast:  # scores of two different targets
+            raise InvalidArgumentError(
+                f"cannot merge attributions of different targets ({self.task_id or 'prompt'}): "
+                "one explains another contrast, or none"
+            )
         settings = {**self.settings, **other.settings}
         if isinstance(self.settings.get("methods"), dict):
             settings["methods"] = {**self.settings["methods"], **other.settings.get("methods", {})}

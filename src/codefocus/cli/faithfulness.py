@@ -86,12 +86,18 @@ def faithfulness_command(
     from codefocus.attribution import Attribution
 
     placement = attribution_options(device=device, dtype=dtype, protocol=protocol)
-    loaded = placement.load_model(model)
-    if attribution is not None:
+    attributed = None
+    if attribution is not None:  # read and checked before the model loads
         if not attribution.is_file():
             raise InvalidArgumentError(f"--attribution {attribution}: no such file")
         attributed = Attribution.load(attribution)
-    else:
+        if attributed.contrast is not None:
+            raise InvalidArgumentError(
+                f"--attribution {attribution}: a contrastive attribution explains log p(code) "
+                "- log p(contrast), and faithfulness measures log p(code)"
+            )
+    loaded = placement.load_model(model)
+    if attributed is None:
         from codefocus.api import attribute
         from codefocus.data.tasks import get_task
 

@@ -78,8 +78,11 @@ class MemorizationConfig:
     per_class: int | None = None  # algorithms: files read per class (a subset)
 
     def key(self) -> str:
-        """Identifies the configuration, so results of another one are never mixed in."""
+        """Identifies the configuration, so results of another one are never mixed in; the
+        model's own spec (size, peak learning rate, norm placement) is part of it, since a
+        change there trains the same named model otherwise."""
         payload = {k: v for k, v in asdict(self).items() if k != "noise"}
+        payload["model_spec"] = MODELS.get(self.model)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def dataset_seed(self) -> int:

@@ -284,6 +284,11 @@ class KernelShap(Perturbation):
                 f"unknown shap_background {self.shap_background!r}: "
                 f"use {' or '.join(SHAP_BACKGROUNDS)}"
             )
+        if self.shap_background == "single-mask" and self.perturb_units != "word":
+            raise InvalidArgumentError(
+                "shap_background 'single-mask' reproduces the study's word-level SHAP: it takes "
+                f"perturb_units 'word', not {self.perturb_units!r}"
+            )
 
     def word_scores(self, setup):
         import logging
@@ -297,13 +302,9 @@ class KernelShap(Perturbation):
         owners = unit_owners(groups, len(template.words))
         count = len(groups)  # the players: prompt units (words by default)
 
-        if self.shap_background == "single-mask" and self.perturb_units == "word":
+        if self.shap_background == "single-mask":  # words only (checked when made)
             background, variants = single_mask_background(template)
             value = released_lookup(background, variants, setup)
-        elif self.shap_background == "single-mask":  # one row per unit, one-hot
-            variants = [template.without_group(g) for g in groups]
-            value = released_lookup(np.eye(count), variants, setup)
-            background = np.eye(count)
         else:
             background = np.zeros((1, count))
 

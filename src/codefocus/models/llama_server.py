@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -51,32 +52,40 @@ def llama_server(
     ]  # fmt: skip
     if threads is not None:
         command += ["--n_threads", str(threads)]
-    process = subprocess.Popen(
-        [*command, *options], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_until_answering(process, url, start_timeout)
-        yield url
-    finally:
-        process.terminate()
+    # its log goes to a file, not a pipe (a full pipe would stall it): the last line says why
+    # a server that exits while starting did
+    with tempfile.TemporaryFile("w+", encoding="utf-8", errors="replace") as log:
+        process = subprocess.Popen([*command, *options], stdout=subprocess.DEVNULL, stderr=log)
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            _wait_until_answering(process, url, start_timeout, log)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
-def _wait_until_answering(process: subprocess.Popen, url: str, timeout: float) -> None:
+def _last_line(log) -> str:
+    log.seek(0)
+    lines = [line.strip() for line in log.read().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else "no output"
+
+
+def _wait_until_answering(process: subprocess.Popen, url: str, timeout: float, log) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            urllib.request.urlopen(url + "/v1/models", timeout=2)  # noqa: S310 - local URL
-            return
+            with urllib.request.urlopen(url + "/v1/models", timeout=2):  # noqa: S310 - local
+                return
         except OSError:
             if process.poll() is not None:
                 raise EndpointError(
-                    f"the llama.cpp server exited while starting (exit {process.returncode})"
+                    f"the llama.cpp server exited while starting (exit {process.returncode}): "
+                    f"{_last_line(log)}"
                 ) from None
             time.sleep(1)
     raise EndpointError(f"the llama.cpp server did not answer within {timeout:.0f} s")

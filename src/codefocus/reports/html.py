@@ -41,21 +41,33 @@ def highlighted(text: str, spans: list[tuple[int, int, str, str]]) -> str:
     return "".join(pieces)
 
 
-def method_marks(attribution: Attribution, method: str, k: int) -> list[tuple[int, int, str, str]]:
-    """(start, end, colour, title) of a method's top-K words, shaded by score on the explorer's
-    colour-blind-safe scale; none when the method gave no attribution (all scores equal)."""
-    from codefocus.reports.explorer import SCALE, top_words
+def ranked_words(attribution: Attribution, method: str, k: int) -> list[int]:
+    """The top-K word indices a page shows: by score, or for a contrastive attribution by size
+    (``Attribution.ranking``); none when the method gave no attribution."""
+    from codefocus.reports.explorer import top_by_size, top_words
 
     scores = attribution.scores(method)
-    top = top_words(scores, k)
+    return top_by_size(scores, k) if attribution.contrast is not None else top_words(scores, k)
+
+
+def method_marks(attribution: Attribution, method: str, k: int) -> list[tuple[int, int, str, str]]:
+    """(start, end, colour, title) of a method's top-K words, shaded by score on the explorer's
+    colour-blind-safe scale (a contrastive attribution's by size, blue toward the generated code
+    and red toward the contrast); none when the method gave no attribution (all scores equal)."""
+    from codefocus.reports.explorer import NEGATIVE_SCALE, SCALE
+
+    scores = attribution.scores(method)
+    top = ranked_words(attribution, method, k)
     if not top:
         return []
-    high, low = scores[top[0]], scores[top[-1]]
+    size = attribution.ranking(method)
+    high, low = size[top[0]], size[top[-1]]
     spans = []
     for index in top:
         word, value = attribution.words[index], scores[index]
-        share = (value - low) / (high - low) if high > low else 1.0
-        colour = SCALE[min(len(SCALE) - 1, int(share * len(SCALE)))]
+        share = (size[index] - low) / (high - low) if high > low else 1.0
+        scale = NEGATIVE_SCALE if value < 0 and attribution.contrast is not None else SCALE
+        colour = scale[min(len(scale) - 1, int(share * len(scale)))]
         spans.append((word.start, word.end, colour, f"{method}: {value:.4g}"))
     return spans
 
@@ -76,10 +88,8 @@ def human_marks(spans) -> list[tuple[int, int, str, str]]:
 def scores_table(attribution: Attribution, method: str, k: int) -> str:
     """A method's top-K words with their scores; "no attribution" when every score is equal
     (an all-zero row highlighted as a "top 10" would be a lie)."""
-    from codefocus.reports.explorer import top_words
-
     scores = attribution.scores(method)
-    top = top_words(scores, k)
+    top = ranked_words(attribution, method, k)
     if not top:
         return f"<p class='no-attribution'>{html.escape(method)}: no attribution (all {len(scores)} scores equal)</p>"
     rows = "".join(

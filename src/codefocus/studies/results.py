@@ -3,6 +3,7 @@ verdict. The report, the user study and the faithfulness evaluation all read the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -20,15 +21,20 @@ class TaskResult:
 
 
 def load_results(
-    directory: Path, data_dir: str | Path | None = None
+    directory: Path,
+    data_dir: str | Path | None = None,
+    task_ids: Sequence[str] | None = None,
 ) -> tuple[StudyConfig, list[TaskResult]]:
     """The study's configuration and one merged ``Attribution`` per (model, task); ``data_dir``
-    overrides the data directory the study was run with."""
+    overrides the data directory the study was run with, ``task_ids`` the tasks read (a study
+    grown a task at a time records the tasks of its last run, which a stopped run leaves short)."""
     store = StudyStore(directory / STORE_NAME)
     try:
         config = StudyConfig.from_dict(store.meta("config", {}))
         if data_dir is not None:
             config = replace(config, data_dir=str(data_dir))
+        if task_ids is not None:
+            config = replace(config, task_ids=tuple(task_ids))
         tasks = {t.task_id: t for t in study_tasks(config)}
         method_rows: dict[tuple[str, str], list[dict]] = {}  # read once, not per task
         for row in store.rows("method:"):
