@@ -470,7 +470,7 @@ def test_a_change_to_a_models_spec_changes_the_configuration_key(monkeypatch):
     # rate or norm placement under the same name) must not match an earlier level
     from codefocus.lab import memorization
 
-    config = memorization.MemorizationConfig(model="transformer")
+    config = memorization.MemorizationConfig(dataset="algorithms", model="transformer")
     before = config.key()
     spec = {**memorization.MODELS["transformer"], "learning_rate": 1e-3}
     monkeypatch.setitem(memorization.MODELS, "transformer", spec)
