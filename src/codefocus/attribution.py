@@ -99,7 +99,9 @@ class Attribution:
         """What the top K is read from: the scores, or for a contrastive attribution their
         sizes ``|score|``. A contrastive score explains ``log p(code) - log p(contrast)``, so a
         word matters by how far it moved that choice, either way; its sign says which way."""
-        scores = self.scores(method)
+        return self._ranked(self.scores(method))
+
+    def _ranked(self, scores: list[float]) -> list[float]:
         return [abs(v) for v in scores] if self.contrast is not None else scores
 
     def top_k(self, method: str, k: int) -> list[Span]:
@@ -162,9 +164,7 @@ class Attribution:
         if self.stored_labels:
             return self.study_prompt_units(method)
         if self.protocol_units == "tokens" and method in self.token_scores:
-            units, scores = self.tokens, self.token_scores[method]
-            if self.contrast is not None:
-                scores = [abs(v) for v in scores]
+            units, scores = self.tokens, self._ranked(self.token_scores[method])
         else:
             units, scores = self.words, self.ranking(method)
         return PromptUnits.build(
@@ -186,7 +186,7 @@ class Attribution:
         return PromptUnits.build(
             self.task_id or "prompt",
             [(a, b) for a, b, _ in kept],
-            [abs(v) if self.contrast is not None else v for _, _, v in kept],
+            self._ranked([v for _, _, v in kept]),
             [(s.start, s.end) for s in self.human_spans],
             [s.category for s in self.human_spans],
         )

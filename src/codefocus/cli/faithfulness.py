@@ -63,7 +63,7 @@ def faithfulness_command(
     lowest-ranked words; whether its greedy code changes; and the linear datamodeling score. With
     --study, every stored attribution is measured and the study report gains the section."""
     from codefocus.faithfulness import evaluate_faithfulness, summarize
-    from codefocus.faithfulness.evaluate import check_options
+    from codefocus.faithfulness.evaluate import check_not_contrastive, check_options
 
     check_choice("--format", output_format, ("text", "json"))
     sources = (("--study", study), ("--task", task), ("--attribution", attribution))
@@ -91,11 +91,7 @@ def faithfulness_command(
         if not attribution.is_file():
             raise InvalidArgumentError(f"--attribution {attribution}: no such file")
         attributed = Attribution.load(attribution)
-        if attributed.contrast is not None:
-            raise InvalidArgumentError(
-                f"--attribution {attribution}: a contrastive attribution explains log p(code) "
-                "- log p(contrast), and faithfulness measures log p(code)"
-            )
+        check_not_contrastive(attributed, f"--attribution {attribution}")
     loaded = placement.load_model(model)
     if attributed is None:
         from codefocus.api import attribute

@@ -59,6 +59,16 @@ def check_options(k: int, perturbation: str, random_orders: int, lds_samples: in
         raise InvalidArgumentError(f"lds_samples must be 0 or more, got {lds_samples!r}")
 
 
+def check_not_contrastive(attribution: Attribution, name: str) -> None:
+    """Faithfulness measures log p(code): a contrastive attribution (which explains
+    ``log p(code) - log p(contrast)``) is refused in one line naming ``name``."""
+    if attribution.contrast is not None:
+        raise InvalidArgumentError(
+            f"{name}: a contrastive attribution explains log p(code) - log p(contrast), and "
+            "faithfulness measures log p(code): attribute without a contrast"
+        )
+
+
 def evaluate_faithfulness(
     model,
     attribution: Attribution,
@@ -99,12 +109,7 @@ def evaluate_faithfulness(
     names = list(methods) if methods is not None else attribution.methods
     for name in names:
         attribution.scores(name)  # an unknown method: one clear error
-    if attribution.contrast is not None:
-        raise InvalidArgumentError(
-            f"{attribution.task_id or 'prompt'}: a contrastive attribution explains "
-            "log p(code) - log p(contrast), and faithfulness measures log p(code): attribute "
-            "without a contrast"
-        )
+    check_not_contrastive(attribution, attribution.task_id or "prompt")
     words = attribution.words
     count = len(words)
     if count == 0:

@@ -103,17 +103,11 @@ def top_by_size(scores: list[float], k: int) -> list[int]:
     return [int(i) for i in top_k_indices(sizes, k) if scores[int(i)] != 0]
 
 
-def contrast_of(attribution: Attribution) -> dict | None:
-    """The recorded contrast (``source``, ``text``) of a contrastive attribution, else None."""
-    contrast = attribution.settings.get("contrast")
-    return contrast if isinstance(contrast, dict) and "text" in contrast else None
-
-
 def explorer_data(attribution: Attribution, methods: list[str], k: int) -> dict:
     """What the script needs: per method, word scores with their top K, and per statement the
     row of word scores with its top K (attention and gradient methods). A contrastive
     attribution's top K are by size and its shades diverge (``negative``)."""
-    diverging = contrast_of(attribution) is not None
+    diverging = attribution.contrast is not None
     top = top_by_size if diverging else top_words
     out: dict = {"k": k, "scale": SCALE, "methods": {}}
     if diverging:
@@ -207,7 +201,7 @@ def explorer_html(
         f"{'' if data['methods'][m]['rows'] else ' (words only)'}</option>"
         for m in methods
     )
-    contrast = contrast_of(attribution)
+    contrast = attribution.contrast
 
     def swatches(colours: list[str]) -> str:
         return "".join(f'<span style="background:{c}">&#8203;&nbsp;</span>' for c in colours)
