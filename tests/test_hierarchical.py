@@ -256,6 +256,22 @@ def test_shap_partition_by_sentence_is_shapley_for_two_sentences(model):
     assert "perturb_units" not in REGISTRY["shap_partition"].options()  # words: as before
 
 
+@pytest.mark.parametrize(("prompt", "unit"), [("Sort.", "word"), ("Sort the list xs.", "line")])
+def test_shap_partition_with_one_player_scores_leaving_it_out(model, prompt, unit):
+    # one word, or one unit of several words: the only player's value is the prompt without it,
+    # rendered as every other coalition is (not an empty prompt)
+    def writes_unless_empty(inputs, *rest, **kw):  # the original code for any non-empty prompt
+        return [COMPLETION if text.strip() else "" for text in inputs]
+
+    setup = setup_for(model, prompt=prompt, generator=writes_unless_empty)
+    groups = setup.groups(unit)
+    assert len(groups) == 1
+    got = scores("shap_partition", setup, perturb_units=unit)
+    alone = unit_value(setup, groups, substitutes=False)(())
+    assert np.all(got == abs(alone))
+    assert setup.scores_for([""])[0] != alone  # an empty prompt would score otherwise
+
+
 # ---------------------------------------------------------------- hierarchical leave-one-out
 
 

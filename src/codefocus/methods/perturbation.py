@@ -345,9 +345,7 @@ class PartitionShap(Perturbation):
         groups = setup.groups(self.perturb_units)
         owners = unit_owners(groups, len(template.words))
         count = len(groups)  # the players: prompt units (words by default)
-        if len(template.words) == 1:
-            return np.abs(setup.scores_for([""]))
-        if count == 1:  # one unit of several words: its value is leaving them all out
+        if count == 1:  # one player (a word, or a unit of words): its value is leaving it out
             alone = setup.scores_for([template.render(np.zeros(len(template.words)))])
             return spread(groups, np.abs(alone), len(template.words))
 
