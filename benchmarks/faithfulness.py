@@ -246,8 +246,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.perf_counter()
             measured = measure(models)
             faithfulness_seconds += time.perf_counter() - started
-            counts = {key: counts[key] + measured[key] for key in ("done", "failed")}
-            counts["stored"] = len(before)  # measured before this run
+            counts = {
+                "done": counts["done"] + measured["done"],
+                "failed": measured["failed"],  # every failure on record, this run's or earlier
+                "stored": len(before),  # measured before this run
+            }
             console.print(f"task {done}/{len(task_ids)} ({task_ids[done - 1]}) measured")
     return report(
         args, task_ids, by_benchmark, attribution_seconds, study_summary, faithfulness_seconds,

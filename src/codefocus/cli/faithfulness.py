@@ -100,7 +100,7 @@ def faithfulness_command(
         assert task is not None
         subject = get_task(task, data, labels=placement.run_protocol(methods).labels)
         attributed = attribute(loaded, subject, methods, placement)
-    result = evaluate_faithfulness(loaded, attributed, None, **options)
+    result = evaluate_faithfulness(loaded, attributed, None, data_dir=data, **options)
     rows = summarize([result], [attributed], k=10, resamples=200)
     _print(rows, output_format, f"{attributed.model} {attributed.task_id or ''}".strip())
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -82,6 +83,7 @@ def evaluate_faithfulness(
     budget: int | None = None,
     max_memory: int | None = None,
     seed: int = 0,
+    data_dir: str | Path | None = None,
 ) -> Faithfulness:
     """Deletion and insertion curves (k = 1..K), their controls, code change and the linear
     datamodeling score for each method of ``attribution``, on the model that produced it.
@@ -103,6 +105,8 @@ def evaluate_faithfulness(
         budget: the generation budget for code change (default: the one the original used).
         max_memory: bytes, bounds the rows of each teacher-forced forward.
         seed: for the random orders and the ablations.
+        data_dir: where the task's reference solution is read when the attribution recorded no
+            generation budget (default: ``$CODEFOCUS_DATA``).
     """
     check_options(k, perturbation, random_orders, lds_samples)
     started = time.perf_counter()
@@ -170,6 +174,7 @@ def evaluate_faithfulness(
     if code_change:
         top = {name: _absent(count, order[: ks[-1]]) for name, order in orders.items()}
         control = _absent(count, random_ranks[0][: ks[-1]])
+        budget = budget or _budget(model, attribution, data_dir)
         outcome = _code_changed(
             model, attribution, template, [*top.values(), control], suffix, budget
         )
@@ -238,7 +243,7 @@ def _substitutes(model, attribution: Attribution) -> list[str]:
     return [substitute_word(provider, attribution.prompt, w) for w in attribution.words]
 
 
-def _budget(model, attribution: Attribution) -> int:
+def _budget(model, attribution: Attribution, data_dir: str | Path | None) -> int:
     """The original generation's budget: the recorded one, else the study's rule."""
     from codefocus.models.base import study_budget
     from codefocus.protocols import get_protocol
@@ -251,7 +256,7 @@ def _budget(model, attribution: Attribution) -> int:
     if attribution.task_id:
         from codefocus.data.tasks import get_task
 
-        reference = get_task(attribution.task_id).reference_solution
+        reference = get_task(attribution.task_id, data_dir).reference_solution
     return study_budget(model, reference, protocol.budget_extra)
 
 
@@ -261,14 +266,13 @@ def _code_changed(
     template: WordTemplate,
     masks: list[np.ndarray],
     suffix: str,
-    budget: int | None,
+    budget: int,
 ) -> list[bool]:
     """Whether greedy regeneration from each masked prompt differs from the attributed code."""
     from codefocus.generation.generator import CachedGenerator
     from codefocus.generation.records import GenerationSettings
 
     settings = GenerationSettings.from_dict(attribution.settings.get("generation", {}))
-    budget = budget or _budget(model, attribution)
     generator = CachedGenerator(model, cache=None)
     original = attribution.model_input
     if hasattr(model, "tokenizer"):  # the attributed code as the exact engine's draft

@@ -59,8 +59,8 @@ def run_study_faithfulness(
 
     ``models`` maps a study model name to a loaded model (default: each is loaded as the study
     loads it, only when it has work). ``on_start(total)`` and ``on_done(model, task, result,
-    error)`` report progress. Returns counts: ``done`` (measured now), ``stored`` (already
-    there), ``failed``.
+    error)`` report progress. Returns counts: ``done`` (measured now), ``stored`` (measured
+    before), ``failed`` (now or before: a recorded failure is not retried).
     """
     from codefocus.studies.results import load_results
 
@@ -85,8 +85,18 @@ def run_study_faithfulness(
                 "use the same options, or a copy of the study"
             )
         config, results = load_results(directory, data_dir)
-        pending = [r for r in results if not store.has(r.model, r.attribution.task_id, KIND)]
-        counts = {"done": 0, "stored": len(results) - len(pending), "failed": 0}
+        recorded_status = {
+            (row["model"], row["task_id"]): row["status"]
+            for row in store.rows(KIND)
+            if row["kind"] == KIND
+        }
+        statuses = [recorded_status.get((r.model, r.attribution.task_id)) for r in results]
+        pending = [r for r, status in zip(results, statuses, strict=True) if status is None]
+        counts = {  # a failure recorded by an earlier run stays a failure, not a stored result
+            "done": 0,
+            "stored": statuses.count("done"),
+            "failed": statuses.count("failed"),
+        }
         if on_start:
             on_start(len(pending))
         if not pending:
@@ -110,6 +120,7 @@ def run_study_faithfulness(
                     random_orders=random_orders,
                     lds_samples=lds_samples,
                     code_change=code_change,
+                    data_dir=data_dir,
                 )
             except RECOVERABLE as error:
                 message = str(error).splitlines()[0] if str(error) else type(error).__name__
