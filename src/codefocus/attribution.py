@@ -105,7 +105,11 @@ class Attribution:
         return [abs(v) for v in scores] if self.contrast is not None else scores
 
     def top_k(self, method: str, k: int) -> list[Span]:
-        """The K highest-ranked words (``ranking``; ties to the earlier word), in prompt order."""
+        """The K highest-ranked words (``ranking``; ties to the earlier word), in prompt order.
+
+        Always K words (or all of them), as the alignment metrics count: where fewer than K
+        words have a non-zero contrastive score, zero-score words fill the rest. The explorer
+        highlights only the words that moved the choice (``reports.explorer.top_by_size``)."""
         from codefocus.metrics.alignment import check_k, top_k_indices
 
         check_k(k)

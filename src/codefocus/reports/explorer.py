@@ -94,7 +94,8 @@ def top_words(scores: list[float], k: int) -> list[int]:
 
 def top_by_size(scores: list[float], k: int) -> list[int]:
     """A contrastive attribution's top-K word indices: the largest ``|score|`` first (ties to the
-    earlier word), zeros never (a zero pushes neither way)."""
+    earlier word), zeros never (a zero pushes neither way), so fewer than K where fewer words
+    moved the choice; ``Attribution.top_k`` fills K with zeros, as the alignment metrics count."""
     from codefocus.metrics.alignment import top_k_indices
 
     sizes = [abs(v) for v in scores]
