@@ -103,7 +103,33 @@ def kou2024_live(record: dict) -> str:
         f"methods) in {run['seconds'] / 60:.1f} min; projected for all 1,134: "
         f"{run['projected_full_run_minutes']:.0f} min"
     )
+    bound = _gradient_floor_minutes(record)
+    if bound is not None:
+        speed.append(
+            "- the two gradient floors alone (one forward and one backward per prompt for "
+            "READING and for CODING, at the sample's seconds per prompt), over the study's 164 "
+            f"HumanEval and 970 MBPP prompts: {bound:.0f} min, before any generation"
+        )
     return "\n".join(lines + speed)
+
+
+STUDY_PROMPTS = {"humaneval": 164, "mbpp": 970}
+
+
+def _gradient_floor_minutes(record: dict) -> float | None:
+    """Minutes the gradient floors of the floor sample would take over the study's prompts: a
+    lower bound on any run of the ten white-box methods that computes them one prompt at a
+    time."""
+    floors = (record.get("methods") or {}).get("floors", {})
+    try:
+        seconds = sum(
+            floors[stage][f"seconds_per_prompt_{benchmark}"] * count
+            for stage in ("gradient_reading", "gradient_coding")
+            for benchmark, count in STUDY_PROMPTS.items()
+        )
+    except (KeyError, TypeError):
+        return None
+    return seconds / 60
 
 
 def _live_against_means(run: dict) -> list[tuple[str, list[float], float, list[float], float]]:

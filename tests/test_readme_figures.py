@@ -88,3 +88,14 @@ def test_the_disagreements_are_said_plainly(readme_figures):
     assert "above the mean for 1 of the 3 methods" in lines[0]
     assert lines[1].startswith("- α at K = 10: below the mean for none; above the mean for 1")
     assert lines[2] == "- Within the interval on both: C."
+
+
+def test_the_gradient_floor_bound_is_the_floors_over_the_study_prompts(readme_figures):
+    floors = {
+        "gradient_reading": {"seconds_per_prompt_humaneval": 3.0, "seconds_per_prompt_mbpp": 1.0},
+        "gradient_coding": {"seconds_per_prompt_humaneval": 6.0, "seconds_per_prompt_mbpp": 2.0},
+    }
+    record = {"methods": {"floors": floors}}
+    # (3 + 6) s x 164 HumanEval prompts + (1 + 2) s x 970 MBPP prompts
+    assert readme_figures._gradient_floor_minutes(record) == pytest.approx((9 * 164 + 3 * 970) / 60)
+    assert readme_figures._gradient_floor_minutes({"methods": None}) is None
