@@ -141,6 +141,57 @@ def hierarchical_in_run(attributions, k: int = 10) -> dict | None:
     }
 
 
+LIKELIHOOD = ("loo_logprob", "contextcite", "hierarchical_loo")
+
+
+def agreement_with_bert_masking(attributions, k: int = 10) -> dict | None:
+    """Whether the likelihood methods (no regeneration) tell what BERT masking (regeneration)
+    tells, on the tasks of this run that have both: per method, the mean over tasks of the
+    Spearman correlation of their word scores and of the share of BERT masking's top-k words
+    the method's top-k also has."""
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    from codefocus.metrics.alignment import top_k_indices
+
+    per_method: dict[str, dict[str, list]] = {}
+    for a in attributions:
+        reference = a.word_scores.get("bert_masking")
+        if reference is None or not a.words or np.ptp(reference) == 0:
+            continue
+        top = min(k, len(a.words))
+        wanted = set(top_k_indices(reference, top).tolist())
+        for method in LIKELIHOOD:
+            scores = a.word_scores.get(method)
+            if scores is None:
+                continue
+            entry = per_method.setdefault(method, {"tasks": [], "spearman": [], "overlap": []})
+            entry["tasks"].append(a.task_id)
+            rho = spearmanr(reference, scores).statistic if np.ptp(scores) > 0 else np.nan
+            entry["spearman"].append(None if np.isnan(rho) else float(rho))
+            found = set(top_k_indices(scores, top).tolist())
+            entry["overlap"].append(len(found & wanted) / top)
+    if not per_method:
+        return None
+    return {
+        "k": k,
+        "methods": {
+            method: {
+                "tasks": entry["tasks"],
+                "spearman": entry["spearman"],
+                "top_overlap": entry["overlap"],
+                "spearman_mean": (
+                    float(np.mean(rhos))
+                    if (rhos := [r for r in entry["spearman"] if r is not None])
+                    else None
+                ),
+                "top_overlap_mean": float(np.mean(entry["overlap"])),
+            }
+            for method, entry in per_method.items()
+        },
+    }
+
+
 def _interval(value) -> dict | None:
     return None if value is None else value.to_dict()
 
@@ -339,6 +390,9 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
         ],
     }
     record["hierarchical_in_run"] = hierarchical_in_run([r.attribution for r in results])
+    record["agreement_with_bert_masking"] = agreement_with_bert_masking(
+        [r.attribution for r in results if (r.model, r.attribution.task_id) in measured]
+    )
     for name in ("hierarchical_loo", "endpoint_likelihood"):
         path = RESULTS / f"{name}.json"
         if path.is_file():

@@ -9,7 +9,7 @@ words that hierarchical's top-10 also has. Writes ``benchmarks/results/hierarchi
 and ends with ``hierarchical loo: speed-up X× top-10 recall Y``.
 
 Tasks: HumanEval tasks of 40-100 scored words (the study's scope), the shortest reference
-solutions first, as ``likelihood_agreement.py`` picks them.
+solutions first.
 
     CODEFOCUS_DATA=../shared/data .venv/bin/python benchmarks/hierarchical_loo.py \\
         [--tasks 5 | --task-ids humaneval/0,humaneval/2] [--model default] \\
@@ -142,7 +142,7 @@ def hierarchical_vs_full(
 
 def pick_tasks(count: int, min_words: int = 40, max_words: int = 100, model: Any = None) -> list:
     """HumanEval tasks of ``min_words``-``max_words`` scored words, the shortest reference
-    solutions first (``likelihood_agreement.py``'s choice)."""
+    solutions first."""
     from codefocus import load_tasks
     from codefocus.data.units import scoped_word_spans
 

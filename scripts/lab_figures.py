@@ -263,6 +263,39 @@ def faithfulness(record: dict) -> str:
     return "\n".join(lines)
 
 
+def faithfulness_likelihood(record: dict) -> str:
+    """The likelihood methods beside BERT masking: seconds per task, F1@10 and their agreement
+    (``benchmarks/faithfulness.py``, ``agreement_with_bert_masking``)."""
+    rows = {row["method"]: row for row in record["methods"]}
+    names = [
+        m for m in ("bert_masking", "loo_logprob", "hierarchical_loo", "contextcite") if m in rows
+    ]
+    cells = [
+        f"`{m}` {_value(rows[m]['seconds_per_task'], 1)} s per task and F1@10 "
+        f"{_interval(rows[m]['f1_at_10'], 1, 100)} ({rows[m]['tasks']} tasks)"
+        for m in names
+    ]
+    lines = [
+        f"Measured by `benchmarks/faithfulness.py` ({record['model']}, "
+        f"{record['machine']['cpu_count']} CPU cores, the model's greedy code, words deleted; "
+        f"{record['date'][:10]}, commit {str(record['commit'])[:8]}): " + "; ".join(cells) + "."
+    ]
+    agreement = record.get("agreement_with_bert_masking")
+    if agreement:
+        parts = [
+            f"`{method}` Spearman {_value(entry['spearman_mean'], 2)}, top-{agreement['k']} "
+            f"overlap {_value(entry['top_overlap_mean'], 2)}"
+            for method, entry in agreement["methods"].items()
+        ]
+        tasks = sorted({t for entry in agreement["methods"].values() for t in entry["tasks"]})
+        lines += [
+            "",
+            f"Agreement with BERT masking, mean over the {len(tasks)} tasks that have both "
+            f"({', '.join(tasks)}): " + "; ".join(parts) + ".",
+        ]
+    return "\n".join(lines)
+
+
 def endpoint_likelihood(record: dict) -> str:
     """``log p(code | input)`` through an endpoint against white-box, and the leave-one-out
     scores made of it (``benchmarks/endpoint_likelihood.py``)."""

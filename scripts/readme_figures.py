@@ -26,6 +26,7 @@ from lab_figures import (  # noqa: E402  (this folder, not a package)
     autofocus,
     endpoint_likelihood,
     faithfulness,
+    faithfulness_likelihood,
     memorization,
     precision,
 )
@@ -341,6 +342,7 @@ RENDERERS = {
     "autofocus": ("autofocus", autofocus),
     "precision": ("precision", precision),
     "faithfulness": ("faithfulness", faithfulness),
+    "faithfulness:likelihood": ("faithfulness", faithfulness_likelihood),
     "endpoint_likelihood": ("endpoint_likelihood", endpoint_likelihood),
 }
 # a block: its opening and closing comments each on a line of their own

@@ -333,3 +333,27 @@ def test_the_benchmark_measures_one_task_at_a_time_and_grows(tmp_path, data_dir,
     plan = [*grown["tasks"], "Mbpp/2", "Mbpp/3"]
     assert benchmark.perturbation_ids(work, plan, 1, data_dir) == ["Mbpp/2"]
     assert benchmark.perturbation_ids(work, plan, 5, data_dir) == ["Mbpp/2", "Mbpp/3"]
+
+
+def test_agreement_with_bert_masking_is_spearman_and_top_overlap():
+    from types import SimpleNamespace
+
+    benchmark = _benchmark()
+    words = list(range(12))
+    bert = [float(v) for v in (3, 9, 1, 7, 5, 11, 2, 8, 0, 6, 4, 10)]
+    same = SimpleNamespace(
+        task_id="Mbpp/1", words=words,
+        word_scores={"bert_masking": bert, "loo_logprob": [2 * v + 1 for v in bert]},
+    )  # fmt: skip
+    reversed_ = SimpleNamespace(
+        task_id="Mbpp/2", words=words,
+        word_scores={"bert_masking": bert, "loo_logprob": [-v for v in bert]},
+    )  # fmt: skip
+    without = SimpleNamespace(task_id="Mbpp/3", words=words, word_scores={"loo_logprob": bert})
+    found = benchmark.agreement_with_bert_masking([same, reversed_, without], k=10)
+    loo = found["methods"]["loo_logprob"]
+    assert loo["tasks"] == ["Mbpp/1", "Mbpp/2"]
+    assert loo["spearman"] == pytest.approx([1.0, -1.0]) and loo["spearman_mean"] == 0.0
+    # reversed: its top 10 are BERT masking's lowest 10, of which 8 are in BERT masking's top 10
+    assert loo["top_overlap"] == [1.0, 0.8]
+    assert benchmark.agreement_with_bert_masking([without]) is None
