@@ -296,6 +296,37 @@ def faithfulness_likelihood(record: dict) -> str:
     return "\n".join(lines)
 
 
+def cross_prompt_batching(record: dict) -> str:
+    """Gradients of several prompts in one padded batch against one prompt at a time
+    (``benchmarks/cross_prompt_batching.py``)."""
+    counts = {"HumanEval": 0, "Mbpp": 0}
+    for task in record["task_ids"]:
+        counts[task.split("/")[0]] = counts.get(task.split("/")[0], 0) + 1
+    lines = [
+        f"{record['model']} ({record['dtype'].removeprefix('torch.')}, {record['device']}), "
+        f"{counts['HumanEval']} HumanEval and {counts['Mbpp']} MBPP prompts, code = the "
+        f"reference solution; {record['machine']['cpu_count']} CPU cores "
+        f"({record['date'][:10]}, commit {str(record['commit'])[:8]}). One at a time ran "
+        "before and after the batches; the faster run is the baseline.",
+        "",
+        "| stage | batch | seconds | one at a time (two runs) | ratio | largest difference "
+        "| bit-identical prompts | top-10 changed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for stage, entry in record["stages"].items():
+        runs = " / ".join(f"{s:.1f}" for s in entry["one_at_a_time_runs"])
+        sizes = sorted(int(key.removeprefix("batch_")) for key in entry if key.startswith("batch_"))
+        for size in sizes:
+            f = entry[f"batch_{size}"]
+            lines.append(
+                f"| {stage} | {size} | {f['seconds']:.1f} | {runs} | {f['ratio']:.2f} "
+                f"| {f['max_abs_difference']:.1e} of {f['max_abs_gradient']:.1f} "
+                f"| {f['bit_identical_prompts']}/{entry['prompts']} "
+                f"| {f['top10_changed_prompts']}/{entry['prompts']} |"
+            )
+    return "\n".join(lines)
+
+
 def endpoint_likelihood(record: dict) -> str:
     """``log p(code | input)`` through an endpoint against white-box, and the leave-one-out
     scores made of it (``benchmarks/endpoint_likelihood.py``)."""

@@ -24,6 +24,7 @@ from codefocus.reproduce.kou2024 import METHOD_LABELS
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_figures import (  # noqa: E402  (this folder, not a package)
     autofocus,
+    cross_prompt_batching,
     endpoint_likelihood,
     faithfulness,
     faithfulness_likelihood,
@@ -344,6 +345,7 @@ RENDERERS = {
     "faithfulness": ("faithfulness", faithfulness),
     "faithfulness:likelihood": ("faithfulness", faithfulness_likelihood),
     "endpoint_likelihood": ("endpoint_likelihood", endpoint_likelihood),
+    "cross_prompt_batching": ("cross_prompt_batching", cross_prompt_batching),
 }
 # a block: its opening and closing comments each on a line of their own
 BLOCK = re.compile(
