@@ -203,3 +203,72 @@ def test_a_study_refuses_to_mix_scopes(tmp_path, data_dir):
     with pytest.raises(InvalidArgumentError, match="scope"):
         run_study(StudyConfig(**base, scope="prompt"), tmp_path / "s")
     run_study(StudyConfig(**{**base, "limit": 2}), tmp_path / "s")  # growing is fine
+
+
+def test_the_demo_second_view_runs_the_codefocus_protocol_beside(
+    tmp_path, monkeypatch, capsys, data_dir
+):
+    """``demo --second-view N``: after the main study, the ten white-box methods under protocol
+    codefocus on N prompts in the study's mix, kept in ``second-view/`` inside the demo's
+    folder (which the report then shows)."""
+    from codefocus.cli import main
+    from codefocus.studies.runner import SECOND_VIEW
+
+    runs = []
+
+    class Summary:
+        def line(self):
+            return "done"
+
+    def record(config, out, executor="local", **kwargs):
+        runs.append((config, Path(out)))
+        return Summary()
+
+    monkeypatch.setattr("codefocus.studies.executors.run_study", record)
+    monkeypatch.setattr("codefocus.reports.study_report.write_report", lambda out, data: out)
+    out = tmp_path / "demo"
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--out", str(out), "--prompts", "12", "--second-view", "5",
+              "--data", str(data_dir)])  # fmt: skip
+    assert exit_.value.code in (0, None), capsys.readouterr().err
+    (study, study_out), (view, view_out) = runs
+    assert study_out == out and view_out == out / SECOND_VIEW
+    assert study.declared_protocol().name == "kou2024"
+    assert view.declared_protocol().name == "codefocus" and view.methods == ("all-whitebox",)
+    assert len(view.task_ids) == 5 and view.verdicts == "none"
+    assert sum(t.startswith("HumanEval") for t in view.task_ids) == 1  # the study's mix
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--second-view", "-1"], "--second-view must be 0 or more"),
+        (["--prompts", "12", "--second-view", "13"], "--second-view: 13 is more than --prompts 12"),
+    ],
+)
+def test_bad_second_views_are_one_line_errors(tmp_path, capsys, argv, message):
+    from codefocus.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "--out", str(tmp_path / "d"), *argv])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_the_report_shows_a_second_view_labelled_by_its_protocol(tmp_path, data_dir, monkeypatch):
+    from codefocus.options import AttributionOptions
+    from codefocus.studies.runner import SECOND_VIEW
+
+    monkeypatch.setenv("CODEFOCUS_DATA", str(data_dir))
+    out = tmp_path / "demo"
+    common = dict(models=("tiny",), methods=("reading_all",), limit=1, max_new_tokens=4)
+    common["verdicts"] = "none"
+    run_study(StudyConfig(**common, options=AttributionOptions(protocol="kou2024")), out)
+    page = write_report(out).read_text(encoding="utf-8")
+    assert "Second view" not in page
+    second = StudyConfig(**common, options=AttributionOptions(protocol="codefocus"))
+    run_study(second, out / SECOND_VIEW)
+    page = write_report(out).read_text(encoding="utf-8")
+    view = page[page.index("Second view: protocol codefocus") :]
+    assert "protocol: codefocus (not comparable with the study" in view[: view.index("</p>")]
+    assert "reading_all" in view[: view.index("Why generations fail")]

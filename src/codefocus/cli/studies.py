@@ -152,6 +152,16 @@ def demo_command(
             "masking and SHAP.",
         ),
     ] = 10,
+    second_view: Annotated[
+        int,
+        typer.Option(
+            "--second-view",
+            help="Also run the ten white-box methods under protocol codefocus (words, layers, "
+            "summed steps, repaired labels) on this many prompts in the same mix, and show them "
+            "in the report as a second view, not comparable with Table 2. 0: none (the demo's "
+            "15-minute time is without it).",
+        ),
+    ] = 0,
     tasks: Annotated[int | None, old_spelling("--tasks", "--prompts")] = None,
     perturbation_tasks: Annotated[
         int | None, old_spelling("--perturbation-tasks", "--perturbation-prompts")
@@ -187,6 +197,9 @@ def demo_command(
         raise InvalidArgumentError(
             f"--perturbation-prompts: {perturbation_prompts} is more than --prompts {prompts}"
         )
+    check_positive("--second-view", second_view, allow_zero=True)
+    if second_view > prompts:
+        raise InvalidArgumentError(f"--second-view: {second_view} is more than --prompts {prompts}")
     options = attribution_options(
         protocol=protocol, device=device, dtype=dtype, max_memory=max_memory
     )
@@ -212,4 +225,27 @@ def demo_command(
     )
     summary = run_study(study, out, "local")
     console.print(summary.line())
+    if second_view:
+        from dataclasses import replace
+
+        from codefocus.studies.runner import SECOND_VIEW
+
+        view_options = attribution_options(
+            protocol="codefocus", device=device, dtype=dtype, max_memory=max_memory
+        )
+        view_sample, _ = demo_sample(second_view, 0, data, view_options.declared_protocol().labels)
+        console.print(
+            f"second view: protocol codefocus on {len(view_sample)} prompts "
+            f"({', '.join(view_sample)}), the ten white-box methods",
+            highlight=False,
+        )
+        view = replace(
+            study,
+            methods=("all-whitebox",),
+            task_ids=tuple(view_sample),
+            perturbation_task_ids=(),
+            options=view_options,
+            verdicts="none",
+        )
+        console.print(run_study(view, out / SECOND_VIEW, "local").line())
     console.print(f"report: {write_report(out, data)}")

@@ -20,7 +20,7 @@ from codefocus.reports.study_headline import headline_section, study_headline
 from codefocus.reports.study_sections import KS, alignment_section, error_section, task_section
 from codefocus.storage import write_text_atomic
 from codefocus.studies.results import TaskResult, load_results
-from codefocus.studies.runner import STORE_NAME
+from codefocus.studies.runner import SECOND_VIEW, STORE_NAME
 from codefocus.studies.store import StudyStore
 
 REPORT_NAME = "report.html"
@@ -75,6 +75,24 @@ def scope_description(directory: Path) -> str:
     return where
 
 
+def second_view_section(directory: Path, data_dir: str | Path | None = None) -> str:
+    """The alignment tables of the study kept in ``directory`` (``codefocus demo --second-view``:
+    another protocol on some of the prompts), labelled with its protocol, as a second view."""
+    config, results = load_results(directory, data_dir)
+    methods = [m for m in dict.fromkeys(m for r in results for m in r.attribution.word_scores)]
+    protocol = config.declared_protocol().name
+    sections = "".join(
+        alignment_section(model, [r for r in results if r.model == model], methods)[0]
+        for model in config.models
+    )
+    return (
+        f"<h2>Second view: protocol {html.escape(protocol)} on {len(results)} prompts</h2>"
+        f"<p class='scope'>{html.escape(scope_description(directory))}</p>"
+        "<p>These tables rank and score as this protocol says, not as the study's released "
+        "code did: read them beside the headline, never against the study's Table 2.</p>" + sections
+    )
+
+
 def write_report(directory: str | Path, data_dir: str | Path | None = None) -> Path:
     """Write ``directory/report.html`` for the study stored there."""
     directory = Path(directory)
@@ -118,6 +136,9 @@ def write_report(directory: str | Path, data_dir: str | Path | None = None) -> P
             "<h2>Which attribution can you trust? Alignment and faithfulness</h2>"
             + "".join(faithfulness_section(m, results, measured) for m in config.models)
         )
+    second = directory / SECOND_VIEW
+    if (second / STORE_NAME).is_file():
+        body.append(second_view_section(second, data_dir))
     body.append(
         "<h2>Why generations fail: missing attention (RQ2)</h2>" + error_section(results, methods)
     )

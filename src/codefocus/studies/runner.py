@@ -166,6 +166,11 @@ def _spread(items: list, count: int) -> list:
     return [items[(i * len(items)) // count] for i in range(count)]
 
 
+# where ``codefocus demo --second-view N`` keeps its study under the protocol codefocus, inside the
+# demo's folder; the report of the demo shows it as a second view
+SECOND_VIEW = "second-view"
+
+
 def demo_sample(
     prompts: int, perturbed: int, data_dir=None, labels: str = "stored"
 ) -> tuple[list[str], list[str]]:
