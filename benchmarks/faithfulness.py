@@ -192,6 +192,21 @@ def agreement_with_bert_masking(attributions, k: int = 10) -> dict | None:
     }
 
 
+ENDPOINT_FIGURES = (
+    "date", "commit", "server", "max_abs_diff_sequence", "max_abs_diff_token",
+    "mean_abs_diff_token", "max_abs_diff_loo", "spearman_loo_mean",
+)  # fmt: skip
+
+
+def endpoint_figures(path: Path) -> dict | None:
+    """The endpoint likelihood benchmark's largest differences from the white-box computation
+    (``benchmarks/endpoint_likelihood.py``, run on its own: it needs the llama.cpp server)."""
+    if not path.is_file():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return {key: record.get(key) for key in ENDPOINT_FIGURES}
+
+
 def _interval(value) -> dict | None:
     return None if value is None else value.to_dict()
 
@@ -393,11 +408,15 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
     record["agreement_with_bert_masking"] = agreement_with_bert_masking(
         [r.attribution for r in results if (r.model, r.attribution.task_id) in measured]
     )
-    for name in ("hierarchical_loo", "endpoint_likelihood"):
-        path = RESULTS / f"{name}.json"
-        if path.is_file():
-            record[name] = json.loads(path.read_text(encoding="utf-8")).get("summary")
+    record["endpoint_likelihood"] = endpoint_figures(RESULTS / "endpoint_likelihood.json")
     write_json(args.out, record)
+    endpoint = record["endpoint_likelihood"]
+    if endpoint:
+        print(
+            f"endpoint likelihood ({endpoint['date'][:10]}): largest difference from white-box "
+            f"{endpoint['max_abs_diff_sequence']:.4f} nats per sequence, "
+            f"{endpoint['max_abs_diff_token']:.4f} per token"
+        )
     for row in rows:
         f1 = "n/a" if row.f1 is None else f"{row.f1.estimate:.3f}"
         print(f"{row.method}: f1@10 {f1} aopc {row.aopc.estimate:.4f}")

@@ -260,6 +260,19 @@ def faithfulness(record: dict) -> str:
             f"{_value(hierarchical['speedup'], 2)}×), and {100 * hierarchical['top_recall']:.0f}% "
             f"of full leave-one-out's top-{hierarchical['k']} words found.",
         ]
+    endpoint = record.get("endpoint_likelihood")
+    if endpoint:
+        sequence = _value(endpoint["max_abs_diff_sequence"])
+        loo = _value(endpoint["max_abs_diff_loo"])
+        rho = _value(endpoint["spearman_loo_mean"], 2)
+        where = f"{endpoint['server']}, the packaged GGUF; {endpoint['date'][:10]}"
+        lines += [
+            "",
+            f"Likelihood through an endpoint (`benchmarks/endpoint_likelihood.py`: {where}): the "
+            f"largest difference from the white-box computation is {sequence} nats in "
+            f"log p(code ∣ input) and {loo} nats in a leave-one-out score; the two leave-one-out "
+            f"rankings have a Spearman correlation of {rho} (mean over tasks).",
+        ]
     return "\n".join(lines)
 
 

@@ -357,3 +357,13 @@ def test_agreement_with_bert_masking_is_spearman_and_top_overlap():
     # reversed: its top 10 are BERT masking's lowest 10, of which 8 are in BERT masking's top 10
     assert loo["top_overlap"] == [1.0, 0.8]
     assert benchmark.agreement_with_bert_masking([without]) is None
+
+
+def test_the_endpoint_figures_come_from_their_own_results_file(tmp_path):
+    benchmark = _benchmark()
+    assert benchmark.endpoint_figures(tmp_path / "missing.json") is None
+    path = tmp_path / "endpoint_likelihood.json"
+    path.write_text(json.dumps({"max_abs_diff_sequence": 0.25, "date": "2026-12-01", "x": 1}))
+    found = benchmark.endpoint_figures(path)
+    assert set(found) == set(benchmark.ENDPOINT_FIGURES)
+    assert found["max_abs_diff_sequence"] == 0.25 and found["server"] is None
