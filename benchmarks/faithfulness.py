@@ -146,9 +146,9 @@ LIKELIHOOD = ("loo_logprob", "contextcite", "hierarchical_loo")
 
 def agreement_with_bert_masking(attributions, k: int = 10) -> dict | None:
     """Whether the likelihood methods (no regeneration) tell what BERT masking (regeneration)
-    tells, on the tasks of this run that have both: per method, the mean over tasks of the
-    Spearman correlation of their word scores and of the share of BERT masking's top-k words
-    the method's top-k also has."""
+    tells, on the given attributions that have both (the benchmark passes every measured task):
+    per method, the mean over tasks of the Spearman correlation of their word scores and of the
+    share of BERT masking's top-k words the method's top-k also has."""
     import numpy as np
     from scipy.stats import spearmanr
 
@@ -411,10 +411,10 @@ def report(args, task_ids, by_benchmark, attribution_seconds, study_summary,
     record["endpoint_likelihood"] = endpoint_figures(RESULTS / "endpoint_likelihood.json")
     write_json(args.out, record)
     endpoint = record["endpoint_likelihood"]
-    if endpoint:
+    if endpoint and None not in (endpoint["max_abs_diff_sequence"], endpoint["max_abs_diff_token"]):
         print(
-            f"endpoint likelihood ({endpoint['date'][:10]}): largest difference from white-box "
-            f"{endpoint['max_abs_diff_sequence']:.4f} nats per sequence, "
+            f"endpoint likelihood ({str(endpoint['date'])[:10]}): largest difference from "
+            f"white-box {endpoint['max_abs_diff_sequence']:.4f} nats per sequence, "
             f"{endpoint['max_abs_diff_token']:.4f} per token"
         )
     for row in rows:

@@ -261,7 +261,7 @@ def faithfulness(record: dict) -> str:
             f"of full leave-one-out's top-{hierarchical['k']} words found.",
         ]
     endpoint = record.get("endpoint_likelihood")
-    if endpoint:
+    if endpoint and endpoint.get("server") and endpoint.get("date"):
         sequence = _value(endpoint["max_abs_diff_sequence"])
         loo = _value(endpoint["max_abs_diff_loo"])
         rho = _value(endpoint["spearman_loo_mean"], 2)

@@ -110,7 +110,7 @@ def kou2024_live(record: dict) -> str:
         speed.append(
             "- the two gradient floors alone (one forward and one backward per prompt for "
             "READING and for CODING, at the sample's seconds per prompt), over the study's 164 "
-            f"HumanEval and 970 MBPP prompts: {bound:.0f} min, before any generation"
+            f"HumanEval and 970 MBPP prompts: about {bound:.0f} min, before any generation"
         )
     return "\n".join(lines + speed)
 
@@ -119,9 +119,9 @@ STUDY_PROMPTS = {"humaneval": 164, "mbpp": 970}
 
 
 def _gradient_floor_minutes(record: dict) -> float | None:
-    """Minutes the gradient floors of the floor sample would take over the study's prompts: a
-    lower bound on any run of the ten white-box methods that computes them one prompt at a
-    time."""
+    """Minutes the gradient floors would take over the study's prompts, at the floor sample's
+    seconds per prompt: an estimate of what the gradient methods alone cost one prompt at a
+    time (they run at 0.9-1.0 of their floors)."""
     floors = (record.get("methods") or {}).get("floors", {})
     try:
         seconds = sum(

@@ -367,3 +367,29 @@ def test_the_endpoint_figures_come_from_their_own_results_file(tmp_path):
     found = benchmark.endpoint_figures(path)
     assert set(found) == set(benchmark.ENDPOINT_FIGURES)
     assert found["max_abs_diff_sequence"] == 0.25 and found["server"] is None
+
+
+def test_code_change_reads_the_budget_rule_from_the_data_directory(
+    model, attributed, data_dir, monkeypatch
+):
+    # an attribution that recorded no budget: code change takes the study's rule, which needs
+    # the task's reference solution, read from data_dir (not only from CODEFOCUS_DATA)
+    import dataclasses
+
+    from codefocus.errors import DataError
+
+    generation = {**attributed.settings.get("generation", {})}
+    generation.pop("max_new_tokens", None)
+    unbudgeted = dataclasses.replace(
+        attributed,
+        task_id="HumanEval/0",
+        settings={**attributed.settings, "generation": generation},
+    )
+    monkeypatch.delenv("CODEFOCUS_DATA", raising=False)
+    options = dict(k=2, random_orders=1, lds_samples=0, code_change=True)
+    measured = evaluate_faithfulness(
+        model, unbudgeted, ["reading_last"], data_dir=data_dir, **options
+    )
+    assert measured.methods["reading_last"].code_changed is not None
+    with pytest.raises(DataError, match="no data directory"):
+        evaluate_faithfulness(model, unbudgeted, ["reading_last"], **options)

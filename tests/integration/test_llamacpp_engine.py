@@ -41,13 +41,14 @@ def _deletions(model, task_id, data_dir, limit=12):
 
 
 def _tie_margin(model, text: str, fast: tuple[int, ...], exact: tuple[int, ...]) -> float:
-    """Where two regenerations of ``text`` first differ (at a token, or where one ended and the
-    other went on): how many logits the float32 model prefers its own choice over llama.cpp's."""
+    """Where two regenerations of ``text`` first differ (at a token, or where one stopped and the
+    other went on: the one that stopped is taken to have chosen an end token there): how many
+    logits the float32 model prefers its own choice over llama.cpp's."""
     at = next(
         (i for i, (a, b) in enumerate(zip(fast, exact, strict=False)) if a != b),
         min(len(fast), len(exact)),  # one is a prefix of the other: it ended there
     )
-    assert at < max(len(fast), len(exact))  # they do differ
+    assert at < max(len(fast), len(exact)), (text[-60:], "equal token ids")
     prompt = model.tokenizer(text, add_special_tokens=False)["input_ids"]
     ids = torch.tensor([list(prompt) + list(exact[:at])])
     with torch.no_grad():
@@ -58,7 +59,8 @@ def _tie_margin(model, text: str, fast: tuple[int, ...], exact: tuple[int, ...])
         return tokens[at] if at < len(tokens) else best_end
 
     mine, theirs = choice(exact), choice(fast)
-    assert int(logits.argmax()) == mine  # the reference is the float32 greedy choice
+    # the reference is the float32 greedy choice
+    assert int(logits.argmax()) == mine, (text[-60:], at, mine, int(logits.argmax()))
     return float(logits[mine] - logits[theirs])
 
 

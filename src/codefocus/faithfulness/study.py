@@ -90,7 +90,7 @@ def run_study_faithfulness(
             for row in store.rows(KIND)
             if row["kind"] == KIND
         }
-        statuses = [recorded_status.get((r.model, r.attribution.task_id)) for r in results]
+        statuses = [recorded_status.get((r.model, r.attribution.task_id or "")) for r in results]
         pending = [r for r, status in zip(results, statuses, strict=True) if status is None]
         counts = {  # a failure recorded by an earlier run stays a failure, not a stored result
             "done": 0,
