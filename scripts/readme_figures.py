@@ -19,7 +19,8 @@ import re
 import sys
 from pathlib import Path
 
-from codefocus.reproduce.kou2024 import METHOD_LABELS
+from codefocus.protocols import STUDY_METHOD_NAMES
+from codefocus.reproduce.kou2024 import METHOD_LABELS, PRINTED_TABLE3
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from lab_figures import (  # noqa: E402  (this folder, not a package)
@@ -46,6 +47,12 @@ def _cell(interval: dict, scale: float, digits: int) -> str:
     )
 
 
+def printed_f1(method: str, k: int = 10) -> str:
+    """Table 3 as printed (``reproduce.kou2024.PRINTED_TABLE3``), for a study or codefocus name."""
+    printed = PRINTED_TABLE3.get(STUDY_METHOD_NAMES.get(method, method), {}).get(k)
+    return "–" if printed is None else f"{100 * printed[0]:.1f}"
+
+
 def kou2024_live(record: dict) -> str:
     """The default model's Table 2 rows beside the five study models, and the speed figures."""
     run = record["run"]
@@ -60,8 +67,8 @@ def kou2024_live(record: dict) -> str:
         f"as their mean ({record['date'][:10]}, commit {str(record['commit'])[:8]}):",
         "",
         "| method | F1 K=5 | F1 K=10 | F1 K=20 | α K=10 | five models F1 K=10: range (mean) "
-        "| five models α K=10 (mean) |",
-        "|---|---|---|---|---|---|---|",
+        "| five models α K=10 (mean) | printed Table 3 F1 K=10 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for method, label in LABELS.items():
         if (method, 10) not in live:
@@ -75,10 +82,10 @@ def kou2024_live(record: dict) -> str:
             if theirs and mean
             else "–"
         )
+        study_alpha = f"{mean['alpha']:.2f}" if mean else "–"
         lines.append(
-            f"| {label} | {' | '.join(f1s)} | {alpha} | {spread} | {mean['alpha']:.2f} |"
-            if mean
-            else f"| {label} | {' | '.join(f1s)} | {alpha} | {spread} | – |"
+            f"| {label} | {' | '.join(f1s)} | {alpha} | {spread} | {study_alpha} "
+            f"| {printed_f1(method)} |"
         )
     gaps = disagreements(_live_against_means(run))
     if gaps:
@@ -303,7 +310,7 @@ def demo(record: dict) -> str:
         rows.append(
             f"| {label} | {figures['prompts']} | {f1} | {alpha[0]:.2f} [{alpha[1]:.2f}, "
             f"{alpha[2]:.2f}] | {100 * low:.1f}–{100 * high:.1f} "
-            f"({100 * figures['study_mean_f1_k10']:.1f}) |"
+            f"({100 * figures['study_mean_f1_k10']:.1f}) | {printed_f1(method)} |"
         )
         study_alpha = figures.get("study_mean_alpha_k10")
         if study_alpha is not None:
@@ -316,8 +323,8 @@ def demo(record: dict) -> str:
         "prompts):",
         "",
         "| method | prompts | F1 K=5 | F1 K=10 | F1 K=20 | α K=10 | five models F1 K=10: "
-        "range (mean) |",
-        "|---|---|---|---|---|---|---|",
+        "range (mean) | printed Table 3 F1 K=10 |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
     ]
     spearman = own.get("_spearman")

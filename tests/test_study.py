@@ -266,6 +266,9 @@ def test_the_report_shows_a_second_view_labelled_by_its_protocol(tmp_path, data_
     run_study(StudyConfig(**common, options=AttributionOptions(protocol="kou2024")), out)
     page = write_report(out).read_text(encoding="utf-8")
     assert "Second view" not in page
+    # the kou2024 headline puts the printed Table 3 beside the recomputed mean (39.7)
+    headline = page[page.index("Headline") : page.index("</table>", page.index("Headline"))]
+    assert "printed Table 3" in headline and "<td>39.8</td>" in headline
     second = StudyConfig(**common, options=AttributionOptions(protocol="codefocus"))
     run_study(second, out / SECOND_VIEW)
     page = write_report(out).read_text(encoding="utf-8")
