@@ -249,6 +249,7 @@ def faithfulness(record: dict) -> str:
             f"| {'–' if changed is None else f'{100 * changed:.0f}%'} "
             f"| {_value(row['seconds_per_task'], 1)} |"
         )
+    lines += faithfulness_reading(record["methods"])
     hierarchical = record.get("hierarchical_in_run")
     if hierarchical:
         lines += [
@@ -274,6 +275,46 @@ def faithfulness(record: dict) -> str:
             f"rankings have a Spearman correlation of {rho} (mean over tasks).",
         ]
     return "\n".join(lines)
+
+
+def faithfulness_reading(methods: list[dict]) -> list[str]:
+    """What the faithfulness table says, computed from it: how alignment and faithfulness rank
+    the methods run on every task, which methods beat the random control, and which rank the
+    words that matter to the model last rather than first."""
+    from scipy.stats import spearmanr
+
+    control = next((row for row in methods if row["method"] == "random"), None)
+    tasks = max((row["tasks"] for row in methods), default=0)
+    ranked = [row for row in methods if row["tasks"] == tasks and row["f1_at_10"] and row["aopc"]]
+    if control is None or len(ranked) < 3:
+        return []
+    rho = spearmanr(
+        [row["f1_at_10"]["estimate"] for row in ranked], [row["aopc"]["estimate"] for row in ranked]
+    ).statistic
+    chance = control["aopc"]["estimate"]
+    above = [row["method"] for row in ranked if row["aopc"]["low"] > chance]
+    inverted = [
+        row["method"]
+        for row in ranked
+        if row["lowest_aopc"] and row["lowest_aopc"]["estimate"] > row["aopc"]["estimate"]
+    ]
+    if rho >= 0.5:
+        meaning = "the methods that agree more with the programmers also tend to pick the words"
+        meaning += " the model's code depends on"
+    elif rho <= -0.5:
+        meaning = "the methods that agree more with the programmers tend to pick words the"
+        meaning += " model's code depends on less"
+    else:
+        meaning = "agreeing with the programmers says little about faithfulness here"
+    return [
+        "",
+        f"Over the {len(ranked)} methods run on all {tasks} tasks, the Spearman correlation "
+        f"between F1@10 and AOPC is {rho:.2f}: {meaning}. AOPC interval wholly above "
+        f"the random control's estimate ({chance:.4f}): "
+        f"{', '.join(above) if above else 'none'}. Lowest-ranked words move the code's "
+        f"log-probability more than the top-ranked ones (the ranking is upside down for the "
+        f"model): {', '.join(inverted) if inverted else 'none'}.",
+    ]
 
 
 def faithfulness_likelihood(record: dict) -> str:

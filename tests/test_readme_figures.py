@@ -99,3 +99,48 @@ def test_the_gradient_floor_bound_is_the_floors_over_the_study_prompts(readme_fi
     # (3 + 6) s x 164 HumanEval prompts + (1 + 2) s x 970 MBPP prompts
     assert readme_figures._gradient_floor_minutes(record) == pytest.approx((9 * 164 + 3 * 970) / 60)
     assert readme_figures._gradient_floor_minutes({"methods": None}) is None
+
+
+def test_the_faithfulness_reading_is_computed_from_the_table():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import lab_figures
+    finally:
+        sys.path.pop(0)
+
+    def row(method, tasks, f1, aopc, low, lowest):
+        interval = {"estimate": aopc, "low": low, "high": aopc + 0.1}
+        return {
+            "method": method,
+            "tasks": tasks,
+            "f1_at_10": None if f1 is None else {"estimate": f1, "low": f1, "high": f1},
+            "aopc": interval,
+            "lowest_aopc": None if lowest is None else {"estimate": lowest},
+        }
+
+    methods = [
+        row("a", 30, 0.6, 0.30, 0.20, 0.05),  # aligned and faithful
+        row("b", 30, 0.5, 0.20, 0.08, 0.10),  # interval reaches below the control
+        row("c", 30, 0.4, 0.05, 0.01, 0.20),  # upside down
+        row("d", 3, 0.9, 0.01, 0.00, 0.00),  # fewer tasks: not ranked
+        row("random", 30, None, 0.10, 0.05, None),
+    ]
+    text = " ".join(lab_figures.faithfulness_reading(methods))
+    assert "Over the 3 methods run on all 30 tasks, the Spearman correlation " in text
+    assert "between F1@10 and AOPC is 1.00" in text
+    assert "random control's estimate (0.1000): a." in text
+    assert "upside down for the model): c." in text
+    methods[2] = row("c", 30, 0.4, 0.50, 0.45, 0.20)
+    text = " ".join(lab_figures.faithfulness_reading(methods))
+    assert "is -0.50: the methods that agree more with the programmers tend to pick words" in text
+    assert "estimate (0.1000): a, c." in text and "model): none." in text
+    methods = [  # F1 ranks a > b > c > e, AOPC ranks b > e > a > c: rho = 0
+        row("a", 30, 0.6, 0.2, 0.1, 0.0),
+        row("b", 30, 0.5, 0.4, 0.3, 0.0),
+        row("c", 30, 0.4, 0.1, 0.0, 0.0),
+        row("e", 30, 0.3, 0.3, 0.2, 0.0),
+        row("random", 30, None, 0.10, 0.05, None),
+    ]
+    text = " ".join(lab_figures.faithfulness_reading(methods))
+    assert "is 0.00: agreeing with the programmers says little about faithfulness" in text
+    assert lab_figures.faithfulness_reading(methods[:2]) == []  # no control
