@@ -11,9 +11,10 @@ then all measurements). Per method it
 reports F1@10 against the programmers and AOPC (nats per code token, top 1..K words deleted),
 each with a 95% bootstrap interval over tasks, AOPC of sufficiency, the lowest-ranked control,
 LDS, the share of tasks whose greedy code changed, and the seconds per task of the attribution
-and of the faithfulness measurement; then the random control. The hierarchical leave-one-out
-figures (``hierarchical_loo.py``) and the endpoint likelihood figures (``endpoint_likelihood.py``)
-are read from their own results files when they exist, and shown beside.
+and of the faithfulness measurement; then the random control. Hierarchical leave-one-out is
+compared with full leave-one-out on the tasks of the run, and the endpoint likelihood figures
+(``endpoint_likelihood.py``, run on its own: it needs the llama.cpp server) are read from their
+results file when it exists, and shown beside.
 
 Writes ``benchmarks/results/faithfulness.json`` and ends with one line per method,
 ``<method>: f1@10 X aopc Y``.
@@ -194,7 +195,8 @@ def agreement_with_bert_masking(attributions, k: int = 10) -> dict | None:
 
 ENDPOINT_FIGURES = (
     "date", "commit", "server", "max_abs_diff_sequence", "max_abs_diff_token",
-    "mean_abs_diff_token", "max_abs_diff_loo", "spearman_loo_mean",
+    "mean_abs_diff_token", "max_abs_diff_loo", "spearman_loo_mean", "lead",
+    "max_abs_diff_sequence_without_lead", "spearman_loo_without_lead_mean",
 )  # fmt: skip
 
 

@@ -252,15 +252,7 @@ def faithfulness(record: dict) -> str:
     lines += faithfulness_reading(record["methods"])
     hierarchical = record.get("hierarchical_in_run")
     if hierarchical:
-        lines += [
-            "",
-            f"Hierarchical leave-one-out against full leave-one-out on the same "
-            f"{len(hierarchical['tasks'])} tasks of this run: "
-            f"{hierarchical['hierarchical_seconds']:.0f} s against "
-            f"{hierarchical['full_seconds']:.0f} s (speed-up "
-            f"{_value(hierarchical['speedup'], 2)}×), and {100 * hierarchical['top_recall']:.0f}% "
-            f"of full leave-one-out's top-{hierarchical['k']} words found.",
-        ]
+        lines += ["", hierarchical_reading(hierarchical)]
     endpoint = record.get("endpoint_likelihood")
     if endpoint and endpoint.get("server") and endpoint.get("date"):
         sequence = _value(endpoint["max_abs_diff_sequence"])
@@ -274,7 +266,42 @@ def faithfulness(record: dict) -> str:
             f"log p(code ∣ input) and {loo} nats in a leave-one-out score; the two leave-one-out "
             f"rankings have a Spearman correlation of {rho} (mean over tasks).",
         ]
+        if endpoint.get("lead") and endpoint.get("max_abs_diff_sequence_without_lead"):
+            lines[-1] += (
+                f" Both sides read the input after the GGUF's lead token (`{endpoint['lead']}`), "
+                f"which the server prepends; against the white-box model reading the input "
+                f"alone, log-probabilities differ by up to "
+                f"{_value(endpoint['max_abs_diff_sequence_without_lead'])} nats and the "
+                f"leave-one-out rankings correlate at "
+                f"{_value(endpoint['spearman_loo_without_lead_mean'], 2)} "
+                f"([Models](models.md) says why)."
+            )
     return "\n".join(lines)
+
+
+def hierarchical_reading(hierarchical: dict) -> str:
+    """Hierarchical against full leave-one-out, HumanEval and MBPP apart: an MBPP task text is one
+    line, where hierarchical leave-one-out is full leave-one-out (recall 1 by construction)."""
+    parts = []
+    for benchmark, name in (("humaneval", "HumanEval"), ("mbpp", "MBPP")):
+        rows = [r for r in hierarchical["tasks"] if r["task"].lower().startswith(benchmark)]
+        if not rows:
+            continue
+        full = sum(r["full_seconds"] or 0.0 for r in rows)
+        fast = sum(r["hierarchical_seconds"] or 0.0 for r in rows)
+        recall = 100 * sum(r["top_recall"] for r in rows) / len(rows)
+        speedup = _value(full / fast if fast else None, 2)
+        one_line = " (one line each: there it is full leave-one-out)" if benchmark == "mbpp" else ""
+        parts.append(
+            f"on the {len(rows)} {name} tasks{one_line}, {fast:.0f} s against {full:.0f} s "
+            f"(speed-up {speedup}×) and {recall:.0f}% of full leave-one-out's "
+            f"top-{hierarchical['k']} words found"
+        )
+    return (
+        "Hierarchical leave-one-out against full leave-one-out on the same tasks of this run: "
+        + "; ".join(parts)
+        + ". Seconds are wall time and carry this machine's run-to-run spread."
+    )
 
 
 def faithfulness_reading(methods: list[dict]) -> list[str]:
@@ -291,12 +318,17 @@ def faithfulness_reading(methods: list[dict]) -> list[str]:
     rho = spearmanr(
         [row["f1_at_10"]["estimate"] for row in ranked], [row["aopc"]["estimate"] for row in ranked]
     ).statistic
-    chance = control["aopc"]["estimate"]
-    above = [row["method"] for row in ranked if row["aopc"]["low"] > chance]
+    chance = control["aopc"]
+    above = [row["method"] for row in ranked if row["aopc"]["low"] > chance["high"]]
     inverted = [
         row["method"]
         for row in ranked
         if row["lowest_aopc"] and row["lowest_aopc"]["estimate"] > row["aopc"]["estimate"]
+    ]
+    clearly = [
+        row["method"]
+        for row in ranked
+        if row["lowest_aopc"] and row["lowest_aopc"].get("low", 0.0) > row["aopc"]["high"]
     ]
     if rho >= 0.5:
         meaning = "the methods that agree more with the programmers also tend to pick the words"
@@ -309,11 +341,12 @@ def faithfulness_reading(methods: list[dict]) -> list[str]:
     return [
         "",
         f"Over the {len(ranked)} methods run on all {tasks} tasks, the Spearman correlation "
-        f"between F1@10 and AOPC is {rho:.2f}: {meaning}. AOPC interval wholly above "
-        f"the random control's estimate ({chance:.4f}): "
-        f"{', '.join(above) if above else 'none'}. Lowest-ranked words move the code's "
-        f"log-probability more than the top-ranked ones (the ranking is upside down for the "
-        f"model): {', '.join(inverted) if inverted else 'none'}.",
+        f"between F1@10 and AOPC (point estimates) is {rho:.2f}: {meaning}. AOPC interval "
+        f"wholly above the random control's ({_interval(chance, 4)}): "
+        f"{', '.join(above) if above else 'none'}. Lowest-ranked words moving the code's "
+        f"log-probability more than the top-ranked ones, in the point estimates (the ranking "
+        f"upside down for the model): {', '.join(inverted) if inverted else 'none'}; with the "
+        f"two intervals apart: {', '.join(clearly) if clearly else 'none'}.",
     ]
 
 

@@ -32,6 +32,22 @@ def run(*args, env_data=None):
             "--shap-l1-reg",
         ),
         (["study", "--out", "s", "--models", "tiny", "--scope", "all"], "--scope"),
+        (
+            ["attribute", "--model", "tiny", "--task", "humaneval/0", "--method-option", "x"],
+            "--method-option: expected NAME=VALUE, got 'x'",
+        ),
+        (
+            ["study", "--out", "s", "--models", "tiny", "--method-option", "magic=3"],
+            "--method-option: unknown method option 'magic'",
+        ),
+        (
+            ["probe", "--model", "tiny", "--out", "p", "--method-option", "perturb_units=par"],
+            "--method-option: unknown perturb_units 'par'",
+        ),
+        (
+            ["faithfulness", "--attribution", "a.json", "--method-option", "hierarchical_top=2"],
+            "--method-option: only with --task",
+        ),
         (["demo", "--perturbation-prompts", "-1"], "--perturbation-prompts"),
     ],
 )
@@ -336,3 +352,26 @@ def test_written_files_get_the_mode_the_umask_gives(tmp_path, umask, mode):
         assert kept.stat().st_mode & 0o777 == 0o604 and kept.read_text() == "[]"
     finally:
         os.umask(before)
+
+
+def test_method_options_reach_the_attribution_options(data_dir, tmp_path, monkeypatch, capsys):
+    """--method-option NAME=VALUE (repeatable, typed) joins --shap-l1-reg in the options the
+    library gets, for attribute and for study."""
+    argv = ["attribute", "--model", "tiny", "--task", "humaneval/0", "--methods", "loo_logprob"]
+    argv += ["--data", str(data_dir), "--method-option", "perturb_units=line"]
+    argv += ["--method-option", "hierarchical_top=3"]
+    argv += ["--method-option", "hierarchical_coverage=0.5", "--shap-l1-reg", "aic"]
+    call = _recorded(monkeypatch, capsys, "codefocus.api.attribute", argv)
+    options = call["args"][3]
+    assert options.method_options == {
+        "shap_l1_reg": "aic",
+        "perturb_units": "line",
+        "hierarchical_top": 3,
+        "hierarchical_coverage": 0.5,
+    }
+    twice = [*argv, "--method-option", "hierarchical_top=4"]
+    assert _main(twice, capsys)[0] == 2
+    study = ["study", "--out", str(tmp_path / "s"), "--models", "tiny"]
+    study += ["--data", str(data_dir), "--method-option", "loo_mode=delete"]
+    call = _recorded(monkeypatch, capsys, "codefocus.studies.executors.run_study", study)
+    assert call["args"][0].options.method_options == {"loo_mode": "delete"}

@@ -278,6 +278,36 @@ def test_the_command_on_one_task_and_a_missing_attribution_file(tmp_path, data_d
     assert missing.returncode == 2 and "--attribution" in missing.stderr
 
 
+def test_methods_choose_among_an_attribution_files_methods(tmp_path, data_dir):
+    """With --attribution, --methods measures only the methods named (all of them by default),
+    and a method the file does not have is a one-line error before the model loads."""
+    from test_cli import run
+
+    path = tmp_path / "a.json"
+    made = run(
+        "attribute", "--model", "tiny", "--task", "humaneval/0", "--methods",
+        "reading_last,loo_logprob", "--max-new-tokens", "4", "--format", "json", "--out",
+        str(path), env_data=data_dir,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    common = ["faithfulness", "--attribution", str(path), "--model", "tiny", "--k", "2"]
+    common += ["--lds-samples", "0", "--no-code-change", "--format", "json"]
+
+    def measured(*methods: str) -> list[str]:
+        done = run(*common, *methods, env_data=data_dir)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line)["method"] for line in done.stdout.splitlines()]
+
+    assert measured() == ["reading_last", "loo_logprob", "random"]
+    assert measured("--methods", "loo_logprob") == ["loo_logprob", "random"]
+    absent = run(*common, "--methods", "saliency_coding", "--model", "no-such-model")
+    assert absent.returncode == 2, absent.stderr
+    assert absent.stderr.strip().splitlines() == [
+        f"codefocus: error: --methods: saliency_coding not in {path} (it has reading_last, "
+        "loo_logprob)"
+    ]
+
+
 # ---------------------------------------------------------------- the benchmark, one task at a time
 
 

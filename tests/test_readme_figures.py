@@ -108,39 +108,63 @@ def test_the_faithfulness_reading_is_computed_from_the_table():
     finally:
         sys.path.pop(0)
 
-    def row(method, tasks, f1, aopc, low, lowest):
-        interval = {"estimate": aopc, "low": low, "high": aopc + 0.1}
+    def row(method, tasks, f1, aopc, low, lowest=None):
         return {
             "method": method,
             "tasks": tasks,
             "f1_at_10": None if f1 is None else {"estimate": f1, "low": f1, "high": f1},
-            "aopc": interval,
-            "lowest_aopc": None if lowest is None else {"estimate": lowest},
+            "aopc": {"estimate": aopc, "low": low, "high": aopc + 0.1},
+            "lowest_aopc": None if lowest is None else {"estimate": lowest[0], "low": lowest[1]},
         }
 
+    control = row("random", 30, None, 0.10, 0.05)  # AOPC 0.10 [0.05, 0.20]
     methods = [
-        row("a", 30, 0.6, 0.30, 0.20, 0.05),  # aligned and faithful
-        row("b", 30, 0.5, 0.20, 0.08, 0.10),  # interval reaches below the control
-        row("c", 30, 0.4, 0.05, 0.01, 0.20),  # upside down
-        row("d", 3, 0.9, 0.01, 0.00, 0.00),  # fewer tasks: not ranked
-        row("random", 30, None, 0.10, 0.05, None),
+        row("a", 30, 0.6, 0.30, 0.25, (0.05, 0.0)),  # faithful: interval above the control's
+        row("b", 30, 0.5, 0.20, 0.08, (0.10, 0.0)),  # interval overlaps the control's
+        row("c", 30, 0.4, 0.05, 0.01, (0.20, 0.16)),  # upside down, intervals apart
+        row("e", 30, 0.35, 0.04, 0.0, (0.06, 0.02)),  # upside down in the estimates only
+        row("d", 3, 0.9, 0.01, 0.00, (0.0, 0.0)),  # fewer tasks: not ranked
+        control,
     ]
     text = " ".join(lab_figures.faithfulness_reading(methods))
-    assert "Over the 3 methods run on all 30 tasks, the Spearman correlation " in text
-    assert "between F1@10 and AOPC is 1.00" in text
-    assert "random control's estimate (0.1000): a." in text
-    assert "upside down for the model): c." in text
-    methods[2] = row("c", 30, 0.4, 0.50, 0.45, 0.20)
-    text = " ".join(lab_figures.faithfulness_reading(methods))
-    assert "is -0.50: the methods that agree more with the programmers tend to pick words" in text
-    assert "estimate (0.1000): a, c." in text and "model): none." in text
+    assert "Over the 4 methods run on all 30 tasks, the Spearman correlation " in text
+    assert "between F1@10 and AOPC (point estimates) is 1.00: the methods that agree" in text
+    assert "random control's (0.1000 [0.0500, 0.2000]): a." in text
+    assert "upside down for the model): c, e; with the two intervals apart: c." in text
+    reversed_ = [row(m, 30, f1, 0.4 - f1 / 2, 0.0) for m, f1 in (("a", 0.6), ("b", 0.4))]
+    reversed_.append(row("c", 30, 0.2, 0.35, 0.3))
+    text = " ".join(lab_figures.faithfulness_reading([*reversed_, control]))
+    assert "is -1.00: the methods that agree more with the programmers tend to pick words" in text
+    assert "control's (0.1000 [0.0500, 0.2000]): c." in text
+    assert "model): none; with the two intervals apart: none." in text
     methods = [  # F1 ranks a > b > c > e, AOPC ranks b > e > a > c: rho = 0
-        row("a", 30, 0.6, 0.2, 0.1, 0.0),
-        row("b", 30, 0.5, 0.4, 0.3, 0.0),
-        row("c", 30, 0.4, 0.1, 0.0, 0.0),
-        row("e", 30, 0.3, 0.3, 0.2, 0.0),
-        row("random", 30, None, 0.10, 0.05, None),
+        row("a", 30, 0.6, 0.2, 0.1),
+        row("b", 30, 0.5, 0.4, 0.3),
+        row("c", 30, 0.4, 0.1, 0.0),
+        row("e", 30, 0.3, 0.3, 0.2),
+        control,
     ]
     text = " ".join(lab_figures.faithfulness_reading(methods))
     assert "is 0.00: agreeing with the programmers says little about faithfulness" in text
     assert lab_figures.faithfulness_reading(methods[:2]) == []  # no control
+
+
+def test_hierarchical_is_read_per_benchmark():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import lab_figures
+    finally:
+        sys.path.pop(0)
+
+    def row(task, full, fast, recall):
+        return {
+            "task": task, "full_seconds": full, "hierarchical_seconds": fast, "top_recall": recall
+        }  # fmt: skip
+
+    tasks = [row("HumanEval/0", 30.0, 10.0, 0.5), row("HumanEval/1", 10.0, 10.0, 1.0)]
+    tasks += [row("Mbpp/2", 5.0, 5.0, 1.0)]
+    text = lab_figures.hierarchical_reading({"tasks": tasks, "k": 10})
+    assert "on the 2 HumanEval tasks, 20 s against 40 s (speed-up 2.00×) and 75% of" in text
+    assert "1 MBPP tasks (one line each: there it is full leave-one-out), 5 s against 5 s" in text
+    only = lab_figures.hierarchical_reading({"tasks": tasks[:1], "k": 10})
+    assert "MBPP" not in only and "speed-up 3.00×" in only

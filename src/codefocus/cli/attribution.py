@@ -14,6 +14,7 @@ from codefocus.cli.options import (
     ForceOption,
     MaxMemoryOption,
     MaxNewTokensOption,
+    MethodOptionOption,
     MethodsOption,
     ModelOption,
     ProtocolOption,
@@ -28,6 +29,7 @@ from codefocus.cli.options import (
     either_spelling,
     named,
     old_spelling,
+    parse_method_options,
     write_output,
 )
 from codefocus.errors import InvalidArgumentError, MethodsFailedError
@@ -71,6 +73,7 @@ def attribute_command(
     scope: ScopeOption = None,
     protocol: ProtocolOption = "codefocus",
     shap_l1_reg: ShapRegOption = "none",
+    method_option: MethodOptionOption = None,
     engine: Annotated[
         str,
         typer.Option(
@@ -112,7 +115,9 @@ def attribute_command(
         substitutes=substitutes,
         similarity=similarity,
         engine=engine,
-        method_options={"shap_l1_reg": shap_l1_reg} if shap_l1_reg != "none" else None,
+        method_options=parse_method_options(
+            method_option, shap_l1_reg=shap_l1_reg if shap_l1_reg != "none" else None
+        ),
         device=device,
         dtype=dtype,
         max_memory=max_memory,

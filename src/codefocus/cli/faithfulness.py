@@ -14,12 +14,14 @@ from codefocus.cli.options import (
     DeviceOption,
     DtypeOption,
     FormatOption,
+    MethodOptionOption,
     MethodsOption,
     ModelOption,
     attribution_options,
     check_choice,
     console,
     named,
+    parse_method_options,
     print_json,
 )
 from codefocus.errors import InvalidArgumentError
@@ -56,6 +58,7 @@ def faithfulness_command(
     output_format: FormatOption = "text",
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
+    method_option: MethodOptionOption = None,
     data: DataOption = None,
 ) -> None:
     """Faithfulness beside alignment: how much the model's log-probability of its own code drops
@@ -80,18 +83,36 @@ def faithfulness_command(
     for field, value in options.items():  # each value alone, so the error names its flag
         named(f"--{field.replace('_', '-')}", check_options, **{**valid, field: value})
     options["code_change"] = code_change
+    if method_option and task is None:
+        raise InvalidArgumentError(
+            "--method-option: only with --task (a stored attribution keeps the options it was "
+            "made with)"
+        )
+    method_options = parse_method_options(method_option)
     if study is not None:
         _study(study, options, methods, data, output_format)
         return
     from codefocus.attribution import Attribution
 
-    placement = attribution_options(device=device, dtype=dtype, protocol=protocol)
-    attributed = None
+    placement = attribution_options(
+        device=device, dtype=dtype, protocol=protocol, method_options=method_options
+    )
+    attributed, chosen = None, None
     if attribution is not None:  # read and checked before the model loads
         if not attribution.is_file():
             raise InvalidArgumentError(f"--attribution {attribution}: no such file")
         attributed = Attribution.load(attribution)
         check_not_contrastive(attributed, f"--attribution {attribution}")
+        if methods != "all-whitebox":  # else every method the attribution has
+            from codefocus.methods import method_names
+
+            chosen = named("--methods", method_names, methods)
+            missing = [name for name in chosen if name not in attributed.methods]
+            if missing:
+                raise InvalidArgumentError(
+                    f"--methods: {', '.join(missing)} not in {attribution} (it has "
+                    f"{', '.join(attributed.methods)})"
+                )
     loaded = placement.load_model(model)
     if attributed is None:
         from codefocus.api import attribute
@@ -100,7 +121,7 @@ def faithfulness_command(
         assert task is not None
         subject = get_task(task, data, labels=placement.run_protocol(methods).labels)
         attributed = attribute(loaded, subject, methods, placement)
-    result = evaluate_faithfulness(loaded, attributed, None, data_dir=data, **options)
+    result = evaluate_faithfulness(loaded, attributed, chosen, data_dir=data, **options)
     rows = summarize([result], [attributed], k=10, resamples=200)
     _print(rows, output_format, f"{attributed.model} {attributed.task_id or ''}".strip())
 

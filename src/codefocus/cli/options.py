@@ -46,6 +46,16 @@ ShapRegOption = Annotated[
     str, typer.Option(help="SHAP regularisation: none (every word), aic, bic, num_features(N).")
 ]
 MethodsOption = Annotated[str, typer.Option(help="Method names or groups, comma-separated.")]
+MethodOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--method-option",
+        help="A method's own option as NAME=VALUE, repeatable: e.g. perturb_units=line, "
+        "hierarchical_top=3, loo_mode=substitute, contextcite_target=logprob, "
+        "contextcite_samples=128, shap_samples=256 (each method takes the ones it has).",
+        show_default=False,
+    ),
+]
 DeviceOption = Annotated[
     str,
     typer.Option(
@@ -83,6 +93,39 @@ def named(option: str, check: Callable[..., T], *args, **kwargs) -> T:
         return check(*args, **kwargs)
     except CodefocusError as error:
         raise type(error)(f"{option}: {error}") from None
+
+
+def _option_value(text: str) -> bool | int | float | str:
+    """``true``/``false``, an integer, a number, or the text itself."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_method_options(values: list[str] | None, **given: Any) -> dict[str, Any] | None:
+    """``--method-option NAME=VALUE`` (repeatable) with the options other flags set
+    (``given``), each checked by the methods that take it; ``None`` when there are none."""
+    from codefocus.methods import resolve_methods
+
+    options = {name: value for name, value in given.items() if value is not None}
+    for name, value in options.items():  # a flag of its own: its error names that flag
+        named(f"--{name.replace('_', '-')}", resolve_methods, "all", **{name: value})
+    for item in values or ():
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip() or not value.strip():
+            raise InvalidArgumentError(f"--method-option: expected NAME=VALUE, got {item!r}")
+        if name.strip() in options:
+            raise InvalidArgumentError(f"--method-option: {name.strip()} is given twice")
+        options[name.strip()] = _option_value(value.strip())
+    if not options:
+        return None
+    named("--method-option", resolve_methods, "all", **options)
+    return options
 
 
 def split(text: str) -> list[str]:

@@ -14,6 +14,7 @@ from codefocus.cli.options import (
     DtypeOption,
     FormatOption,
     MaxMemoryOption,
+    MethodOptionOption,
     ModelOption,
     ProtocolOption,
     attribution_options,
@@ -23,6 +24,7 @@ from codefocus.cli.options import (
     named,
     parse_ints,
     parse_ks,
+    parse_method_options,
     print_json,
     split,
 )
@@ -51,6 +53,7 @@ def probe_command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
     max_memory: MaxMemoryOption = None,
+    method_option: MethodOptionOption = None,
     data: DataOption = None,
 ) -> None:
     """Substitute the words a method ranks highest, regenerate, run the tests: break rates
@@ -71,6 +74,7 @@ def probe_command(
         device=device,
         dtype=dtype,
         max_memory=max_memory,
+        method_options=parse_method_options(method_option),
     )
     if out.exists() and not out.is_dir():
         raise InvalidArgumentError(f"--out: {out} is a file, not a directory")

@@ -14,6 +14,7 @@ from codefocus.cli.options import (
     FormatOption,
     MaxMemoryOption,
     MaxNewTokensOption,
+    MethodOptionOption,
     MethodsOption,
     ProtocolOption,
     ScopeOption,
@@ -25,6 +26,7 @@ from codefocus.cli.options import (
     either_spelling,
     named,
     old_spelling,
+    parse_method_options,
     print_json,
     split,
 )
@@ -55,6 +57,7 @@ def study_command(
     device: DeviceOption = "auto",
     dtype: DtypeOption = "auto",
     max_memory: MaxMemoryOption = None,
+    method_option: MethodOptionOption = None,
     data: DataOption = None,
 ) -> None:
     """Run (or resume) a study: models x tasks x methods, stored in OUT/study.sqlite.
@@ -83,6 +86,7 @@ def study_command(
             device=device != "auto",
             dtype=dtype != "auto",
             max_memory=max_memory is not None,
+            method_option=bool(method_option),
         )
         if given:
             raise InvalidArgumentError(
@@ -95,7 +99,12 @@ def study_command(
         check_positive("--limit", limit)
         check_positive("--max-new-tokens", max_new_tokens)
         options = attribution_options(
-            protocol=protocol, scope=scope, device=device, dtype=dtype, max_memory=max_memory
+            protocol=protocol,
+            scope=scope,
+            device=device,
+            dtype=dtype,
+            max_memory=max_memory,
+            method_options=parse_method_options(method_option),
         )
         named("--methods", options.methods, methods)  # before any model loads
         study = StudyConfig(
