@@ -26,8 +26,8 @@ def model(request, tiny_model_factory):
     return tiny_model_factory(request.param, seed=3)
 
 
-def generated_ids(model) -> list[int]:
-    (generation,) = model.generate([PROMPT], max_new_tokens=model.default_max_new_tokens(None))
+def generated_ids(model, prompt: str = PROMPT) -> list[int]:
+    (generation,) = model.generate([prompt], max_new_tokens=model.default_max_new_tokens(None))
     return list(generation.token_ids)
 
 
@@ -43,19 +43,22 @@ def naive_deleted(prompt: str, words, keep) -> str:
     return out + prompt[cursor:]
 
 
-def naive_published(model, prompt, words, completion_ids, samples=64, alpha=0.01):
+def naive_published(model, prompt, words, completion_ids, samples=64, alpha=0.01, sources=None):
     """ContextCite as the authors' code computes it (context_cite/utils.py and solver.py at
     0e646f5), written out in loops: their masks, their per-token logit-probabilities from one
-    forward each, their logit_prob aggregate, their standardised Lasso."""
+    forward each, their logit_prob aggregate, their standardised Lasso. ``sources``: groups of
+    word indices, each ablated whole (default: one source per word)."""
     from sklearn.linear_model import Lasso
 
+    sources = sources or [[i] for i in range(len(words))]
     masks = []
     for seed in range(samples):  # _create_mask(num_sources, alpha=0.5, seed)
         random = np.random.RandomState(seed)
-        masks.append(random.choice([False, True], size=len(words), p=[0.5, 0.5]))
+        masks.append(random.choice([False, True], size=len(sources), p=[0.5, 0.5]))
     outputs = []
     for mask in masks:
-        ids = model.tokenizer(naive_deleted(prompt, words, mask), add_special_tokens=False)
+        keep = [bool(mask[j]) for i in range(len(words)) for j, s in enumerate(sources) if i in s]
+        ids = model.tokenizer(naive_deleted(prompt, words, keep), add_special_tokens=False)
         ids = ids["input_ids"]
         with torch.no_grad():
             logits = model.model(torch.tensor([ids + completion_ids])).logits[0].double()
@@ -66,6 +69,7 @@ def naive_published(model, prompt, words, completion_ids, samples=64, alpha=0.01
             row[token] = -math.inf
             logit_probs.append(float(correct - torch.logsumexp(row, -1)))
         log_prob = float(torch.nn.functional.logsigmoid(torch.tensor(logit_probs)).sum())
+        log_prob = min(log_prob, -np.finfo(float).eps)  # codefocus's one departure: certainty
         outputs.append(log_prob - math.log1p(-math.exp(log_prob)))  # "logit_prob"
     x = np.array(masks, dtype=float)
     n = len(completion_ids)
@@ -94,6 +98,48 @@ def test_published_default_equals_the_authors_method_written_out(model):
         "contextcite_alpha": ALPHA,
         "contextcite_target": "logit_prob",
     }
+
+
+# six lines: none of the 64 published masks ablates them all (an empty context the written-out
+# reference cannot score; with three lines, 9 of the 64 masks would)
+LINES = "\n".join(  # no final newline: after one, the tiny Qwen2 writes nothing
+    (
+        "Write a function that takes a list of numbers.",
+        "It returns the largest even number.",
+        "Return None when the list has no even number.",
+        "Negative numbers count as well.",
+        "Do not sort the list.",
+        "Zero is even.",
+    )
+)
+
+
+def test_sources_can_be_lines_each_ablated_whole(model):
+    """perturb_units=line: ContextCite's sources are the prompt's lines (the authors' method
+    over six sources), every word scored with its line's weight."""
+    options = {"contextcite_alpha": ALPHA, "perturb_units": "line"}
+    result = attribute(model, LINES, "contextcite", scope="prompt", method_options=options)
+    starts = [i for i, c in enumerate(LINES) if i == 0 or LINES[i - 1] == "\n"]
+    ends = [*starts[1:], len(LINES)]
+    lines = [
+        [i for i, w in enumerate(result.words) if a <= w.start < b]
+        for a, b in zip(starts, ends, strict=True)
+    ]
+    assert sum(map(len, lines)) == len(result.words)
+    weights = naive_published(
+        model, LINES, result.words, generated_ids(model, LINES), alpha=ALPHA, sources=lines
+    )
+    want = np.zeros(len(result.words))
+    for line, weight in zip(lines, weights, strict=True):
+        want[line] = weight
+    assert len(lines) == 6 and np.abs(want).max() > 0.05
+    np.testing.assert_allclose(result.word_scores["contextcite"], want, rtol=1e-3, atol=1e-4)
+    assert result.settings["methods"]["contextcite"]["perturb_units"] == "line"
+    words = attribute(
+        model, LINES, "contextcite", scope="prompt", method_options={"contextcite_alpha": ALPHA}
+    )
+    assert "perturb_units" not in words.settings["methods"]["contextcite"]  # words: as before
+    assert len(set(words.word_scores["contextcite"])) > 6
 
 
 def test_published_default_equals_the_context_cite_package(model, monkeypatch):
@@ -155,6 +201,10 @@ class StandIn:
         from codefocus.data.units import word_spans
 
         return WordTemplate(self.prompt, word_spans(self.prompt))
+
+    def groups(self, unit):
+        assert unit == "word"
+        return [[i] for i in range(12)]
 
 
 class PlantedScorer:

@@ -123,3 +123,44 @@ def test_loo_logprob_through_llama_server_is_close_to_the_white_box_one(
     assert abs(served - led[0]) < 0.5, figures
     assert np.max(np.abs(remote_loo - local_loo)) < 0.75, figures
     assert spearmanr(remote_loo, local_loo).statistic > 0.9, figures
+
+
+def test_contextcite_through_llama_server_is_close_to_the_white_box_one(
+    server_with_bos, default_model
+):
+    """ContextCite as published (16 ablations here, to keep the test to minutes) through the
+    server, against the same fit on the white-box model's log-probabilities of the same ablated
+    prompts, BOS-led like the server's: the token count the target divides by is the
+    tokenizer's, and the weights follow the white-box ones up to the quantization."""
+    from codefocus.methods import resolve_methods
+    from codefocus.methods.contextcite import fit_published, logit_probability
+
+    options = {"contextcite_samples": 16}
+    settings = GenerationSettings(max_new_tokens=24)
+    local = attribute(
+        default_model, PROMPT, "contextcite", settings=settings, method_options=options, cache=None
+    )
+    code = local.generated
+    endpoint = EndpointModel(server_with_bos, "qwen", concurrency=1)
+    tokens = len(default_model.tokenizer(code, add_special_tokens=False)["input_ids"])
+    assert endpoint.completion_token_count(code) == tokens
+    remote = attribute(
+        endpoint, PROMPT, "contextcite", completion=code, method_options=options, cache=None
+    )
+    assert not remote.failures and endpoint._late is False
+    assert [w.text for w in remote.words] == [w.text for w in local.words]
+    (method,) = resolve_methods("contextcite", **options)
+    masks = method.masks(len(remote.words))
+    texts = WordTemplate(PROMPT, remote.words).render_all(masks)
+    led = CompletionScorer(default_model, code)(["<|endoftext|>" + text for text in texts])
+    expected = fit_published(masks, logit_probability(led), tokens, method.contextcite_alpha)
+    served = np.asarray(remote.word_scores["contextcite"])
+    rho = spearmanr(served, expected).statistic
+    figures = (
+        f"contextcite max |diff| {np.max(np.abs(served - expected)):.3f} of "
+        f"{np.max(np.abs(expected)):.3f}, spearman {rho:.3f} ({len(remote.words)} words, "
+        f"{len(texts)} ablations)"
+    )
+    print(figures)
+    assert np.any(served), figures
+    assert rho > 0.8, figures

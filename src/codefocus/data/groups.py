@@ -202,6 +202,15 @@ def spread(groups: Sequence[Sequence[int]], scores: Sequence[float], count: int)
     return values
 
 
+def unit_owners(groups: Sequence[Sequence[int]], count: int) -> np.ndarray:
+    """For each of ``count`` words, the index of the group (prompt unit) it belongs to: a
+    coalition over units becomes one over words as ``coalitions[:, owners]``."""
+    owners = np.empty(count, dtype=int)
+    for index, group in enumerate(groups):
+        owners[list(group)] = index
+    return owners
+
+
 def options_without_word_units(options: dict) -> dict:
     """A method's recorded options less ``perturb_units`` at its default (``word``): a result
     recorded before the option existed and one recorded since compare equal."""

@@ -27,7 +27,10 @@ of the authors' code and, where ``context-cite`` is installed, against the packa
 2e-5 on the tiny models: float32). Where codefocus differs from ``ContextCiter``:
 
 * **sources are the task's words** (``setup.words``: the scope's words), not sentences (their
-  default, NLTK) nor spaCy tokens (their ``source_type="word"``: punctuation separate).
+  default, NLTK) nor spaCy tokens (their ``source_type="word"``: punctuation separate). With
+  ``perturb_units`` (``sentence``, ``line``, ``statement``, ``token``: ``data/groups.py``) the
+  sources are those units, each ablated with all its words and each word given its unit's
+  weight; ``sentence`` is the closest to their default.
 * **deleting a word** removes it and one space after it (``WordTemplate``: ``"a b c"`` less
   ``c`` is ``"a b "``); ``SimpleContextPartitioner`` joins the kept parts with the separator
   before each (``"a b"``), and drops the text before the first kept part.
@@ -65,6 +68,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from codefocus.data.groups import check_unit, options_without_word_units, spread, unit_owners
 from codefocus.errors import InvalidArgumentError
 from codefocus.methods.base import Method
 from codefocus.methods.likelihood import Likelihood
@@ -79,6 +83,7 @@ class ContextCite(Likelihood):
     contextcite_samples: int = 64
     contextcite_alpha: float = 0.01
     contextcite_target: str = "logit_prob"  # logit_prob (published) | logprob (earlier codefocus)
+    perturb_units: str = "word"  # the sources: word | token | line | sentence | statement
     description: ClassVar[str] = "ContextCite: Lasso surrogate of 64 random word ablations (new)"
 
     def __post_init__(self) -> None:
@@ -101,6 +106,10 @@ class ContextCite(Likelihood):
                 f"unknown contextcite_target {self.contextcite_target!r}: "
                 f"use {' or '.join(TARGETS)}"
             )
+        check_unit(self.perturb_units)
+
+    def options(self) -> dict:
+        return options_without_word_units(super().options())
 
     @property
     def takes_contrast(self) -> bool:  # type: ignore[override]
@@ -116,11 +125,19 @@ class ContextCite(Likelihood):
         return published_masks(self.contextcite_samples, count)
 
     def word_scores(self, setup, logprobs) -> np.ndarray:
+        """The weights of the sources (``perturb_units``: words by default), each word given its
+        unit's weight; a unit is ablated with all its words."""
         template = setup.template(with_substitutes=False)
-        masks = self.masks(len(template.words))
+        groups = setup.groups(self.perturb_units)
+        count = len(template.words)
+        masks = self.masks(len(groups))
+        texts = template.render_all(masks[:, unit_owners(groups, count)])
+        return spread(groups, self.fit(masks, texts, setup, logprobs), count)
+
+    def fit(self, masks: np.ndarray, texts: list[str], setup, logprobs) -> np.ndarray:
+        """One weight per mask column from the log-probabilities of the ablated ``texts``."""
         if self.contextcite_target == "logprob":
-            targets = logprobs(template.render_all(masks))
-            return fit_surrogate(masks, targets, self.contextcite_alpha)
+            return fit_surrogate(masks, logprobs(texts), self.contextcite_alpha)
         if getattr(logprobs, "contrast", None) is not None:
             raise InvalidArgumentError(
                 "contextcite's published target, the logit of the code's probability, has no "
@@ -128,8 +145,8 @@ class ContextCite(Likelihood):
             )
         tokens = completion_token_count(logprobs, setup)
         if tokens == 0:
-            return np.zeros(len(template.words))
-        targets = logit_probability(logprobs(template.render_all(masks)))
+            return np.zeros(masks.shape[1])
+        targets = logit_probability(logprobs(texts))
         return fit_published(masks, targets, tokens, self.contextcite_alpha)
 
 

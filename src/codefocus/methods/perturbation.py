@@ -35,7 +35,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from codefocus.data.groups import check_unit, options_without_word_units, spread
+from codefocus.data.groups import check_unit, options_without_word_units, spread, unit_owners
 from codefocus.errors import InvalidArgumentError
 from codefocus.generation.memory import check_max_memory, memory_budget, options_without_budget
 from codefocus.methods.base import Method, MethodInputs, TokenScores
@@ -196,15 +196,6 @@ def prefetch(methods: Sequence[Method], setup: PerturbationSetup) -> dict[str, f
     seconds = time.perf_counter() - started
     total = sum(len(inputs) for inputs in planned.values())
     return {name: seconds * len(inputs) / total for name, inputs in planned.items()}
-
-
-def unit_owners(groups: Sequence[Sequence[int]], count: int) -> np.ndarray:
-    """For each of ``count`` words, the index of the group (prompt unit) it belongs to: a
-    coalition over units becomes one over words as ``coalitions[:, owners]``."""
-    owners = np.empty(count, dtype=int)
-    for index, group in enumerate(groups):
-        owners[list(group)] = index
-    return owners
 
 
 @dataclass(frozen=True)
