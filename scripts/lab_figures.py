@@ -209,6 +209,16 @@ def _interval(value: dict | None, digits: int = 3, scale: float = 1.0) -> str:
     )
 
 
+REGENERATION = ("occlusion", "bert_masking", "shap", "shap_partition")
+
+
+def faithfulness_regeneration(record: dict) -> str:
+    """The regeneration methods on more tasks, a run of their own (``benchmarks/faithfulness.py
+    --methods bert_masking,occlusion,shap``): the same table, without the figures of the main
+    run (hierarchical leave-one-out, the endpoint)."""
+    return faithfulness({**record, "hierarchical_in_run": None, "endpoint_likelihood": None})
+
+
 def faithfulness(record: dict) -> str:
     """Alignment beside faithfulness per method (``benchmarks/faithfulness.py``)."""
     counts = record["tasks_by_benchmark"]
@@ -220,14 +230,18 @@ def faithfulness(record: dict) -> str:
         stopped += f"{', and ' if stopped else ''}{measured - in_plan} of an earlier plan"
     stopped = f" ({stopped})" if stopped else ""
     regenerated = len(record.get("perturbation_task_ids", ()))
+    family = [row["method"] for row in record["methods"] if row["method"] in REGENERATION]
     regeneration = (
         "occlusion, BERT masking and SHAP not run"
-        if regenerated == 0
-        else f"occlusion, BERT masking and the two SHAP methods on {regenerated} of them"
+        if regenerated == 0 or not family
+        else f"{', '.join(family)} on {regenerated} of them"
     )
+    if regenerated and family and regenerated >= measured:
+        regeneration = "every method on every task"
+    left_out = "deleted" if record.get("perturbation", "delete") == "delete" else "substituted"
     lines = [
         f"{record['model']}, {measured} labelled tasks{stopped} ({counts.get('humaneval', 0)} "
-        f"HumanEval, {counts.get('mbpp', 0)} MBPP; {regeneration}), words deleted, "
+        f"HumanEval, {counts.get('mbpp', 0)} MBPP; {regeneration}), words {left_out}, "
         f"K = {record['k']}, "
         f"{record['random_orders']} random orders, {record['lds_samples']} held-out ablations; "
         f"F1@10 in %, AOPC in nats per code token; 95% bootstrap intervals over tasks; "

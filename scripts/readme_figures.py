@@ -29,6 +29,7 @@ from lab_figures import (  # noqa: E402  (this folder, not a package)
     endpoint_likelihood,
     faithfulness,
     faithfulness_likelihood,
+    faithfulness_regeneration,
     memorization,
     precision,
 )
@@ -351,6 +352,7 @@ RENDERERS = {
     "precision": ("precision", precision),
     "faithfulness": ("faithfulness", faithfulness),
     "faithfulness:likelihood": ("faithfulness", faithfulness_likelihood),
+    "faithfulness_regeneration": ("faithfulness_regeneration", faithfulness_regeneration),
     "endpoint_likelihood": ("endpoint_likelihood", endpoint_likelihood),
     "cross_prompt_batching": ("cross_prompt_batching", cross_prompt_batching),
 }

@@ -131,7 +131,9 @@ def test_contextcite_through_llama_server_is_close_to_the_white_box_one(
     """ContextCite as published (16 ablations here, to keep the test to minutes) through the
     server, against the same fit on the white-box model's log-probabilities of the same ablated
     prompts, BOS-led like the server's: the token count the target divides by is the
-    tokenizer's, and the weights follow the white-box ones up to the quantization."""
+    tokenizer's, and the weights follow the white-box ones up to the quantization. Measured once
+    on 2 cores (llama-cpp-python 0.3.36, 10 words, 16 ablations, about 5 minutes): weights at
+    most 4.898 apart, the largest white-box weight 25.849; Spearman 0.952."""
     from codefocus.methods import resolve_methods
     from codefocus.methods.contextcite import fit_published, logit_probability
 

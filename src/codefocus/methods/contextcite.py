@@ -132,7 +132,7 @@ class ContextCite(Likelihood):
         count = len(template.words)
         masks = self.masks(len(groups))
         texts = template.render_all(masks[:, unit_owners(groups, count)])
-        return spread(groups, self.fit(masks, texts, setup, logprobs), count)
+        return spread(groups, self.fit(masks, texts, setup, logprobs).tolist(), count)
 
     def fit(self, masks: np.ndarray, texts: list[str], setup, logprobs) -> np.ndarray:
         """One weight per mask column from the log-probabilities of the ablated ``texts``."""
