@@ -352,10 +352,15 @@ def faithfulness_reading(methods: list[dict]) -> list[str]:
         meaning += " model's code depends on less"
     else:
         meaning = "agreeing with the programmers says little about faithfulness here"
+    correlation = (
+        f"Over the {len(ranked)} methods run on all {tasks} tasks, the Spearman correlation "
+        f"between F1@10 and AOPC (point estimates) is {rho:.2f}: {meaning}. "
+        if len(ranked) >= 5  # fewer methods: a rank correlation says nothing
+        else ""
+    )
     return [
         "",
-        f"Over the {len(ranked)} methods run on all {tasks} tasks, the Spearman correlation "
-        f"between F1@10 and AOPC (point estimates) is {rho:.2f}: {meaning}. AOPC interval "
+        f"{correlation}AOPC interval "
         f"wholly above the random control's ({_interval(chance, 4)}): "
         f"{', '.join(above) if above else 'none'}. Lowest-ranked words moving the code's "
         f"log-probability more than the top-ranked ones, in the point estimates (the ranking "

@@ -123,30 +123,35 @@ def test_the_faithfulness_reading_is_computed_from_the_table():
         row("b", 30, 0.5, 0.20, 0.08, (0.10, 0.0)),  # interval overlaps the control's
         row("c", 30, 0.4, 0.05, 0.01, (0.20, 0.16)),  # upside down, intervals apart
         row("e", 30, 0.35, 0.04, 0.0, (0.06, 0.02)),  # upside down in the estimates only
+        row("f", 30, 0.3, 0.03, 0.0),
         row("d", 3, 0.9, 0.01, 0.00, (0.0, 0.0)),  # fewer tasks: not ranked
         control,
     ]
     text = " ".join(lab_figures.faithfulness_reading(methods))
-    assert "Over the 4 methods run on all 30 tasks, the Spearman correlation " in text
+    assert "Over the 5 methods run on all 30 tasks, the Spearman correlation " in text
     assert "between F1@10 and AOPC (point estimates) is 1.00: the methods that agree" in text
     assert "random control's (0.1000 [0.0500, 0.2000]): a." in text
     assert "upside down for the model): c, e; with the two intervals apart: c." in text
     reversed_ = [row(m, 30, f1, 0.4 - f1 / 2, 0.0) for m, f1 in (("a", 0.6), ("b", 0.4))]
     reversed_.append(row("c", 30, 0.2, 0.35, 0.3))
+    reversed_ += [row("d", 30, 0.1, 0.38, 0.0), row("e", 30, 0.05, 0.39, 0.0)]
     text = " ".join(lab_figures.faithfulness_reading([*reversed_, control]))
     assert "is -1.00: the methods that agree more with the programmers tend to pick words" in text
     assert "control's (0.1000 [0.0500, 0.2000]): c." in text
     assert "model): none; with the two intervals apart: none." in text
-    methods = [  # F1 ranks a > b > c > e, AOPC ranks b > e > a > c: rho = 0
+    methods = [  # F1 ranks a > b > c > e > f, AOPC ranks b > e > f > a > c: rho = -0.1
         row("a", 30, 0.6, 0.2, 0.1),
         row("b", 30, 0.5, 0.4, 0.3),
         row("c", 30, 0.4, 0.1, 0.0),
         row("e", 30, 0.3, 0.3, 0.2),
+        row("f", 30, 0.2, 0.25, 0.2),
         control,
     ]
     text = " ".join(lab_figures.faithfulness_reading(methods))
-    assert "is 0.00: agreeing with the programmers says little about faithfulness" in text
+    assert "is -0.10: agreeing with the programmers says little about faithfulness" in text
     assert lab_figures.faithfulness_reading(methods[:2]) == []  # no control
+    few = " ".join(lab_figures.faithfulness_reading([*methods[:4], control]))
+    assert "Spearman" not in few and few.startswith(" AOPC interval wholly above")
 
 
 def test_hierarchical_is_read_per_benchmark():
