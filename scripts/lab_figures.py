@@ -209,9 +209,6 @@ def _interval(value: dict | None, digits: int = 3, scale: float = 1.0) -> str:
     )
 
 
-REGENERATION = ("occlusion", "bert_masking", "shap", "shap_partition")
-
-
 def faithfulness_regeneration(record: dict) -> str:
     """The regeneration methods on more tasks, a run of their own (``benchmarks/faithfulness.py
     --methods bert_masking,occlusion,shap``): the same table, without the figures of the main
@@ -230,7 +227,13 @@ def faithfulness(record: dict) -> str:
         stopped += f"{', and ' if stopped else ''}{measured - in_plan} of an earlier plan"
     stopped = f" ({stopped})" if stopped else ""
     regenerated = len(record.get("perturbation_task_ids", ()))
-    family = [row["method"] for row in record["methods"] if row["method"] in REGENERATION]
+    from codefocus.methods import REGISTRY  # the regeneration methods: the perturbation family
+
+    family = [
+        row["method"]
+        for row in record["methods"]
+        if row["method"] in REGISTRY and REGISTRY[row["method"]].family == "perturbation"
+    ]
     regeneration = (
         "occlusion, BERT masking and SHAP not run"
         if regenerated == 0 or not family

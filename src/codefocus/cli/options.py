@@ -115,17 +115,17 @@ def parse_method_options(values: list[str] | None, **given: Any) -> dict[str, An
     options = {name: value for name, value in given.items() if value is not None}
     for name, value in options.items():  # a flag of its own: its error names that flag
         named(f"--{name.replace('_', '-')}", resolve_methods, "all", **{name: value})
+    parsed: dict[str, Any] = {}
     for item in values or ():
         name, equals, value = item.partition("=")
         if not equals or not name.strip() or not value.strip():
             raise InvalidArgumentError(f"--method-option: expected NAME=VALUE, got {item!r}")
-        if name.strip() in options:
+        if name.strip() in options or name.strip() in parsed:
             raise InvalidArgumentError(f"--method-option: {name.strip()} is given twice")
-        options[name.strip()] = _option_value(value.strip())
-    if not options:
-        return None
-    named("--method-option", resolve_methods, "all", **options)
-    return options
+        parsed[name.strip()] = _option_value(value.strip())
+    if parsed:  # the flags' own options are checked above
+        named("--method-option", resolve_methods, "all", **parsed)
+    return {**options, **parsed} or None
 
 
 def split(text: str) -> list[str]:
